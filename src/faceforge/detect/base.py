@@ -1,0 +1,157 @@
+"""The detector interface and the name -> detector factory."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from faceforge.errors import ParameterError
+from faceforge.types import Faces
+
+#: name -> "module:Class". Modules are imported lazily.
+DETECTORS: dict[str, str] = {
+    "yunet": "faceforge.detect.yunet:YuNetDetector",
+    "blazeface": "faceforge.detect.blazeface:BlazeFaceDetector",
+    "blazeface.short": "faceforge.detect.blazeface:BlazeFaceDetector",
+    "blazeface.full": "faceforge.detect.blazeface:BlazeFaceDetector",
+    "haar": "faceforge.detect.haar:HaarDetector",
+    "mtcnn": "faceforge.detect.mtcnn:MTCNNDetector",
+}
+
+#: Defaults chosen by measurement (see docs/benchmarks.md).
+DEFAULT_PHOTO_DETECTOR = "yunet"
+DEFAULT_LIVE_DETECTOR = "blazeface.short"
+
+
+class Detector:
+    """Base class of every face detector.
+
+    Subclasses implement :meth:`_detect` on a validated RGB ``uint8`` image. Call the detector
+    (or :meth:`detect`) with one image, or :meth:`detect_batch` with several.
+
+    Attributes:
+        name: registry-style name, e.g. ``"yunet"``.
+        min_score: faces scoring below this are dropped. Raising it gives fewer false
+            positives and more misses; lowering it finds more faces and more junk.
+    """
+
+    name = "detector"
+
+    def __init__(self, min_score: float = 0.5) -> None:
+        if not 0.0 <= float(min_score) <= 1.0:
+            raise ParameterError(f"min_score must lie in [0, 1], got {min_score}")
+        self.min_score = float(min_score)
+
+    def detect(self, image: np.ndarray) -> Faces:
+        """Find faces in one image.
+
+        Args:
+            image: ``(H, W, 3) uint8`` RGB (grey, RGBA and 16-bit arrays are converted).
+
+        Returns:
+            :class:`~faceforge.types.Faces`, best score first.
+        """
+        from faceforge.sources.image import to_rgb_uint8
+
+        img = to_rgb_uint8(image)
+        faces = self._detect(img)
+        return Faces(faces.xyxy, faces.score, faces.landmarks, (img.shape[1], img.shape[0]),
+                     self.name, faces.data).sorted("score")
+
+    __call__ = detect
+
+    def detect_batch(self, images: Iterable[np.ndarray]) -> list[Faces]:
+        """Find faces in several images; returns one :class:`Faces` per image."""
+        return [self.detect(im) for im in images]
+
+    def _detect(self, image: np.ndarray) -> Faces:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, min_score={self.min_score})"
+
+
+def available_detectors() -> list[str]:
+    """Names accepted by :func:`get_detector`."""
+    return sorted(DETECTORS)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached(name: str, items: tuple) -> Detector:
+    return _build(name, dict(items))
+
+
+def _build(name: str, kwargs: dict[str, Any]) -> Detector:
+    if name not in DETECTORS:
+        import difflib
+
+        close = difflib.get_close_matches(name, DETECTORS, n=2)
+        hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise ParameterError(
+            f"Unknown detector {name!r}.{hint} Choose one of: {', '.join(available_detectors())}"
+        )
+    mod, cls = DETECTORS[name].split(":")
+    klass = getattr(importlib.import_module(mod), cls)
+    if name.startswith("blazeface."):
+        kwargs.setdefault("model", name.split(".", 1)[1])
+    return klass(**kwargs)
+
+
+def get_detector(name: str = DEFAULT_PHOTO_DETECTOR, cached: bool = True, **kwargs: Any) -> Detector:
+    """Return a detector by name.
+
+    Args:
+        name: one of :func:`available_detectors` (``"yunet"`` is the photo default,
+            ``"blazeface.short"`` the live-video default).
+        cached: reuse one instance per (name, options) within the process.
+        **kwargs: detector options such as ``min_score``.
+
+    Raises:
+        ParameterError: unknown name.
+        ModelNotFoundError: the package shipping the model is missing.
+
+    Example:
+        >>> det = get_detector("haar")
+        >>> det.name
+        'haar'
+    """
+    if cached:
+        return _cached(name, tuple(sorted(kwargs.items())))
+    return _build(name, kwargs)
+
+
+def scale_faces(faces: Faces, sx: float, sy: float, dx: float = 0.0, dy: float = 0.0) -> Faces:
+    """Map faces detected in a resized/cropped image back: ``x * sx + dx``, ``y * sy + dy``."""
+    s4 = np.array([sx, sy, sx, sy], np.float32)
+    d4 = np.array([dx, dy, dx, dy], np.float32)
+    return Faces(faces.xyxy * s4 + d4, faces.score,
+                 faces.landmarks * np.array([sx, sy], np.float32) + np.array([dx, dy], np.float32),
+                 faces.image_size, faces.detector, faces.data)
+
+
+def clip_faces(faces: Faces, width: int, height: int) -> Faces:
+    """Clip boxes to the image and drop boxes left with no area."""
+    xyxy = faces.xyxy.copy()
+    xyxy[:, [0, 2]] = np.clip(xyxy[:, [0, 2]], 0, width)
+    xyxy[:, [1, 3]] = np.clip(xyxy[:, [1, 3]], 0, height)
+    keep = (xyxy[:, 2] - xyxy[:, 0] > 1) & (xyxy[:, 3] - xyxy[:, 1] > 1)
+    out = Faces(xyxy, faces.score, faces.landmarks, faces.image_size, faces.detector, faces.data)
+    return out[np.flatnonzero(keep)]
+
+
+def concat_faces(parts: Sequence[Faces]) -> Faces:
+    """Concatenate several :class:`Faces` of the same image (data columns must match)."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return Faces.empty()
+    keys = set(parts[0].data)
+    return Faces(
+        np.concatenate([p.xyxy for p in parts]),
+        np.concatenate([p.score for p in parts]),
+        np.concatenate([p.landmarks for p in parts]),
+        parts[0].image_size, parts[0].detector,
+        {k: np.concatenate([np.asarray(p.data[k]) for p in parts]) for k in keys},
+    )

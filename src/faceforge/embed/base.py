@@ -1,0 +1,109 @@
+"""The embedder interface and the name -> embedder factory."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from typing import Any
+
+import numpy as np
+
+from faceforge.errors import ImageError, ParameterError
+
+#: name -> "module:Class". Modules are imported lazily.
+EMBEDDERS: dict[str, str] = {
+    "dlib-resnet": "faceforge.embed.dlib_resnet:DlibResNetEmbedder",
+    "effnet-lite0": "faceforge.embed.effnet:EffNetLite0Embedder",
+}
+DEFAULT_EMBEDDER = "dlib-resnet"
+
+
+class Embedder:
+    """Base class of every embedder: aligned face chips in, one feature vector per chip out.
+
+    Attributes:
+        name: registry name (also the model-file embedder id).
+        dim: length of each embedding.
+        input_size: ``(width, height)`` of the chips :meth:`embed` expects.
+        alignment: how to cut chips for this embedder: ``{"template": name, "size": px,
+            "margin": k}`` understood by :func:`faceforge.align.align_faces`.
+        metric: ``"euclidean"`` or ``"cosine"``: how embeddings compare.
+        threshold: distance below which two faces are the same identity (identity embedders).
+    """
+
+    name = "embedder"
+    dim = 0
+    input_size: tuple[int, int] = (0, 0)
+    alignment: dict[str, Any] = {}
+    metric = "euclidean"
+    threshold: float | None = None
+
+    def embed(self, chips: np.ndarray) -> np.ndarray:
+        """Embed aligned chips.
+
+        Args:
+            chips: ``(n, H, W, 3) uint8`` RGB chips of size :attr:`input_size`, or one
+                ``(H, W, 3)`` chip.
+
+        Returns:
+            ``(n, dim) float32`` embeddings (raw model output; see :attr:`metric`).
+        """
+        chips = np.asarray(chips)
+        if chips.ndim == 3:
+            chips = chips[None]
+        w, h = self.input_size
+        if chips.ndim != 4 or chips.shape[1:] != (h, w, 3) or chips.dtype != np.uint8:
+            raise ImageError(
+                f"{self.name} expects chips of shape (n, {h}, {w}, 3) uint8 (cut them with "
+                f"faceforge.align.align_faces), got shape {chips.shape} {chips.dtype}"
+            )
+        if len(chips) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        return self._embed(chips)
+
+    __call__ = embed
+
+    def _embed(self, chips: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def distance(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Distance between embeddings ``a (n,d)`` and ``b (n,d)`` (row-wise) in :attr:`metric`."""
+        a = np.atleast_2d(np.asarray(a, np.float32))
+        b = np.atleast_2d(np.asarray(b, np.float32))
+        if self.metric == "cosine":
+            an = a / np.linalg.norm(a, axis=1, keepdims=True).clip(1e-12)
+            bn = b / np.linalg.norm(b, axis=1, keepdims=True).clip(1e-12)
+            return 1.0 - np.sum(an * bn, axis=1)
+        return np.linalg.norm(a - b, axis=1)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, dim={self.dim})"
+
+
+def available_embedders() -> list[str]:
+    """Names accepted by :func:`get_embedder`."""
+    return sorted(EMBEDDERS)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached(name: str, items: tuple) -> Embedder:
+    return _build(name, dict(items))
+
+
+def _build(name: str, kwargs: dict[str, Any]) -> Embedder:
+    if name not in EMBEDDERS:
+        raise ParameterError(f"Unknown embedder {name!r}. Choose one of: {', '.join(available_embedders())}")
+    mod, cls = EMBEDDERS[name].split(":")
+    return getattr(importlib.import_module(mod), cls)(**kwargs)
+
+
+def get_embedder(name: str = DEFAULT_EMBEDDER, cached: bool = True, **kwargs: Any) -> Embedder:
+    """Return an embedder by name (one instance per process and options when ``cached``).
+
+    Raises:
+        ParameterError: unknown name.
+        ModelNotFoundError: the package shipping the weights is missing.
+    """
+    if cached:
+        return _cached(name, tuple(sorted(kwargs.items())))
+    return _build(name, kwargs)

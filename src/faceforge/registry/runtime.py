@@ -1,0 +1,52 @@
+"""Inference runtimes: ONNX Runtime sessions and LiteRT interpreters, configured once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from faceforge.errors import ModelNotFoundError
+
+
+def default_threads() -> int:
+    """Threads per inference session: ``$FACEFORGE_THREADS`` or the number of CPU cores."""
+    env = os.environ.get("FACEFORGE_THREADS")
+    if env:
+        return max(1, int(env))
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def onnx_session(model: str | Path | bytes, threads: int | None = None):
+    """Create an ONNX Runtime CPU session with full graph optimisation.
+
+    Args:
+        model: path to an ``.onnx`` file or its bytes.
+        threads: intra-op threads (default :func:`default_threads`).
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError as e:  # pragma: no cover - dependency of faceforge
+        raise ModelNotFoundError("onnxruntime is not installed. Install it with: pip install onnxruntime") from e
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or default_threads()
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    src = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(src, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def tflite_interpreter(path: str | Path, threads: int | None = None):
+    """Create a LiteRT (TFLite) interpreter with tensors allocated.
+
+    Uses ``ai_edge_litert``; no TensorFlow needed.
+    """
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError as e:
+        raise ModelNotFoundError(
+            "The LiteRT runtime is not installed. Install it with: pip install ai-edge-litert"
+        ) from e
+    interp = Interpreter(model_path=str(path), num_threads=threads or 1)
+    interp.allocate_tensors()
+    return interp
