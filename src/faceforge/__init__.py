@@ -1,3 +1,54 @@
-"""faceforge: a few photos per class in, a fast face classifier out."""
+"""faceforge: a few photos per class in, a fast face classifier out.
+
+The public facade. Models load lazily on first use; importing faceforge is cheap.
+
+Example:
+    >>> import faceforge
+    >>> from skimage import data
+    >>> faces = faceforge.detect(data.astronaut())
+    >>> len(faces), faces.landmarks.shape
+    (1, (1, 5, 2))
+"""
+
+from faceforge.errors import (
+    BundleError,
+    FaceforgeError,
+    ImageError,
+    ModelIntegrityError,
+    ModelNotFoundError,
+    NotFittedError,
+    ParameterError,
+    SourceError,
+)
+from faceforge.types import Faces
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "detect": "faceforge.pipeline",
+    "embed": "faceforge.pipeline",
+    "verify": "faceforge.pipeline",
+    "FacePipeline": "faceforge.pipeline",
+    "Verification": "faceforge.pipeline",
+    "get_detector": "faceforge.detect",
+    "available_detectors": "faceforge.detect",
+    "get_embedder": "faceforge.embed",
+    "available_embedders": "faceforge.embed",
+    "align_faces": "faceforge.align",
+    "load_image": "faceforge.sources",
+    "iter_frames": "faceforge.sources",
+    "annotate": "faceforge.sinks",
+    "list_models": "faceforge.registry",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'faceforge' has no attribute {name!r}")
+
+
+__all__ = sorted([*_LAZY, "Faces", "BundleError", "FaceforgeError", "ImageError", "ModelIntegrityError",
+                  "ModelNotFoundError", "NotFittedError", "ParameterError", "SourceError", "__version__"])

@@ -1,1 +1,11 @@
-"""detect stage."""
+"""Detection stage: images in, :class:`~faceforge.types.Faces` out."""
+
+from faceforge.detect.base import (
+    DEFAULT_LIVE_DETECTOR,
+    DEFAULT_PHOTO_DETECTOR,
+    Detector,
+    available_detectors,
+    get_detector,
+)
+
+__all__ = ["DEFAULT_LIVE_DETECTOR", "DEFAULT_PHOTO_DETECTOR", "Detector", "available_detectors", "get_detector"]

@@ -1,1 +1,5 @@
-"""embed stage."""
+"""Embedding stage: aligned chips in, one feature vector per face out."""
+
+from faceforge.embed.base import DEFAULT_EMBEDDER, Embedder, available_embedders, get_embedder
+
+__all__ = ["DEFAULT_EMBEDDER", "Embedder", "available_embedders", "get_embedder"]

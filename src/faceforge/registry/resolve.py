@@ -9,10 +9,10 @@ import functools
 import hashlib
 import importlib.util
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
+from faceforge._fs import atomic_write as atomic_write_bytes
 from faceforge.errors import ModelIntegrityError, ModelNotFoundError
 from faceforge.registry.registry import get_spec
 from faceforge.registry.spec import ModelSpec
@@ -105,26 +105,6 @@ def cache_dir() -> Path:
         base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "faceforge"
     base.mkdir(parents=True, exist_ok=True)
     return base
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
 
 
 def derived_file(spec: ModelSpec | str, suffix: str, build: Callable[[Path], bytes], version: str = "1") -> Path:

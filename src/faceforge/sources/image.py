@@ -121,7 +121,7 @@ def load_image(source: str | os.PathLike | bytes | Any, max_pixels: int = MAX_PI
         stream = None
     old = Image.MAX_IMAGE_PIXELS
     try:
-        Image.MAX_IMAGE_PIXELS = max_pixels
+        Image.MAX_IMAGE_PIXELS = None  # we check the size from the header ourselves, below
         with Image.open(stream if stream is not None else name) as img:
             w, h = img.size
             if w * h > max_pixels:
@@ -135,8 +135,6 @@ def load_image(source: str | os.PathLike | bytes | Any, max_pixels: int = MAX_PI
             return _pil_to_rgb(img, name)
     except ImageError:
         raise
-    except (Image.DecompressionBombError,) as e:
-        raise ImageError(f"{name}: image too large ({e}); downscale it first or raise max_pixels.") from e
     except UnidentifiedImageError as e:
         raise ImageError(
             f"{name}: not an image faceforge can read (supported: JPEG, PNG, BMP, GIF, PGM/PPM, WebP, TIFF)."

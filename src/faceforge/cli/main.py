@@ -1,0 +1,262 @@
+"""The ``faceforge`` command line: a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from faceforge.errors import FaceforgeError
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="faceforge: detect, align and embed faces; train and run face classifiers.",
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(e: Exception) -> None:
+    err.print(f"[bold red]error:[/] {e}", highlight=False)
+    raise typer.Exit(2)
+
+
+# ---------------------------------------------------------------------------------------------
+@app.command()
+def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """List every pretrained model, the package that ships it, its licence, and whether it is installed."""
+    from faceforge.registry import is_installed, list_models
+
+    rows = [dict(name=s.name, task=s.task, installed=is_installed(s), package=s.package, license=s.license,
+                 file=s.file or "(compiled in)", sha256=s.sha256, install=s.install, description=s.description)
+            for s in list_models()]
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    t = Table(title="faceforge models (nothing is ever downloaded)")
+    for c in ("name", "task", "installed", "package", "license", "description"):
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(r["name"], r["task"], "[green]yes[/]" if r["installed"] else f"[red]no[/]: {r['install']}",
+                  r["package"], r["license"], r["description"])
+    out.print(t)
+
+
+# ---------------------------------------------------------------------------------------------
+class _DetectTask:
+    """Per-image work of ``faceforge detect`` (runs in worker processes)."""
+
+    def __init__(self, detector: str, min_score: float, crops: Optional[Path], annotate: Optional[Path],
+                 crop_size: int, crop_template: str, protect: list[str]) -> None:
+        self.detector, self.min_score = detector, min_score
+        self.crops, self.annotate = crops, annotate
+        self.crop_size, self.crop_template = crop_size, crop_template
+        self.protect = protect
+
+    def __call__(self, image: np.ndarray, item: Any) -> dict[str, Any]:
+        from faceforge.align import align_faces
+        from faceforge.detect import get_detector
+        from faceforge.sinks import annotate, output_name, save_image
+
+        t0 = time.perf_counter()
+        faces = get_detector(self.detector, min_score=self.min_score)(image)
+        ms = (time.perf_counter() - t0) * 1000
+        stem = output_name(item.source) + (f"_f{item.index:06d}" if item.index else "")
+        if self.crops is not None and len(faces):
+            if self.crop_template == "margin":
+                chips = align_faces(image, faces, "margin", self.crop_size, margin=1.4)
+            else:
+                chips = align_faces(image, faces, self.crop_template, self.crop_size)
+            for i, chip in enumerate(chips):
+                save_image(self.crops / f"{stem}_face{i}.png", chip, self.protect)
+        if self.annotate is not None:
+            save_image(self.annotate / f"{stem}.jpg", annotate(image, faces), self.protect)
+        return {"file": item.source, "frame": item.index, "width": image.shape[1], "height": image.shape[0],
+                "detector": self.detector, "ms": round(ms, 2), "faces": faces.to_dicts()}
+
+
+@app.command()
+def detect(
+    paths: list[Path] = typer.Argument(..., help="Images, folders (searched recursively) and videos."),
+    detector: str = typer.Option("yunet", "--detector", "-d",
+                                 help="yunet (photos), blazeface.short (live), blazeface.full, mtcnn, haar."),
+    min_score: float = typer.Option(0.5, help="Drop faces scoring below this (0-1)."),
+    jsonl: Optional[Path] = typer.Option(None, "--jsonl", help="Write one JSON record per image/frame here."),
+    save_crops: Optional[Path] = typer.Option(None, "--save-crops", help="Save a crop of every face in this folder."),
+    crop_size: int = typer.Option(112, help="Side of saved crops in pixels."),
+    crop_template: str = typer.Option("arcface112", help="arcface112 / dlib150 (aligned) or margin (box x1.4)."),
+    annotate: Optional[Path] = typer.Option(None, "--annotate", help="Save images with boxes drawn in this folder."),
+    every: int = typer.Option(1, help="For videos: keep every n-th frame."),
+    workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
+) -> None:
+    """Find faces (box, score, 5 landmarks) in images, folders and videos.
+
+    Unreadable files are reported and skipped; inputs are only read, never modified.
+    """
+    from faceforge.batch import count_items, iter_items, run_task
+    from faceforge.detect import get_detector
+    from faceforge.sinks import JsonlWriter
+
+    try:
+        get_detector(detector)  # fail fast on a bad name or a missing package
+        skipped: list[tuple[str, str]] = []
+        items = list(iter_items(paths, every=every, skipped=skipped))
+        task = _DetectTask(detector, min_score, save_crops, annotate, crop_size, crop_template,
+                           [it.source for it in items if it.image is None])
+        writer = JsonlWriter(jsonl) if jsonl else None
+        n_img = n_faces = 0
+        try:
+            for res in run_task(task, items, workers or None, progress="detect", total=len(items)):
+                if res.error:
+                    skipped.append((res.item.source, res.error))
+                    continue
+                n_img += 1
+                n_faces += len(res.value["faces"])
+                if writer:
+                    writer.write(res.value)
+                else:
+                    out.print_json(json.dumps(res.value)) if sys.stdout.isatty() else print(json.dumps(res.value))
+        finally:
+            if writer:
+                writer.close()
+        for path, why in skipped:
+            err.print(f"[yellow]skipped[/] {why if path in why else f'{path}: {why}'}", highlight=False)
+        err.print(f"{n_faces} face(s) in {n_img} image(s)/frame(s); {len(skipped)} skipped"
+                  + (f"; results in {jsonl}" if jsonl else ""), highlight=False)
+    except FaceforgeError as e:
+        _fail(e)
+
+
+# ---------------------------------------------------------------------------------------------
+class _EmbedTask:
+    def __init__(self, detector: str, embedder: str, whole_image: bool, all_faces: bool) -> None:
+        self.detector, self.embedder = detector, embedder
+        self.whole_image, self.all_faces = whole_image, all_faces
+
+    def __call__(self, image: np.ndarray, item: Any) -> dict[str, Any]:
+        pipe = _pipeline(self.detector, self.embedder, self.whole_image)
+        faces = pipe.embed(image)
+        if not self.all_faces and len(faces) > 1:
+            faces = faces.sorted("area")[0]
+        return {"file": item.source, "frame": item.index, "faces": faces.to_dicts(),
+                "embedding": faces.data["embedding"], "whole_image": bool(faces.detector == "whole-image")}
+
+
+_PIPES: dict[tuple, Any] = {}
+
+
+def _pipeline(detector: str, embedder: str, whole_image: bool):
+    from faceforge.pipeline import FacePipeline
+
+    key = (detector, embedder, whole_image)
+    if key not in _PIPES:
+        _PIPES[key] = FacePipeline(detector, embedder, whole_image_fallback=whole_image)
+    return _PIPES[key]
+
+
+@app.command()
+def embed(
+    paths: list[Path] = typer.Argument(..., help="Images, folders and videos."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output .npz (arrays) or .jsonl file."),
+    embedder: str = typer.Option("dlib-resnet", "--embedder", "-e", help="dlib-resnet (identity) or effnet-lite0."),
+    detector: str = typer.Option("yunet", "--detector", "-d"),
+    all_faces: bool = typer.Option(False, "--all-faces", help="Embed every face, not only the largest."),
+    whole_image: bool = typer.Option(False, "--whole-image", help="Use the whole image when no face is found (face crops)."),
+    workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
+) -> None:
+    """Embed faces: one vector per face, saved as .npz (embeddings, files, boxes) or .jsonl."""
+    from faceforge.batch import iter_items, run_task
+    from faceforge.embed import get_embedder
+    from faceforge.sinks import atomic_write
+
+    try:
+        if output.suffix.lower() not in (".npz", ".jsonl"):
+            raise FaceforgeError(f"--output must end in .npz or .jsonl, got {output.name!r}")
+        emb = get_embedder(embedder)
+        skipped: list[tuple[str, str]] = []
+        items = list(iter_items(paths, skipped=skipped))
+        recs: list[dict[str, Any]] = []
+        task = _EmbedTask(detector, embedder, whole_image, all_faces)
+        for res in run_task(task, items, workers or None, progress=f"embed ({embedder})", total=len(items)):
+            if res.error:
+                skipped.append((res.item.source, res.error))
+            elif not res.value["faces"]:
+                skipped.append((res.item.source, "no face found (try --whole-image for face crops)"))
+            else:
+                recs.append(res.value)
+        rows = [(r, i) for r in recs for i in range(len(r["faces"]))]
+        if output.suffix.lower() == ".jsonl":
+            lines = [json.dumps({"file": r["file"], "frame": r["frame"], "face": i, **r["faces"][i],
+                                 "embedding": [round(float(v), 6) for v in r["embedding"][i]]}) for r, i in rows]
+            atomic_write(output, ("\n".join(lines) + ("\n" if lines else "")).encode())
+        else:
+            import io
+
+            buf = io.BytesIO()
+            np.savez(buf, embeddings=np.array([r["embedding"][i] for r, i in rows], np.float32).reshape(-1, emb.dim),
+                     files=np.array([r["file"] for r, _ in rows]), frames=np.array([r["frame"] for r, _ in rows]),
+                     boxes=np.array([r["faces"][i]["box"] for r, i in rows], np.float32).reshape(-1, 4),
+                     whole_image=np.array([r["whole_image"] for r, _ in rows]), embedder=np.array(embedder))
+            atomic_write(output, buf.getvalue())
+        for path, why in skipped:
+            err.print(f"[yellow]skipped[/] {why if path in why else f'{path}: {why}'}", highlight=False)
+        err.print(f"{len(rows)} embedding(s) of {emb.dim} dims from {len(recs)} image(s) -> {output}; "
+                  f"{len(skipped)} skipped", highlight=False)
+    except FaceforgeError as e:
+        _fail(e)
+
+
+# ---------------------------------------------------------------------------------------------
+@app.command()
+def verify(
+    a: Path = typer.Argument(..., help="First image."),
+    b: Path = typer.Argument(..., help="Second image."),
+    threshold: Optional[float] = typer.Option(None, help="Distance threshold (default: the embedder's, 0.6)."),
+    detector: str = typer.Option("yunet", "--detector", "-d"),
+    whole_image: bool = typer.Option(False, "--whole-image", help="Use the whole image when no face is found."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Are the main faces of two images the same person? Prints the distance and the threshold."""
+    from faceforge.pipeline import FacePipeline, verify as _verify
+
+    try:
+        v = _verify(a, b, threshold, FacePipeline(detector, "dlib-resnet", whole_image_fallback=whole_image))
+    except FaceforgeError as e:
+        _fail(e)
+        return
+    if as_json:
+        print(json.dumps(v.to_dict()))
+    else:
+        verdict = "[green]SAME person[/]" if v.same else "[red]DIFFERENT people[/]"
+        out.print(f"{verdict}: distance {v.distance:.4f} {'<=' if v.same else '>'} threshold {v.threshold} "
+                  f"({v.embedder})", highlight=False)
+
+
+# ---------------------------------------------------------------------------------------------
+@app.command()
+def demo(output: Path = typer.Option(Path("out/demo"), "-o", "--output", help="Folder for the results.")) -> None:
+    """Analyse the sample photos shipped inside installed packages; write annotated images and JSON."""
+    from faceforge.demo import run_demo
+
+    try:
+        run_demo(output, console=out)
+    except FaceforgeError as e:
+        _fail(e)
+
+
+def main() -> None:
+    """Entry point of the ``faceforge`` command."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

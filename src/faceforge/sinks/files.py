@@ -1,0 +1,87 @@
+"""Writing results: images, JSON/JSONL, crops. Every write is atomic and never touches an input."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from faceforge._fs import atomic_write
+from faceforge.errors import SourceError
+
+
+def encode_image(image: np.ndarray, suffix: str = ".jpg", quality: int = 92) -> bytes:
+    """Encode an RGB ``uint8`` image to JPEG/PNG bytes."""
+    import cv2
+
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if suffix.lower() in (".jpg", ".jpeg") else []
+    ok, buf = cv2.imencode(suffix, np.ascontiguousarray(image[:, :, ::-1]), params)
+    if not ok:
+        raise SourceError(f"OpenCV could not encode an image as {suffix}")
+    return buf.tobytes()
+
+
+def save_image(path: str | os.PathLike, image: np.ndarray, protect: Iterable[str | os.PathLike] = ()) -> Path:
+    """Save an RGB image atomically, refusing to overwrite any path in ``protect`` (the inputs)."""
+    path = Path(path)
+    guard(path, protect)
+    return atomic_write(path, encode_image(image, path.suffix or ".jpg"))
+
+
+def guard(path: str | os.PathLike, protect: Iterable[str | os.PathLike]) -> None:
+    """Raise if ``path`` is one of the user's input files."""
+    rp = Path(path).resolve()
+    for p in protect:
+        if Path(p).resolve() == rp:
+            raise SourceError(f"Refusing to overwrite the input file {p}; choose another output folder.")
+
+
+def output_name(source: str | os.PathLike, root: str | os.PathLike | None = None, suffix: str = "") -> str:
+    """A flat, collision-resistant output file name for a source path (relative to ``root``)."""
+    src = Path(source)
+    try:
+        rel = src.resolve().relative_to(Path(root).resolve()) if root else Path(src.name)
+    except ValueError:
+        rel = Path(src.name)
+    stem = "__".join(rel.with_suffix("").parts) if rel.suffix else "__".join(rel.parts)
+    stem = re.sub(r"[^\w.\-]+", "_", stem) or "image"
+    return stem + suffix
+
+
+class JsonlWriter:
+    """Append JSON records to a file that appears atomically when closed.
+
+    Use as a context manager; records go to a temporary file that replaces ``path`` on a
+    clean exit, so an interrupted run never leaves a half-written file in place.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        self._f = os.fdopen(fd, "w", encoding="utf-8")
+        self.count = 0
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self.count += 1
+
+    def close(self, commit: bool = True) -> None:
+        if self._f.closed:
+            return
+        self._f.close()
+        if commit:
+            os.replace(self._tmp, self.path)
+        else:
+            Path(self._tmp).unlink(missing_ok=True)
+
+    def __enter__(self) -> "JsonlWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(commit=exc_type is None)

@@ -1,0 +1,45 @@
+"""Shared fixtures: real images shipped in installed packages, and the optional ../shared data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+#: ../shared/data beside the repository (present on developers' machines and in CI).
+SHARED = Path(os.environ.get("FACEFORGE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+#: The astronaut's face in skimage.data.astronaut(), xyxy (see shared/data/README.md).
+ASTRONAUT_BOX = np.array([177, 72, 272, 176], np.float32)
+
+
+def shared_path(*parts: str) -> Path:
+    """Path under ../shared/data, or skip the test with a clear reason when it is absent."""
+    p = SHARED.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"needs {p} (the ../shared/data development set), which is not on this machine")
+    return p
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    from skimage import data
+
+    return data.astronaut()
+
+
+@pytest.fixture(scope="session")
+def coffee() -> np.ndarray:
+    from skimage import data
+
+    return data.coffee()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory) -> None:
+    # Derived model files (ONNX conversions) go to the repository's ignored .cache/ unless one
+    # is configured, so tests never depend on (or fill) a developer's ~/.cache.
+    if "FACEFORGE_CACHE" not in os.environ:
+        os.environ["FACEFORGE_CACHE"] = str(Path(__file__).resolve().parents[1] / ".cache")
