@@ -1,4 +1,6 @@
 import dlib, numpy as np, cv2, glob
+from pathlib import Path
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 from faceforge.registry import weight_path
 from faceforge.detect.base import get_detector
 from faceforge.sources.image import load_image
@@ -17,7 +19,7 @@ def chip_affine(cd, sign):
     M[:, 2] = np.array([cd.cols/2, cd.rows/2]) - s * R @ np.array([cx, cy])
     return M
 
-files = sorted(glob.glob('/work/shared/data/identity/knn_examples/**/*.jpg', recursive=True) + glob.glob('/work/shared/data/photos/face_recognition_examples/*') + glob.glob('/work/shared/data/verification/deepface_pairs/*.jpg') + glob.glob('/work/shared/data/photos/facenet_samples/test_images/*/*'))
+files = sorted(glob.glob(str(SHARED) + '/identity/knn_examples/**/*.jpg', recursive=True) + glob.glob(str(SHARED) + '/photos/face_recognition_examples/*') + glob.glob(str(SHARED) + '/verification/deepface_pairs/*.jpg') + glob.glob(str(SHARED) + '/photos/facenet_samples/test_images/*/*'))
 lms, mats = [], []
 errs = {1: [], -1: []}
 for f in files:

@@ -27,8 +27,8 @@ def test_landmarks_land_on_the_template(astronaut, template):
     m = face_transforms(faces, template)[0]
     tpl = TEMPLATES[template]
     mapped = transform_points(faces.landmarks[0], m) / tpl.size
-    # a similarity fit to 5 real points: each within 4% of the chip side
-    assert np.abs(mapped - tpl.points).max() < 0.04
+    # a similarity fit to 5 real points: each within 5% of the chip side
+    assert np.abs(mapped - tpl.points).max() < 0.05
 
 
 def test_rotation_is_undone(astronaut):

@@ -45,11 +45,11 @@ TEMPLATES: dict[str, Template] = {
     # InsightFace / ArcFace canonical template (112x112).
     "arcface112": Template("arcface112", _ARCFACE_112 / 112.0, 112, 1.0, 0.0),
     # Where dlib's get_face_chip(size=150, padding=0.25) puts these 5 points on average,
-    # measured with fit_template on 113 real faces (yunet landmarks vs dlib's 5-point chips;
+    # measured with fit_template on 113 real faces (yunet + O-Net landmarks vs dlib's 5-point chips;
     # benchmarks/fit_dlib_template.py).
     "dlib150": Template(
         "dlib150",
-        np.array([[0.3104, 0.3004], [0.6756, 0.3007], [0.4945, 0.5168], [0.3286, 0.6758], [0.6504, 0.6781]],
+        np.array([[0.3132, 0.3017], [0.6767, 0.3015], [0.4929, 0.5184], [0.3258, 0.6809], [0.6681, 0.6769]],
                  np.float32),
         150, 1.25, 0.05,
     ),
