@@ -5,7 +5,7 @@ TensorFlow EfficientNet-Lite0 checkpoint into lukemelas's ``EfficientNet-PyTorch
 are read with :mod:`faceforge.registry.torchfile` (no PyTorch) and rebuilt once as an ONNX graph
 that is cached beside the other derived models:
 
-* uint8 NHWC RGB in, ImageNet mean/std normalisation inside the graph;
+* uint8 NHWC RGB in, (x - 127) / 128 normalisation (as the TF Lite weights were trained) inside the graph;
 * batch norm folded into every convolution, ReLU6, no squeeze-excitation (Lite variant);
 * TensorFlow ``SAME`` padding (stride-2 convolutions pad one pixel more at the bottom/right),
   which is what the converted weights were trained with;
@@ -28,10 +28,13 @@ from faceforge.errors import ModelIntegrityError
 _STAGES = [(1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
            (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320)]
 _BN_EPS = 1e-3
-_MEAN = (0.485, 0.456, 0.406)
-_STD = (0.229, 0.224, 0.225)
+# The Lite weights were trained in TensorFlow with (x - 127) / 128 on 0-255 pixels, i.e.
+# mean 127/255 and std 128/255 in [0, 1] units (ImageNet mean/std gives the same top-1 on
+# skimage's cat and coffee but less confident predictions).
+_MEAN = (127.0 / 255.0,) * 3
+_STD = (128.0 / 255.0,) * 3
 _SIZE = 224
-_CONVERTER_VERSION = "2"
+_CONVERTER_VERSION = "3"
 _OPSET = 17
 
 

