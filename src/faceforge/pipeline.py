@@ -27,6 +27,10 @@ class FacePipeline:
         min_face: ignore faces whose box is shorter than this many pixels.
         whole_image_fallback: when no face is found, treat the whole image as the face (for
             photos that are already tight face crops). Such faces get ``data["whole_image"]``.
+        alignment: override the embedder's alignment: a template name (``"dlib5"``,
+            ``"dlib150"``, ``"arcface112"``, ``"margin"``) or a dict with ``template``, ``size``
+            and ``margin``. Default: what the embedder was trained with.
+        detector_options: options passed to the detector (e.g. ``{"min_score": 0.7}``).
 
     Example:
         >>> from skimage import data
@@ -38,8 +42,10 @@ class FacePipeline:
 
     def __init__(self, detector: str | Detector = DEFAULT_PHOTO_DETECTOR,
                  embedder: str | Embedder | None = DEFAULT_EMBEDDER, min_face: float = 0.0,
-                 whole_image_fallback: bool = False, detector_options: dict[str, Any] | None = None) -> None:
+                 whole_image_fallback: bool = False, detector_options: dict[str, Any] | None = None,
+                 alignment: str | dict[str, Any] | None = None) -> None:
         self._detector_arg = detector
+        self.alignment = {"template": alignment} if isinstance(alignment, str) else dict(alignment or {})
         self._detector_options = detector_options or {}
         self._embedder_arg = embedder
         self.min_face = float(min_face)
@@ -76,7 +82,7 @@ class FacePipeline:
 
     def chips(self, image: np.ndarray, faces: Faces) -> np.ndarray:
         """Aligned chips for ``faces`` as this pipeline's embedder expects them."""
-        a = dict(self.embedder.alignment)
+        a = {**self.embedder.alignment, **self.alignment}
         return align_faces(image, faces, template=a.get("template", "arcface112"), size=a.get("size"),
                            margin=a.get("margin"))
 
