@@ -152,7 +152,7 @@ def make_detector(spec: str) -> Callable[[np.ndarray], np.ndarray]:
                             np.float32).reshape(-1, 4)
 
         return run_hog
-    from faceforge.detect import get_detector
+    from faceforge.detectors import get_detector
 
     det = get_detector(name, cached=False, **opts)
     return lambda img: det(img).xyxy
@@ -319,7 +319,7 @@ def main() -> None:
           f"(large >=64 px: {counts['large']}, medium 32-64: {counts['medium']}, small 16-32: {counts['small']}, "
           f"tiny <16: {counts['tiny']}); {n_ign} invalid faces ignored\n")
 
-    from faceforge.detect import DEFAULT_LIVE_DETECTOR, DEFAULT_PHOTO_DETECTOR
+    from faceforge.detectors import DEFAULT_LIVE_DETECTOR, DEFAULT_PHOTO_DETECTOR
 
     specs = list(dict.fromkeys((args.detectors or DEFAULT_DETECTORS) + args.extra))
     results: dict[str, dict[str, Any]] = {}

@@ -81,7 +81,7 @@ def main() -> None:
 
     import dlib
 
-    from faceforge.embed.dlib_resnet import DlibResNetEmbedder
+    from faceforge.embedders.dlib_resnet import DlibResNetEmbedder
     from faceforge.registry import weight_path
     from faceforge.registry.runtime import default_threads
 

@@ -84,7 +84,7 @@ def detector_fn(spec: str) -> Callable[[np.ndarray], Any]:
         hog = dlib.get_frontal_face_detector()
         up = int(opts.get("upsample", 1))
         return lambda img: hog(img, up)
-    from faceforge.detect import get_detector
+    from faceforge.detectors import get_detector
 
     return get_detector(name, cached=False, **opts)
 
@@ -108,8 +108,8 @@ def main() -> None:
         print(w + "\n")
 
     from faceforge.align import align_faces
-    from faceforge.detect import DEFAULT_LIVE_DETECTOR, DEFAULT_PHOTO_DETECTOR, get_detector
-    from faceforge.embed import DEFAULT_EMBEDDER, get_embedder
+    from faceforge.detectors import DEFAULT_LIVE_DETECTOR, DEFAULT_PHOTO_DETECTOR, get_detector
+    from faceforge.embedders import DEFAULT_EMBEDDER, get_embedder
     from faceforge.pipeline import FacePipeline
     from faceforge.sources import load_image
 

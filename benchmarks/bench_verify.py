@@ -165,7 +165,7 @@ class Method:
 
 
 def faceforge_method(align: str) -> tuple[str, Callable[[Path], tuple[np.ndarray, bool]], dict[str, Any]]:
-    from faceforge.embed import get_embedder
+    from faceforge.embedders import get_embedder
     from faceforge.pipeline import FacePipeline
 
     emb = get_embedder("dlib-resnet", cached=False)

@@ -2,7 +2,7 @@ import dlib, numpy as np, cv2, glob
 from pathlib import Path
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 from faceforge.registry import weight_path
-from faceforge.detect.base import get_detector
+from faceforge.detectors.base import get_detector
 from faceforge.sources.image import load_image
 from faceforge.align.core import fit_template, warp_chips
 sp = dlib.shape_predictor(str(weight_path("dlib.shape5")))

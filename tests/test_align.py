@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from faceforge.align import TEMPLATES, align_faces, face_transforms, margin_crop, transform_points, umeyama
-from faceforge.detect import get_detector
+from faceforge.detectors import get_detector
 from faceforge.errors import ParameterError
 from faceforge.types import Faces
 

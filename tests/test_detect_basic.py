@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import ASTRONAUT_BOX, shared_path
-from faceforge.detect import available_detectors, get_detector
+from faceforge.detectors import available_detectors, get_detector
 from faceforge.errors import ParameterError
 from faceforge.types import iou_matrix
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import ASTRONAUT_BOX, shared_path
-from faceforge.detect import get_detector
+from faceforge.detectors import get_detector
 from faceforge.errors import ParameterError
 from faceforge.registry import is_installed
 from faceforge.types import iou_matrix

@@ -11,9 +11,9 @@ dlib = pytest.importorskip("dlib")
 skimage_data = pytest.importorskip("skimage.data")
 skimage_transform = pytest.importorskip("skimage.transform")
 
-from faceforge.embed._dlib_dat import load_dlib_net, parse_dlib_net  # noqa: E402
-from faceforge.embed.base import get_embedder  # noqa: E402
-from faceforge.embed.dlib_resnet import DlibResNetEmbedder, onnx_model_path  # noqa: E402
+from faceforge.embedders._dlib_dat import load_dlib_net, parse_dlib_net  # noqa: E402
+from faceforge.embedders.base import get_embedder  # noqa: E402
+from faceforge.embedders.dlib_resnet import DlibResNetEmbedder, onnx_model_path  # noqa: E402
 from faceforge.errors import ImageError, ModelIntegrityError, ParameterError  # noqa: E402
 from faceforge.registry import is_installed, weight_path  # noqa: E402
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faceforge.embed.base import get_embedder
+from faceforge.embedders.base import get_embedder
 from faceforge.errors import ImageError
 from faceforge.registry import is_installed, weight_path
 from faceforge.registry.torchfile import load_state_dict

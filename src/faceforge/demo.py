@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from faceforge.align import align_faces
-from faceforge.detect import DEFAULT_LIVE_DETECTOR, DEFAULT_PHOTO_DETECTOR, available_detectors, get_detector
+from faceforge.detectors import DEFAULT_LIVE_DETECTOR, DEFAULT_PHOTO_DETECTOR, available_detectors, get_detector
 from faceforge.errors import FaceforgeError
 from faceforge.pipeline import FacePipeline
 from faceforge.registry import is_installed

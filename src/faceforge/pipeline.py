@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from faceforge.align import align_faces
-from faceforge.detect import DEFAULT_PHOTO_DETECTOR, Detector, get_detector
-from faceforge.embed import DEFAULT_EMBEDDER, Embedder, get_embedder
+from faceforge.detectors import DEFAULT_PHOTO_DETECTOR, Detector, get_detector
+from faceforge.embedders import DEFAULT_EMBEDDER, Embedder, get_embedder
 from faceforge.errors import ImageError, ParameterError
 from faceforge.sources import load_image
 from faceforge.types import Faces
@@ -22,7 +22,7 @@ class FacePipeline:
     """Detect, align and embed faces with one object; models load on first use.
 
     Args:
-        detector: a detector name (see :func:`faceforge.detect.available_detectors`) or instance.
+        detector: a detector name (see :func:`faceforge.detectors.available_detectors`) or instance.
         embedder: an embedder name or instance (``None`` for detection only).
         min_face: ignore faces whose box is shorter than this many pixels.
         whole_image_fallback: when no face is found, treat the whole image as the face (for

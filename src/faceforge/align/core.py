@@ -192,7 +192,7 @@ def align_faces(image: np.ndarray, faces: Faces, template: str | Template = "arc
 
     Example:
         >>> from skimage import data
-        >>> from faceforge.detect import get_detector
+        >>> from faceforge.detectors import get_detector
         >>> img = data.astronaut()
         >>> align_faces(img, get_detector("yunet")(img)).shape
         (1, 112, 112, 3)

@@ -63,7 +63,7 @@ class _DetectTask:
 
     def __call__(self, image: np.ndarray, item: Any) -> dict[str, Any]:
         from faceforge.align import align_faces
-        from faceforge.detect import get_detector
+        from faceforge.detectors import get_detector
         from faceforge.sinks import annotate, output_name, save_image
 
         t0 = time.perf_counter()
@@ -102,7 +102,7 @@ def detect(
     Unreadable files are reported and skipped; inputs are only read, never modified.
     """
     from faceforge.batch import count_items, iter_items, run_task
-    from faceforge.detect import get_detector
+    from faceforge.detectors import get_detector
     from faceforge.sinks import JsonlWriter
 
     try:
@@ -174,7 +174,7 @@ def embed(
 ) -> None:
     """Embed faces: one vector per face, saved as .npz (embeddings, files, boxes) or .jsonl."""
     from faceforge.batch import iter_items, run_task
-    from faceforge.embed import get_embedder
+    from faceforge.embedders import get_embedder
     from faceforge.sinks import atomic_write
 
     try:

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from faceforge.detect.base import Detector, clip_faces
+from faceforge.detectors.base import Detector, clip_faces
 from faceforge.errors import ModelIntegrityError, ParameterError
 from faceforge.types import Faces
 

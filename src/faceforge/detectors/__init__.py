@@ -1,6 +1,6 @@
 """Detection stage: images in, :class:`~faceforge.types.Faces` out."""
 
-from faceforge.detect.base import (
+from faceforge.detectors.base import (
     DEFAULT_LIVE_DETECTOR,
     DEFAULT_PHOTO_DETECTOR,
     Detector,

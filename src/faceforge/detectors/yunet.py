@@ -7,7 +7,7 @@ import threading
 import cv2
 import numpy as np
 
-from faceforge.detect.base import Detector, scale_faces
+from faceforge.detectors.base import Detector, scale_faces
 from faceforge.errors import ParameterError
 from faceforge.registry import is_installed, require
 from faceforge.types import Faces
@@ -41,7 +41,7 @@ class YuNetDetector(Detector):
             raise ParameterError(f"landmarks must be 'onet' or 'raw', got {landmarks!r}")
         self._refine = None
         if landmarks == "onet" and is_installed("mtcnn.onet"):
-            from faceforge.detect.mtcnn import OnetLandmarks
+            from faceforge.detectors.mtcnn import OnetLandmarks
 
             self._refine = OnetLandmarks()
         self.landmarks = "onet" if self._refine is not None else "raw"

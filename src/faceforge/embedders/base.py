@@ -12,8 +12,8 @@ from faceforge.errors import ImageError, ParameterError
 
 #: name -> "module:Class". Modules are imported lazily.
 EMBEDDERS: dict[str, str] = {
-    "dlib-resnet": "faceforge.embed.dlib_resnet:DlibResNetEmbedder",
-    "effnet-lite0": "faceforge.embed.effnet:EffNetLite0Embedder",
+    "dlib-resnet": "faceforge.embedders.dlib_resnet:DlibResNetEmbedder",
+    "effnet-lite0": "faceforge.embedders.effnet:EffNetLite0Embedder",
 }
 DEFAULT_EMBEDDER = "dlib-resnet"
 

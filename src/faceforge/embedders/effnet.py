@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from faceforge.embed.base import Embedder
+from faceforge.embedders.base import Embedder
 from faceforge.errors import ModelIntegrityError
 
 #: (repeats, kernel, stride, expand ratio, output channels) per stage of EfficientNet-Lite0.

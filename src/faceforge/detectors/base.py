@@ -13,12 +13,12 @@ from faceforge.types import Faces
 
 #: name -> "module:Class". Modules are imported lazily.
 DETECTORS: dict[str, str] = {
-    "yunet": "faceforge.detect.yunet:YuNetDetector",
-    "blazeface": "faceforge.detect.blazeface:BlazeFaceDetector",
-    "blazeface.short": "faceforge.detect.blazeface:BlazeFaceDetector",
-    "blazeface.full": "faceforge.detect.blazeface:BlazeFaceDetector",
-    "haar": "faceforge.detect.haar:HaarDetector",
-    "mtcnn": "faceforge.detect.mtcnn:MTCNNDetector",
+    "yunet": "faceforge.detectors.yunet:YuNetDetector",
+    "blazeface": "faceforge.detectors.blazeface:BlazeFaceDetector",
+    "blazeface.short": "faceforge.detectors.blazeface:BlazeFaceDetector",
+    "blazeface.full": "faceforge.detectors.blazeface:BlazeFaceDetector",
+    "haar": "faceforge.detectors.haar:HaarDetector",
+    "mtcnn": "faceforge.detectors.mtcnn:MTCNNDetector",
 }
 
 #: Defaults chosen by measurement (see docs/benchmarks.md).

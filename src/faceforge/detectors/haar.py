@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from faceforge.detect.base import Detector
+from faceforge.detectors.base import Detector
 from faceforge.errors import ParameterError
 from faceforge.registry import weight_path
 from faceforge.types import Faces

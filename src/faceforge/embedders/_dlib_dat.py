@@ -488,7 +488,7 @@ def to_onnx(net: DlibNet, opset: int = 17, fuse_skip_pool: bool = True) -> bytes
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
                               producer_name="faceforge", doc_string=(
                                   "dlib face recognition ResNet v1 (dlib_face_recognition_resnet_model_v1.dat), "
-                                  "converted by faceforge.embed._dlib_dat; input RGB uint8 NHWC 150x150."))
+                                  "converted by faceforge.embedders._dlib_dat; input RGB uint8 NHWC 150x150."))
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model.SerializeToString()
