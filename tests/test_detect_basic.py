@@ -69,3 +69,17 @@ def test_yunet_group_photo():
     from faceforge.sources import load_image
 
     assert len(get_detector("yunet")(load_image(path))) == 2
+
+
+def test_photo_and_live_aliases_resolve_to_installed_detectors(monkeypatch):
+    from faceforge.detectors import base
+
+    assert base.resolve_detector_name("photo") == "yunet"
+    assert base.resolve_detector_name("live") == "blazeface.full"
+    assert base.resolve_detector_name("haar") == "haar"
+    # where yuface is missing (no wheel for this Python), photos fall back to MTCNN
+    import faceforge.registry as reg
+
+    real = reg.is_installed
+    monkeypatch.setattr(reg, "is_installed", lambda n: n != "yunet" and real(n))
+    assert base.resolve_detector_name("photo") == "mtcnn"

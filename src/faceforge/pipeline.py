@@ -173,7 +173,7 @@ def detect(image: ImageLike, detector: str = DEFAULT_PHOTO_DETECTOR, **options: 
 
     Args:
         image: a path, encoded bytes, a numpy array or a PIL image.
-        detector: detector name; ``"yunet"`` (photos) or ``"blazeface.short"`` (live video).
+        detector: detector name, or ``"photo"`` (default, yunet) / ``"live"`` (blazeface.full).
         **options: detector options, e.g. ``min_score=0.7``.
 
     Example:

@@ -86,8 +86,9 @@ class _DetectTask:
 @app.command()
 def detect(
     paths: list[Path] = typer.Argument(..., help="Images, folders (searched recursively) and videos."),
-    detector: str = typer.Option("yunet", "--detector", "-d",
-                                 help="yunet (photos), blazeface.short (live), blazeface.full, mtcnn, haar."),
+    detector: str = typer.Option("photo", "--detector", "-d",
+                                 help="photo (= yunet), live (= blazeface.full), yunet, blazeface.short, "
+                                      "blazeface.full, mtcnn, haar."),
     min_score: float = typer.Option(0.5, help="Drop faces scoring below this (0-1)."),
     jsonl: Optional[Path] = typer.Option(None, "--jsonl", help="Write one JSON record per image/frame here."),
     save_crops: Optional[Path] = typer.Option(None, "--save-crops", help="Save a crop of every face in this folder."),
@@ -102,13 +103,14 @@ def detect(
     Unreadable files are reported and skipped; inputs are only read, never modified.
     """
     from faceforge.batch import count_items, iter_items, run_task
-    from faceforge.detectors import get_detector
+    from faceforge.detectors import get_detector, resolve_detector_name
     from faceforge.sinks import JsonlWriter
 
     try:
         get_detector(detector)  # fail fast on a bad name or a missing package
         skipped: list[tuple[str, str]] = []
         items = list(iter_items(paths, every=every, skipped=skipped))
+        detector = resolve_detector_name(detector)
         task = _DetectTask(detector, min_score, save_crops, annotate, crop_size, crop_template,
                            [it.source for it in items if it.image is None])
         writer = JsonlWriter(jsonl) if jsonl else None
@@ -167,7 +169,7 @@ def embed(
     paths: list[Path] = typer.Argument(..., help="Images, folders and videos."),
     output: Path = typer.Option(..., "-o", "--output", help="Output .npz (arrays) or .jsonl file."),
     embedder: str = typer.Option("dlib-resnet", "--embedder", "-e", help="dlib-resnet (identity) or effnet-lite0."),
-    detector: str = typer.Option("yunet", "--detector", "-d"),
+    detector: str = typer.Option("photo", "--detector", "-d", help="photo (= yunet), live, or a detector name."),
     all_faces: bool = typer.Option(False, "--all-faces", help="Embed every face, not only the largest."),
     whole_image: bool = typer.Option(False, "--whole-image", help="Use the whole image when no face is found (face crops)."),
     workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
@@ -220,7 +222,7 @@ def verify(
     a: Path = typer.Argument(..., help="First image."),
     b: Path = typer.Argument(..., help="Second image."),
     threshold: Optional[float] = typer.Option(None, help="Distance threshold (default: the embedder's, 0.6)."),
-    detector: str = typer.Option("yunet", "--detector", "-d"),
+    detector: str = typer.Option("photo", "--detector", "-d", help="photo (= yunet), live, or a detector name."),
     whole_image: bool = typer.Option(False, "--whole-image", help="Use the whole image when no face is found."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:

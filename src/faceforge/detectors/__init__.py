@@ -6,6 +6,7 @@ from faceforge.detectors.base import (
     Detector,
     available_detectors,
     get_detector,
+    resolve_detector_name,
 )
 
-__all__ = ["DEFAULT_LIVE_DETECTOR", "DEFAULT_PHOTO_DETECTOR", "Detector", "available_detectors", "get_detector"]
+__all__ = ["DEFAULT_LIVE_DETECTOR", "DEFAULT_PHOTO_DETECTOR", "Detector", "available_detectors", "get_detector", "resolve_detector_name"]

@@ -21,9 +21,28 @@ DETECTORS: dict[str, str] = {
     "mtcnn": "faceforge.detectors.mtcnn:MTCNNDetector",
 }
 
-#: Defaults chosen by measurement (see docs/benchmarks.md).
-DEFAULT_PHOTO_DETECTOR = "yunet"
-DEFAULT_LIVE_DETECTOR = "blazeface.short"
+#: Defaults chosen by measurement (see docs/benchmarks.md). ``"photo"`` and ``"live"`` are
+#: aliases accepted by :func:`get_detector`; each falls back along its chain when the package
+#: of the first choice is missing (yuface has wheels for CPython 3.11 only).
+PHOTO_CHAIN = ("yunet", "mtcnn", "blazeface.full", "haar")
+LIVE_CHAIN = ("blazeface.full", "blazeface.short", "haar")
+DEFAULT_PHOTO_DETECTOR = "photo"
+DEFAULT_LIVE_DETECTOR = "live"
+
+_REGISTRY_NAME = {"mtcnn": "mtcnn.onet", "blazeface": "blazeface.short"}
+
+
+def resolve_detector_name(name: str) -> str:
+    """Map the aliases ``"photo"`` / ``"live"`` to the first installed detector of their chain."""
+    chain = {"photo": PHOTO_CHAIN, "live": LIVE_CHAIN}.get(name)
+    if chain is None:
+        return name
+    from faceforge.registry import is_installed
+
+    for cand in chain:
+        if is_installed(_REGISTRY_NAME.get(cand, cand)):
+            return cand
+    return chain[-1]
 
 
 class Detector:
@@ -75,7 +94,7 @@ class Detector:
 
 
 def available_detectors() -> list[str]:
-    """Names accepted by :func:`get_detector`."""
+    """Names accepted by :func:`get_detector` (besides the aliases ``"photo"`` and ``"live"``)."""
     return sorted(DETECTORS)
 
 
@@ -85,13 +104,15 @@ def _cached(name: str, items: tuple) -> Detector:
 
 
 def _build(name: str, kwargs: dict[str, Any]) -> Detector:
+    name = resolve_detector_name(name)
     if name not in DETECTORS:
         import difflib
 
         close = difflib.get_close_matches(name, DETECTORS, n=2)
         hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
         raise ParameterError(
-            f"Unknown detector {name!r}.{hint} Choose one of: {', '.join(available_detectors())}"
+            f"Unknown detector {name!r}.{hint} Choose one of: {', '.join(available_detectors())} "
+            f"(or 'photo' / 'live' for the measured defaults)"
         )
     mod, cls = DETECTORS[name].split(":")
     klass = getattr(importlib.import_module(mod), cls)
@@ -104,8 +125,8 @@ def get_detector(name: str = DEFAULT_PHOTO_DETECTOR, cached: bool = True, **kwar
     """Return a detector by name.
 
     Args:
-        name: one of :func:`available_detectors` (``"yunet"`` is the photo default,
-            ``"blazeface.short"`` the live-video default).
+        name: one of :func:`available_detectors`, or ``"photo"`` (recall first: yunet) or
+            ``"live"`` (speed first: blazeface.full), the defaults chosen by measurement.
         cached: reuse one instance per (name, options) within the process.
         **kwargs: detector options such as ``min_score``.
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from pathlib import Path
 
 from faceforge.errors import ModelNotFoundError
@@ -50,6 +52,25 @@ def tflite_interpreter(path: str | Path, threads: int | None = None):
         raise ModelNotFoundError(
             "The LiteRT runtime is not installed. Install it with: pip install ai-edge-litert"
         ) from e
-    interp = Interpreter(model_path=str(path), num_threads=threads or 1)
-    interp.allocate_tensors()
+    with _quiet_stderr():  # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" from C++
+        interp = Interpreter(model_path=str(path), num_threads=threads or 1)
+        interp.allocate_tensors()
     return interp
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (e.g. captured): nothing to hide
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), fd)
+            yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
