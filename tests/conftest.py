@@ -43,3 +43,15 @@ def _isolated_cache(tmp_path_factory) -> None:
     # is configured, so tests never depend on (or fill) a developer's ~/.cache.
     if "FACEFORGE_CACHE" not in os.environ:
         os.environ["FACEFORGE_CACHE"] = str(Path(__file__).resolve().parents[1] / ".cache")
+
+
+def write_panning_video(path: Path, image: np.ndarray, frames: int, step: int) -> Path:
+    """An MJPEG .avi of ``image`` rolled right by ``step`` px per frame (the face moves right)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (w, h))
+    for i in range(frames):
+        vw.write(np.ascontiguousarray(np.roll(image, i * step, axis=1)[:, :, ::-1]))
+    vw.release()
+    return path

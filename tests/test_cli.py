@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import shared_path
+from conftest import shared_path, write_panning_video
 from faceforge.cli.main import app
 
 runner = CliRunner()
@@ -70,13 +70,7 @@ def test_detect_refuses_to_overwrite_an_input(tmp_path, astronaut):
 
 
 def test_detect_video(tmp_path, astronaut):
-    import cv2
-
-    path = tmp_path / "clip.avi"
-    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (512, 512))
-    for i in range(4):
-        vw.write(np.ascontiguousarray(np.roll(astronaut, i * 8, axis=1)[:, :, ::-1]))
-    vw.release()
+    path = write_panning_video(tmp_path / "clip.avi", astronaut, frames=4, step=8)
     r = runner.invoke(app, ["detect", str(path), "--jsonl", str(tmp_path / "v.jsonl"), "--workers", "1"])
     assert r.exit_code == 0, r.output
     recs = [json.loads(x) for x in (tmp_path / "v.jsonl").read_text().splitlines()]

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import write_panning_video
 from faceforge.errors import ImageError, SourceError
 from faceforge.sources import expand_paths, iter_frames, load_image, to_rgb_uint8
 
@@ -105,13 +106,7 @@ def test_folder_walk_and_frame_errors(tmp_path, astronaut):
 
 
 def test_video_frames(tmp_path, astronaut):
-    import cv2
-
-    path = tmp_path / "clip.avi"
-    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (512, 512))
-    for i in range(6):
-        vw.write(np.ascontiguousarray(np.roll(astronaut, i * 5, axis=1)[:, :, ::-1]))
-    vw.release()
+    path = write_panning_video(tmp_path / "clip.avi", astronaut, frames=6, step=5)
     frames = list(iter_frames([path], every=2))
     assert [f.index for f in frames] == [0, 2, 4]
     assert frames[0].image.shape == (512, 512, 3)
