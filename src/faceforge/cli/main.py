@@ -104,19 +104,22 @@ def detect(
     """
     from faceforge.batch import count_items, iter_items, run_task
     from faceforge.detectors import get_detector, resolve_detector_name
+    from faceforge.sources import expand_paths
     from faceforge.sinks import JsonlWriter
 
     try:
         get_detector(detector)  # fail fast on a bad name or a missing package
         skipped: list[tuple[str, str]] = []
-        items = list(iter_items(paths, every=every, skipped=skipped))
+        files = expand_paths(paths, skipped=skipped)
+        total = count_items(files, every=every)
+        items = iter_items(files, every=every, skipped=skipped)  # lazy: video frames are decoded as needed
         detector = resolve_detector_name(detector)
         task = _DetectTask(detector, min_score, save_crops, annotate, crop_size, crop_template,
-                           [it.source for it in items if it.image is None])
+                           [str(f) for f in files])
         writer = JsonlWriter(jsonl) if jsonl else None
         n_img = n_faces = 0
         try:
-            for res in run_task(task, items, workers or None, progress="detect", total=len(items)):
+            for res in run_task(task, items, workers or None, progress="detect", total=total):
                 if res.error:
                     skipped.append((res.item.source, res.error))
                     continue
@@ -175,8 +178,9 @@ def embed(
     workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
 ) -> None:
     """Embed faces: one vector per face, saved as .npz (embeddings, files, boxes) or .jsonl."""
-    from faceforge.batch import iter_items, run_task
+    from faceforge.batch import count_items, iter_items, run_task
     from faceforge.embedders import get_embedder
+    from faceforge.sources import expand_paths
     from faceforge.sinks import atomic_write
 
     try:
@@ -184,10 +188,12 @@ def embed(
             raise FaceforgeError(f"--output must end in .npz or .jsonl, got {output.name!r}")
         emb = get_embedder(embedder)
         skipped: list[tuple[str, str]] = []
-        items = list(iter_items(paths, skipped=skipped))
+        files = expand_paths(paths, skipped=skipped)
+        total = count_items(files)
+        items = iter_items(files, skipped=skipped)
         recs: list[dict[str, Any]] = []
         task = _EmbedTask(detector, embedder, whole_image, all_faces)
-        for res in run_task(task, items, workers or None, progress=f"embed ({embedder})", total=len(items)):
+        for res in run_task(task, items, workers or None, progress=f"embed ({embedder})", total=total):
             if res.error:
                 skipped.append((res.item.source, res.error))
             elif not res.value["faces"]:
