@@ -39,6 +39,11 @@ _LAZY = {
     "iter_frames": "faceforge.sources",
     "annotate": "faceforge.sinks",
     "list_models": "faceforge.registry",
+    "train": "faceforge.train",
+    "evaluate": "faceforge.train",
+    "load_classifier": "faceforge.train",
+    "FaceClassifier": "faceforge.train",
+    "Prediction": "faceforge.train",
 }
 
 

@@ -33,3 +33,7 @@ class NotFittedError(FaceforgeError):
 
 class BundleError(FaceforgeError):
     """A model file is unreadable, from a newer format, or needs a missing embedder."""
+
+
+class DatasetError(FaceforgeError):
+    """A dataset (folder or CSV) is missing, empty, or unusable for training as it stands."""

@@ -250,6 +250,167 @@ def verify(
 
 # ---------------------------------------------------------------------------------------------
 @app.command()
+def train(
+    data: Path = typer.Argument(..., help="Folder with one sub-folder of photos per class, or a CSV of file,label."),
+    output: Path = typer.Option(..., "-o", "--output", help="Model file to write (.ffm)."),
+    embedder: str = typer.Option("dlib-resnet", "--embedder", "-e", help="dlib-resnet (identity) or effnet-lite0."),
+    head: Optional[str] = typer.Option(None, help="logreg (default), svm, knn, mlp; ridge for numeric labels."),
+    detector: str = typer.Option("photo", "--detector", "-d"),
+    crops: str = typer.Option("auto", help="auto (whole image when no face is found), always (photos are face crops), never."),
+    augment: bool = typer.Option(False, "--augment", help="Add flipped/rotated/brightened copies (cached)."),
+    val: float = typer.Option(0.2, help="Fraction held out for the validation report."),
+    folds: int = typer.Option(0, help="k-fold cross-validation instead of one hold-out (k >= 2)."),
+    target_far: float = typer.Option(0.01, help="False-accept rate of the 'unknown' check (0 disables)."),
+    label_column: Optional[str] = typer.Option(None, help="CSV: the label column (default: the second)."),
+    path_column: Optional[str] = typer.Option(None, help="CSV: the file column (default: the first)."),
+    image_root: Optional[Path] = typer.Option(None, help="CSV: folder the file paths are relative to."),
+    seed: int = typer.Option(0),
+    workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
+) -> None:
+    """Train a face classifier on cached embeddings; writes the model, a report and a confusion matrix."""
+    from faceforge.train import train as _train
+
+    crop_mode: Any = {"always": True, "never": False}.get(crops, crops)
+    try:
+        res = _train(data, output, embedder=embedder, head=head, detector=detector, crops=crop_mode,
+                     augment=augment, val=val, folds=folds, target_far=target_far or None, seed=seed,
+                     label_column=label_column, path_column=path_column, image_root=image_root,
+                     workers=workers or None)
+    except FaceforgeError as e:
+        _fail(e)
+        return
+    _print_problems(res.problems)
+    _print_report(res.report, title=f"validation: {res.report.get('validation')}")
+    t = res.timings
+    err.print(f"embeddings: {t['cache_hits']} cached, {t['cache_misses']} computed in {t['embed_s']:.1f} s; "
+              f"fit {t['fit_s']:.1f} s; total {t['total_s']:.1f} s", highlight=False)
+    out.print(f"[bold green]model written:[/] {res.model_path}  (report {res.report_path}"
+              + (f", {', '.join(str(p) for p in res.plots)}" if res.plots else "") + ")", highlight=False)
+
+
+def _print_problems(problems: list[Any], limit: int = 15) -> None:
+    order = {"error": 0, "warning": 1, "info": 2}
+    shown = sorted(problems, key=lambda p: order.get(getattr(p, "severity", "info"), 3))
+    for p in shown[:limit]:
+        colour = {"error": "red", "warning": "yellow"}.get(p.severity, "dim")
+        err.print(f"[{colour}]{p.severity}[/] {p.message}", highlight=False)
+    if len(shown) > limit:
+        err.print(f"... and {len(shown) - limit} more (see the report JSON)", highlight=False)
+
+
+def _print_report(report: dict[str, Any], title: str = "") -> None:
+    if "mae" in report:
+        out.print(f"{title}\nMAE {report['mae']:.2f}  RMSE {report.get('rmse', float('nan')):.2f}  "
+                  f"R2 {report.get('r2', float('nan')):.3f}", highlight=False)
+        return
+    if "accuracy" not in report:
+        return
+    t = Table(title=f"{title}: accuracy {report['accuracy']:.1%}, balanced {report['balanced_accuracy']:.1%}"
+              + (f", log loss {report['log_loss']:.3f}" if report.get("log_loss") is not None else ""))
+    for c in ("class", "precision", "recall", "F1", "support"):
+        t.add_column(c, justify="right" if c != "class" else "left")
+    for name, m in report.get("per_class", {}).items():
+        t.add_row(name, f"{m['precision']:.2f}", f"{m['recall']:.2f}", f"{m['f1']:.2f}", str(m["support"]))
+    out.print(t)
+    if "unknown" in report:
+        u = report["unknown"]
+        out.print(f"unknown faces: threshold {u['threshold']:.3f} for a {u['target_far']:.1%} false-accept "
+                  f"rate (measured FAR {u['far']:.1%}, FRR {u['frr']:.1%})", highlight=False)
+
+
+class _ClassifyTask:
+    def __init__(self, model: str, top_k: int, annotate: Optional[Path], protect: list[str]) -> None:
+        self.model, self.top_k, self.annotate, self.protect = model, top_k, annotate, protect
+        self._clf = None
+
+    def __call__(self, image: np.ndarray, item: Any) -> dict[str, Any]:
+        from faceforge.sinks import annotate, output_name, save_image
+        from faceforge.train import load_classifier
+
+        if self._clf is None:
+            self._clf = load_classifier(self.model)
+        res = self._clf.classify(image, self.top_k)
+        faces = [{**f.to_dicts()[0], **p.to_dict()} for f, p in res]
+        if self.annotate is not None:
+            from faceforge.detectors.base import concat_faces
+
+            allf = concat_faces([f for f, _ in res]) if res else None
+            labels = [f"{p.label} {p.score:.2f}" for _, p in res]
+            img = annotate(image, allf, labels) if allf is not None else image
+            stem = output_name(item.source) + (f"_f{item.index:06d}" if item.index else "")
+            save_image(self.annotate / f"{stem}.jpg", img, self.protect)
+        return {"file": item.source, "frame": item.index, "faces": faces}
+
+
+@app.command()
+def classify(
+    model: Path = typer.Argument(..., help="A model file from `faceforge train`."),
+    paths: list[Path] = typer.Argument(..., help="Images, folders and videos."),
+    top_k: int = typer.Option(3, "--top-k", help="Labels per face."),
+    annotate: Optional[Path] = typer.Option(None, "--annotate", help="Save images with labelled boxes here."),
+    jsonl: Optional[Path] = typer.Option(None, "--jsonl", help="Write one JSON record per image/frame here."),
+    every: int = typer.Option(1, help="For videos: keep every n-th frame."),
+    workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
+) -> None:
+    """Classify every face in every image: top-k labels with scores (or 'unknown')."""
+    from faceforge.batch import count_items, iter_items, run_task
+    from faceforge.sinks import JsonlWriter
+    from faceforge.sources import expand_paths
+    from faceforge.train import load_classifier
+
+    try:
+        load_classifier(model)  # fail fast: bad file, newer format, missing embedder
+        skipped: list[tuple[str, str]] = []
+        files = expand_paths(paths, skipped=skipped)
+        task = _ClassifyTask(str(model), top_k, annotate, [str(f) for f in files] + [str(model)])
+        writer = JsonlWriter(jsonl) if jsonl else None
+        n_img = n_faces = 0
+        try:
+            for res in run_task(task, iter_items(files, every=every, skipped=skipped), workers or None,
+                                progress="classify", total=count_items(files, every=every)):
+                if res.error:
+                    skipped.append((res.item.source, res.error))
+                    continue
+                n_img += 1
+                n_faces += len(res.value["faces"])
+                if writer:
+                    writer.write(res.value)
+                else:
+                    print(json.dumps(res.value))
+        finally:
+            if writer:
+                writer.close()
+        for path, why in skipped:
+            err.print(f"[yellow]skipped[/] {why if path in why else f'{path}: {why}'}", highlight=False)
+        err.print(f"{n_faces} face(s) classified in {n_img} image(s)/frame(s); {len(skipped)} skipped"
+                  + (f"; results in {jsonl}" if jsonl else ""), highlight=False)
+    except FaceforgeError as e:
+        _fail(e)
+
+
+@app.command()
+def evaluate(
+    model: Path = typer.Argument(..., help="A model file from `faceforge train`."),
+    data: Path = typer.Argument(..., help="Labelled test data: class sub-folders or a CSV."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Also write the report as JSON here."),
+    workers: int = typer.Option(0),
+) -> None:
+    """Measure a model on labelled test data: accuracy, balanced accuracy, per class, confusion matrix."""
+    from faceforge.sinks import atomic_write
+    from faceforge.train import evaluate as _evaluate
+
+    try:
+        rep = _evaluate(model, data, workers=workers or None)
+    except FaceforgeError as e:
+        _fail(e)
+        return
+    _print_report(rep, title=f"{model.name} on {data}")
+    if report:
+        atomic_write(report, json.dumps(rep, indent=2, default=str).encode())
+
+
+# ---------------------------------------------------------------------------------------------
+@app.command()
 def demo(output: Path = typer.Option(Path("out/demo"), "-o", "--output", help="Folder for the results.")) -> None:
     """Analyse the sample photos shipped inside installed packages; write annotated images and JSON."""
     from faceforge.demo import run_demo

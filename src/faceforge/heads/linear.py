@@ -1,0 +1,231 @@
+"""Linear heads: multinomial logistic regression (the default) and a calibrated linear SVM.
+
+Both L2-normalise the embeddings, standardise each feature (mean and scale stored), and keep
+``W (d, m)`` and ``b (m,)``: prediction is ``softmax(a * (Z @ W + b))`` in numpy, with ``a = 1``
+for logistic regression and a fitted inverse temperature for the SVM.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from faceforge.errors import ParameterError
+from faceforge.heads.base import Head, internal_folds, softmax
+
+#: C values tried by ``C="auto"`` (standardised features; multiplied by d without standardising).
+C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+#: C values tried by the SVM's ``C="auto"``.
+SVM_C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1)
+
+
+def _weighted_nll(P: np.ndarray, yc: np.ndarray, w: np.ndarray) -> float:
+    p = np.clip(P[np.arange(len(yc)), yc], 1e-15, 1.0)
+    return float(np.sum(w * -np.log(p)) / np.sum(w))
+
+
+def _as_full(coef: np.ndarray, intercept: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's coefficients as ``W (d, m)``, ``b (m,)``; binary ``f`` becomes ``[-f/2, f/2]``."""
+    if m == 2 and coef.shape[0] == 1:
+        w = coef[0] / 2
+        return np.stack([-w, w], axis=1), np.array([-intercept[0] / 2, intercept[0] / 2])
+    return coef.T.copy(), intercept.copy()
+
+
+def _check_C(C: Any) -> None:
+    if C != "auto" and (not isinstance(C, (int, float)) or isinstance(C, bool) or not C > 0):
+        raise ParameterError(f"C must be a positive number or 'auto', but got {C!r}.")
+
+
+class _LinearHead(Head):
+    required_arrays = ("W", "b")
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        _check_C(self.params["C"])
+        it = self.params["max_iter"]
+        if not isinstance(it, (int, np.integer)) or isinstance(it, bool) or it < 1:
+            raise ParameterError(f"max_iter must be a positive integer, but got {it!r}.")
+
+    grid = C_GRID
+
+    def _grid(self, d: int) -> tuple[float, ...]:
+        return self.grid if self.params["standardize"] else tuple(c * d for c in self.grid)
+
+    def _decision(self, Z: np.ndarray) -> np.ndarray:
+        return Z @ self._state["W"] + self._state["b"]
+
+
+class LogRegHead(_LinearHead):
+    """Multinomial logistic regression (the default head).
+
+    Parameters (``make_head("logreg", C=...)``):
+        C: inverse regularisation strength on standardised features, or ``"auto"`` (default):
+            chosen from :data:`C_GRID` by the lowest class-weighted log loss in an internal
+            3-fold split (falls back to 0.1 when a class has fewer than 2 images). Larger C
+            gives more confident probabilities.
+        normalize: L2-normalise embeddings first (default True).
+        standardize: scale each feature to zero mean / unit variance (default True).
+        max_iter: lbfgs iterations (default 1000).
+    """
+
+    kind = "logreg"
+    defaults = {"C": "auto", "normalize": True, "standardize": True, "max_iter": 1000}
+
+    def _fit_one(self, Z: np.ndarray, yc: np.ndarray, w: np.ndarray, C: float):
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import LogisticRegression
+
+        est = LogisticRegression(C=C, max_iter=int(self.params["max_iter"]), random_state=self.seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(Z, yc, sample_weight=w)
+        return est
+
+    def _fit(self, Z, yc, w, cw, groups) -> None:
+        m = int(yc.max()) + 1
+        C = self.params["C"]
+        info: dict[str, Any] = {}
+        if C == "auto":
+            grid = self._grid(Z.shape[1])
+            folds = internal_folds(yc, groups, self.seed)
+            if folds:
+                losses = []
+                for c in grid:
+                    P = np.zeros((len(yc), m))
+                    for tr, va in folds:
+                        est = self._fit_one(Z[tr], yc[tr], w[tr], c)
+                        P[np.ix_(va, est.classes_)] = est.predict_proba(Z[va])
+                    losses.append(_weighted_nll(P, yc, w))
+                C = float(grid[int(np.argmin(losses))])
+                info["cv_log_loss"] = {f"{c:g}": round(v, 5) for c, v in zip(grid, losses)}
+            else:
+                C = float(grid[2])
+        est = self._fit_one(Z, yc, w, float(C))
+        W, b = _as_full(est.coef_, est.intercept_, m)
+        self._state.update(W=W, b=b)
+        self.fit_info_ = {**info, "C": float(C), "n_iter": int(np.max(est.n_iter_)),
+                          "converged": bool(np.max(est.n_iter_) < int(self.params["max_iter"]))}
+
+    def _output(self, Z: np.ndarray) -> np.ndarray:
+        return softmax(self._decision(Z))
+
+
+def fit_temperature(D: np.ndarray, yc: np.ndarray, w: np.ndarray) -> float:
+    """Inverse temperature ``a`` minimising the weighted log loss of ``softmax(a * D)``.
+
+    Args:
+        D: ``(n, m)`` decision values.
+        yc: ``(n,)`` true compact labels.
+        w: ``(n,)`` sample weights.
+
+    Returns:
+        ``a`` in ``[1e-3, 1e4]`` (log-grid search, then golden-section refinement).
+
+    The targets are smoothed as in Platt scaling: the true class gets ``(N + 1) / (N + 2)``
+    (``N``: its number of samples), so separable data give confident, not infinite, scores.
+    """
+    m = D.shape[1]
+    counts = np.bincount(yc, minlength=m).astype(np.float64)
+    eps = 1.0 / (counts[yc] + 2.0)
+    T = np.repeat((eps / (m - 1))[:, None], m, axis=1)
+    T[np.arange(len(yc)), yc] = 1.0 - eps
+
+    def loss(log_a: float) -> float:
+        logp = np.exp(log_a) * D
+        logp = logp - logp.max(axis=1, keepdims=True)
+        logp = logp - np.log(np.exp(logp).sum(axis=1, keepdims=True))
+        return float(-np.sum(w * np.sum(T * logp, axis=1)) / np.sum(w))
+
+    grid = np.linspace(np.log(1e-3), np.log(1e4), 57)
+    vals = [loss(g) for g in grid]
+    i = int(np.argmin(vals))
+    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+    r = (np.sqrt(5) - 1) / 2
+    c, d = hi - r * (hi - lo), lo + r * (hi - lo)
+    fc, fd = loss(c), loss(d)
+    for _ in range(40):
+        if fc < fd:
+            hi, d, fd = d, c, fc
+            c = hi - r * (hi - lo)
+            fc = loss(c)
+        else:
+            lo, c, fc = c, d, fd
+            d = lo + r * (hi - lo)
+            fd = loss(d)
+    return float(np.exp((lo + hi) / 2))
+
+
+class SVMHead(_LinearHead):
+    """Linear SVM (one-vs-rest, squared hinge) with probabilities from a fitted temperature.
+
+    Probabilities are ``softmax(a * decision)``; ``a`` is fitted (see :func:`fit_temperature`)
+    on out-of-fold decision values of an internal 3-fold split (on the training decisions when
+    a class has fewer than 2 images). For two classes this is Platt scaling without bias.
+
+    Parameters:
+        C: inverse regularisation strength on standardised features (default 0.003), or
+            ``"auto"`` (chosen from :data:`SVM_C_GRID` by out-of-fold log loss).
+        normalize, standardize: as for logreg (default True).
+        max_iter: liblinear iterations (default 5000).
+    """
+
+    kind = "svm"
+    defaults = {"C": 0.003, "normalize": True, "standardize": True, "max_iter": 5000}
+    required_arrays = ("W", "b", "temperature")
+    grid = SVM_C_GRID
+
+    def _fit_one(self, Z, yc, w, C, m):
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.svm import LinearSVC
+
+        est = LinearSVC(C=C, max_iter=int(self.params["max_iter"]), random_state=self.seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(Z, yc, sample_weight=w)
+        W, b = _as_full(est.coef_, est.intercept_, len(est.classes_))
+        return W, b, est.classes_, est.n_iter_
+
+    def _oof(self, Z, yc, w, C, m, folds) -> np.ndarray:
+        D = np.full((len(yc), m), -1e3)  # a class missing from a fold's training side scores very low
+        for tr, va in folds:
+            W, b, cl, _ = self._fit_one(Z[tr], yc[tr], w[tr], C, m)
+            D[np.ix_(va, cl)] = Z[va] @ W + b
+        return D
+
+    def _fit(self, Z, yc, w, cw, groups) -> None:
+        m = int(yc.max()) + 1
+        folds = internal_folds(yc, groups, self.seed)
+        C = self.params["C"]
+        info: dict[str, Any] = {}
+        oof = None
+        if C == "auto":
+            grid = self._grid(Z.shape[1])
+            if folds:
+                best = None
+                losses = []
+                for c in grid:
+                    D = self._oof(Z, yc, w, c, m, folds)
+                    a = fit_temperature(D, yc, w)
+                    losses.append(_weighted_nll(softmax(a * D), yc, w))
+                    if best is None or losses[-1] < best[0]:
+                        best = (losses[-1], c, D)
+                _, C, oof = best
+                info["cv_log_loss"] = {f"{c:g}": round(v, 5) for c, v in zip(grid, losses)}
+            else:
+                C = 0.003 if self.params["standardize"] else 0.003 * Z.shape[1]
+        C = float(C)
+        if oof is None and folds:
+            oof = self._oof(Z, yc, w, C, m, folds)
+        W, b, _, n_iter = self._fit_one(Z, yc, w, C, m)
+        D = oof if oof is not None else Z @ W + b
+        a = fit_temperature(D, yc, w)
+        self._state.update(W=W, b=b, temperature=np.array([a]))
+        self.fit_info_ = {**info, "C": C, "inverse_temperature": a,
+                          "calibration": "out-of-fold" if oof is not None else "training data",
+                          "n_iter": int(n_iter)}
+
+    def _output(self, Z: np.ndarray) -> np.ndarray:
+        return softmax(float(self._state["temperature"][0]) * self._decision(Z))

@@ -1,0 +1,310 @@
+"""Training and evaluating face classifiers on cached embeddings ("bottlenecks")."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from faceforge._fs import atomic_write
+from faceforge.errors import ParameterError
+
+log = logging.getLogger(__name__)
+
+MODEL_SUFFIX = ".ffm"
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` produced.
+
+    Attributes:
+        model_path: the model file.
+        report: validation report (metrics on held-out images).
+        report_path: JSON report beside the model.
+        plots: PNG files written (confusion matrix).
+        problems: data problems found (unreadable files, duplicates, small classes, ...).
+        timings: seconds per phase (``embed``, ``fit``, ``total``) and cache hits / misses.
+    """
+
+    model_path: Path
+    report: dict[str, Any]
+    report_path: Path
+    plots: list[Path] = field(default_factory=list)
+    problems: list[Any] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def _sidecar(model_path: Path, suffix: str) -> Path:
+    return model_path.with_name(model_path.stem + suffix)
+
+
+def train(
+    data: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    embedder: str = "dlib-resnet",
+    head: str | None = None,
+    detector: str = "photo",
+    crops: str | bool = "auto",
+    augment: bool = False,
+    val: float = 0.2,
+    folds: int = 0,
+    target_far: float | None = 0.01,
+    seed: int = 0,
+    label_column: str | None = None,
+    path_column: str | None = None,
+    image_root: str | os.PathLike | None = None,
+    task: str = "auto",
+    workers: int | None = None,
+    progress: bool = True,
+    on_event: Callable[[str, Any], None] | None = None,
+    head_params: dict[str, Any] | None = None,
+    alignment: str | dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train a face classifier (or regressor) from folders of photos or a CSV.
+
+    Embeddings are cached by image content and embedder, so retraining (another head, other
+    validation) never recomputes them and an interrupted run resumes.
+
+    Args:
+        data: a folder with one sub-folder per class, or a CSV of ``file,label``.
+        output: the model file to write (``.ffm``); a report (``.report.json``) and a confusion
+            matrix (``.confusion.png``) are written beside it.
+        embedder: ``"dlib-resnet"`` (identity) or ``"effnet-lite0"`` (general attributes).
+        head: ``"logreg"`` (default), ``"svm"``, ``"knn"``, ``"mlp"``; ``"ridge"`` for numbers.
+        detector: face detector, ``"photo"`` by default.
+        crops: ``"auto"`` (detect; use the whole image when no face is found), ``True``
+            (images are face crops: use them whole) or ``False`` (drop images without a face).
+        augment: add flipped / rotated / brightened copies as extra cached embeddings.
+        val: fraction of images held out for the validation report (stratified).
+        folds: if >= 2, k-fold cross-validation instead of a single hold-out.
+        target_far: false-accept rate of the "unknown" check (a stranger labelled as someone):
+            lowering it rejects more strangers and more true faces. ``None`` disables it.
+        seed: random seed (splits, heads): the same inputs give the same model.
+        label_column, path_column, image_root: for CSV data.
+        task: ``"auto"``, ``"classification"`` or ``"regression"``.
+        workers: processes for embedding (default: all cores).
+        progress: show progress bars.
+        on_event: callback ``(name, payload)`` for progress reporting (``"dataset"``,
+            ``"embedded"``, ``"validated"``, ``"saved"``).
+        head_params: extra parameters for the head.
+        alignment: override the embedder's face alignment (see :class:`~faceforge.pipeline.FacePipeline`).
+
+    Returns:
+        :class:`TrainResult`.
+
+    Raises:
+        DatasetError: unusable data (the message says what to do).
+        ParameterError: bad options.
+    """
+    from faceforge import __version__
+    from faceforge.data import EmbeddingCache, check_duplicates, embed_dataset, load_dataset
+    from faceforge.heads import OpenSet, make_head, save_bundle
+    from faceforge.heads.metrics import classification_report, kfold, regression_report, split_holdout
+    from faceforge.registry import get_spec
+
+    emit = on_event or (lambda name, payload: None)
+    t0 = time.perf_counter()
+    output = Path(output)
+    if output.suffix == "":
+        output = output.with_suffix(MODEL_SUFFIX)
+    if not 0.0 <= float(val) < 0.9:
+        raise ParameterError(f"val must lie in [0, 0.9), got {val}")
+    crops_name(crops)  # validate early
+    if target_far is not None and not 0.0 < float(target_far) < 0.5:
+        raise ParameterError(f"target_far must lie in (0, 0.5) or be None, got {target_far}")
+
+    ds = load_dataset(data, task=task, label_column=label_column, path_column=path_column,
+                      **({"image_root": image_root} if image_root is not None else {}))
+    problems = list(ds.problems) + list(check_duplicates(ds))
+    emit("dataset", ds)
+    head = head or ("ridge" if ds.task == "regression" else "logreg")
+
+    cache = EmbeddingCache()
+    t_embed = time.perf_counter()
+    ed = embed_dataset(ds, embedder=embedder, detector=detector, crops=crops, augment=augment,
+                       cache=cache, workers=workers, progress=progress, alignment=alignment)
+    t_embed = time.perf_counter() - t_embed
+    problems += [p for p in ed.problems if p not in problems]
+    emit("embedded", ed)
+
+    X, y, groups, aug = ed.X, ed.y, np.asarray(ed.paths), np.asarray(ed.augmented, bool)
+    params = dict(head_params or {})
+
+    def fit(idx: np.ndarray):
+        h = make_head(head, ds.task, seed=seed, **params)
+        if ds.task == "regression":
+            return h.fit(X[idx], y[idx], groups=groups[idx])
+        return h.fit(X[idx], y[idx], classes=ds.classes, groups=groups[idx])
+
+    # ---- validation: held-out images never have augmented copies in training ------------
+    t_fit = time.perf_counter()
+    report: dict[str, Any]
+    if folds and folds >= 2:
+        splits = list(kfold(y, folds, seed=seed, groups=groups))
+        how = f"{folds}-fold cross-validation"
+    elif val > 0:
+        splits = [split_holdout(y, val=val, seed=seed, groups=groups)]
+        how = f"stratified hold-out ({val:.0%} of images)"
+    else:
+        splits = []
+        how = "none (val=0)"
+    y_true: list[np.ndarray] = []
+    y_out: list[np.ndarray] = []
+    for tr, te in splits:
+        te = te[~aug[te]]
+        h = fit(tr)
+        y_true.append(y[te])
+        y_out.append(h.predict(X[te]) if ds.task == "regression" else h.predict_proba(X[te]))
+    if splits:
+        yt = np.concatenate(y_true)
+        if ds.task == "regression":
+            report = regression_report(yt, np.concatenate(y_out))
+        else:
+            report = classification_report(yt, np.concatenate(y_out), ds.classes)
+    else:
+        report = {}
+    report["validation"] = how
+
+    # ---- final model on everything ----------------------------------------------------------
+    final = fit(np.arange(len(y)))
+    openset = None
+    if ds.task == "classification" and target_far is not None:
+        openset = OpenSet().fit(X[~aug], y[~aug], target_far=target_far, seed=seed,
+                                groups=groups[~aug])
+        report["unknown"] = {"target_far": target_far, "threshold": float(openset.threshold),
+                             "far": float(openset.far), "frr": float(openset.frr)}
+    t_fit = time.perf_counter() - t_fit
+
+    spec = get_spec(embedder)
+    head_params_json, head_arrays = final.to_arrays()
+    arrays = {f"head.{k}": v for k, v in head_arrays.items()}
+    manifest: dict[str, Any] = {
+        "kind": "faceforge-classifier",
+        "task": ds.task,
+        "classes": list(ds.classes),
+        "embedder": embedder,
+        "embedder_sha256": spec.sha256,
+        "embedding_dim": int(X.shape[1]),
+        "detector": detector,
+        "crops": crops_name(crops),
+        "alignment": alignment,
+        "head": {"kind": head, **head_params_json},
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "faceforge_version": __version__,
+        "seed": seed,
+        "augment": bool(augment),
+        "data": {"source": str(Path(data).resolve()), "images": len(ds.samples),
+                 "rows": int(len(y)), "face_sources": dict(ed.face_sources),
+                 "per_class": _per_class(ds)},
+        "metrics": {k: v for k, v in report.items() if k not in ("confusion_matrix", "per_class")},
+    }
+    if openset is not None:
+        os_params, os_arrays = openset.to_arrays()
+        manifest["openset"] = os_params
+        arrays.update({f"openset.{k}": v for k, v in os_arrays.items()})
+    save_bundle(output, manifest, arrays)
+
+    # ---- report beside the model -------------------------------------------------------------
+    report_path = _sidecar(output, ".report.json")
+    full = {"model": str(output), "task": ds.task, "classes": ds.classes, "report": report,
+            "problems": [_problem_dict(p) for p in problems],
+            "timings": {"embed_s": round(t_embed, 3), "fit_s": round(t_fit, 3),
+                        "total_s": round(time.perf_counter() - t0, 3),
+                        "cache_hits": ed.cache_hits, "cache_misses": ed.cache_misses}}
+    atomic_write(report_path, json.dumps(full, indent=2, default=_json_default).encode())
+    plots: list[Path] = []
+    if ds.task == "classification" and "confusion_matrix" in report:
+        from faceforge.heads.plots import confusion_matrix_png
+
+        png = _sidecar(output, ".confusion.png")
+        confusion_matrix_png(report, png)
+        plots.append(png)
+    result = TrainResult(output, report, report_path, plots, problems, full["timings"], manifest)
+    emit("saved", result)
+    return result
+
+
+def evaluate(model: str | os.PathLike, data: str | os.PathLike, *, crops: str | bool | None = None,
+             workers: int | None = None, progress: bool = True, **dataset_options: Any) -> dict[str, Any]:
+    """Measure a trained model on a labelled test set (same layout as training data).
+
+    Returns:
+        The report dict (accuracy, balanced accuracy, per class, confusion matrix, log loss;
+        MAE for regression). Test labels unknown to the model count as errors.
+    """
+    from faceforge.data import EmbeddingCache, embed_dataset, load_dataset
+    from faceforge.heads.metrics import classification_report, regression_report
+    from faceforge.train.classifier import load_classifier
+
+    clf = load_classifier(model)
+    m = clf.manifest
+    ds = load_dataset(data, task=m["task"], min_per_class=1, **dataset_options)
+    ed = embed_dataset(ds, embedder=m["embedder"], detector=m.get("detector", "photo"),
+                       crops=crops_mode(m.get("crops", "auto")) if crops is None else crops, alignment=m.get("alignment"),
+                       cache=EmbeddingCache(), workers=workers, progress=progress)
+    X = ed.X[~np.asarray(ed.augmented, bool)]
+    y = ed.y[~np.asarray(ed.augmented, bool)]
+    if clf.task == "regression":
+        return regression_report(y, clf.head.predict(X))
+    # map test class indices onto the model's classes
+    idx = {c: i for i, c in enumerate(clf.classes)}
+    missing = sorted(set(ed.classes) - set(idx))
+    if missing:
+        log.warning("test classes not in the model (counted as errors): %s", ", ".join(missing))
+    y_model = np.array([idx.get(ed.classes[int(v)], -1) for v in y])
+    proba = clf.head.predict_proba(X)
+    keep = y_model >= 0
+    report = classification_report(y_model[keep], proba[keep], clf.classes)
+    report["images"] = int(len(y))
+    report["unknown_classes"] = missing
+    report["face_sources"] = dict(ed.face_sources)
+    return report
+
+
+def crops_name(crops: str | bool) -> str:
+    """The manifest's word for a crops mode: ``"auto"``, ``"always"`` or ``"never"``."""
+    if crops is True or crops == "always":
+        return "always"
+    if crops is False or crops == "never":
+        return "never"
+    if crops == "auto":
+        return "auto"
+    raise ParameterError(f"crops must be 'auto', 'always' (True) or 'never' (False), got {crops!r}")
+
+
+def crops_mode(name: str) -> str | bool:
+    """Inverse of :func:`crops_name`: the value :func:`faceforge.data.embed_dataset` takes."""
+    return {"always": True, "never": False}.get(crops_name(name), "auto")
+
+
+def _per_class(ds: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    if ds.task != "classification":
+        return out
+    for s in ds.samples:
+        out[str(s.label)] = out.get(str(s.label), 0) + 1
+    return out
+
+
+def _problem_dict(p: Any) -> dict[str, Any]:
+    return {k: getattr(p, k) for k in ("kind", "path", "message", "severity") if hasattr(p, k)}
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(type(o).__name__)

@@ -1,0 +1,138 @@
+"""train -> model file -> classify / evaluate, end to end on real faces."""
+
+import hashlib
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from conftest import shared_path
+from faceforge.cli.main import app
+from faceforge.errors import BundleError, FaceforgeError
+from faceforge.train import UNKNOWN, load_classifier, train
+
+runner = CliRunner()
+
+
+def _digest(folder):
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def att_subset(tmp_path_factory):
+    """6 AT&T people: 7 training and 3 test photos each (real 92x112 grey face crops)."""
+    src = shared_path("identity", "att_faces")
+    root = tmp_path_factory.mktemp("att")
+    people = sorted(p for p in src.iterdir() if p.is_dir())[:6]
+    for person in people:
+        files = sorted(person.iterdir())
+        for part, chunk in (("train", files[:7]), ("test", files[7:])):
+            (root / part / person.name).mkdir(parents=True)
+            for f in chunk:
+                (root / part / person.name / f.name).write_bytes(f.read_bytes())
+    return root
+
+
+def test_train_classify_evaluate_on_real_identities(att_subset, tmp_path):
+    before = _digest(att_subset)
+    model = tmp_path / "att.ffm"
+    res = train(att_subset / "train", model, val=0.25, seed=0, progress=False)
+    assert model.is_file() and res.report_path.is_file() and all(p.is_file() for p in res.plots)
+    assert res.report["accuracy"] >= 0.9
+    manifest = json.loads(zipfile.ZipFile(model).read("manifest.json"))
+    assert manifest["classes"] == sorted(p.name for p in (att_subset / "train").iterdir())
+    assert manifest["embedder"] == "dlib-resnet" and manifest["embedder_sha256"]
+    assert "unknown" in res.report
+
+    # warm retrain: every embedding comes from the cache
+    res2 = train(att_subset / "train", model, val=0.25, seed=0, progress=False)
+    assert res2.timings["cache_misses"] == 0 and res2.timings["cache_hits"] >= 42
+    assert res2.report["accuracy"] == res.report["accuracy"]  # seeded: reproducible
+
+    rep = __import__("faceforge").evaluate(model, att_subset / "test", progress=False)
+    assert rep["accuracy"] >= 0.9 and rep["images"] == 18
+
+    clf = load_classifier(model)
+    person = sorted((att_subset / "test").iterdir())[0]
+    faces = clf.classify(sorted(person.iterdir())[0], top_k=3)
+    assert len(faces) == 1
+    face, pred = faces[0]
+    assert pred.label == person.name and len(pred.top_k) == 3
+    assert pred.top_k[0][1] >= pred.top_k[1][1] >= pred.top_k[2][1]
+    assert _digest(att_subset) == before  # the user's photos are never changed
+
+
+def test_strangers_are_unknown(att_subset, tmp_path):
+    model = tmp_path / "att.ffm"
+    train(att_subset / "train", model, val=0.0, target_far=0.01, progress=False)
+    clf = load_classifier(model)
+    src = shared_path("identity", "att_faces")
+    strangers = sorted(p for p in src.iterdir() if p.is_dir())[20:26]
+    preds = [clf.classify(sorted(p.iterdir())[0])[0][1] for p in strangers]
+    assert sum(p.label == UNKNOWN for p in preds) >= 4  # at a 1% false-accept target
+    knowns = [clf.classify(sorted(p.iterdir())[0])[0][1] for p in sorted((att_subset / "test").iterdir())]
+    assert sum(p.label != UNKNOWN for p in knowns) >= 5
+
+
+def test_cli_train_classify_and_bad_inputs(att_subset, tmp_path, astronaut):
+    model = tmp_path / "m.ffm"
+    r = runner.invoke(app, ["train", str(att_subset / "train"), "-o", str(model), "--head", "knn", "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    assert "model written" in r.output and "accuracy" in r.output
+    img = tmp_path / "astro.png"
+    Image.fromarray(astronaut).save(img)
+    r = runner.invoke(app, ["classify", str(model), str(img), str(att_subset / "test"), "--top-k", "2",
+                            "--jsonl", str(tmp_path / "c.jsonl"), "--annotate", str(tmp_path / "ann"), "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    recs = [json.loads(x) for x in (tmp_path / "c.jsonl").read_text().splitlines()]
+    assert len(recs) == 19
+    astro = next(x for x in recs if x["file"].endswith("astro.png"))
+    assert len(astro["faces"]) == 1 and astro["faces"][0]["label"] == UNKNOWN  # not one of the AT&T people
+    assert all(len(f["top_k"]) == 2 for x in recs for f in x["faces"])
+    # errors are clear and the exit code says so
+    (tmp_path / "notamodel.ffm").write_text("hello")
+    r = runner.invoke(app, ["classify", str(tmp_path / "notamodel.ffm"), str(img)])
+    assert r.exit_code == 2 and "not a faceforge model" in r.output
+    r = runner.invoke(app, ["train", str(tmp_path / "missing"), "-o", str(tmp_path / "x.ffm")])
+    assert r.exit_code == 2
+    one = tmp_path / "one_class"
+    (one / "alice").mkdir(parents=True)
+    Image.fromarray(astronaut).save(one / "alice" / "a.png")
+    r = runner.invoke(app, ["train", str(one), "-o", str(tmp_path / "y.ffm")])
+    assert r.exit_code == 2 and "alice" in r.output
+
+
+def test_model_from_a_newer_format_is_refused(att_subset, tmp_path):
+    model = tmp_path / "m.ffm"
+    train(att_subset / "train", model, val=0.0, target_far=None, progress=False)
+    z = zipfile.ZipFile(model)
+    manifest = json.loads(z.read("manifest.json"))
+    manifest["format_version"] = 999
+    newer = tmp_path / "newer.ffm"
+    with zipfile.ZipFile(newer, "w") as out:
+        out.writestr("manifest.json", json.dumps(manifest))
+        out.writestr("arrays.npz", z.read("arrays.npz"))
+    with pytest.raises(BundleError, match="newer"):
+        load_classifier(newer)
+
+
+def test_regression_from_csv(tmp_path, astronaut):
+    """A numeric label from a CSV gives a regression model (age-style), reported with MAE."""
+    from skimage import data
+
+    faces = (data.lfw_subset()[:60] * 255).astype(np.uint8)
+    rows = ["file,score"]
+    for i, f in enumerate(faces):
+        big = np.asarray(Image.fromarray(f).resize((150, 150)))
+        Image.fromarray(big).save(tmp_path / f"{i}.png")
+        rows.append(f"{i}.png,{20 + i % 40}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    res = train(tmp_path / "labels.csv", tmp_path / "age.ffm", embedder="effnet-lite0", crops=True,
+                val=0.2, progress=False)
+    assert res.manifest["task"] == "regression" and "mae" in res.report
+    clf = load_classifier(tmp_path / "age.ffm")
+    pred = clf.predict_embeddings(np.zeros((1, 1280), np.float32) + 0.01)[0]
+    assert pred.value is not None and 0 < pred.value < 100
