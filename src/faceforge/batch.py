@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import sys
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -51,7 +52,26 @@ def _run(task: Callable[[np.ndarray, Item], Any], item: Item) -> Outcome:
 
 
 def _init_worker() -> None:
-    os.environ["FACEFORGE_THREADS"] = "1"  # one process per core; no thread oversubscription
+    # one process per core: no thread oversubscription (ONNX Runtime, and yuface's OpenMP)
+    os.environ["FACEFORGE_THREADS"] = "1"
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+#: Native runtimes that start thread pools; a process holding them must not fork.
+_THREADED_RUNTIMES = ("onnxruntime", "yuface", "ai_edge_litert", "dlib", "sklearn")
+
+
+def _start_method() -> str:
+    """``fork`` while this process has loaded no threaded runtime, else ``forkserver``.
+
+    fork lets plain scripts (without an ``if __name__ == "__main__"`` guard) use every core;
+    but forking a process whose runtimes already run thread pools can deadlock the children,
+    so then workers start from a clean server process instead (which needs the guard).
+    """
+    methods = mp.get_all_start_methods()
+    if "fork" in methods and not any(m in sys.modules for m in _THREADED_RUNTIMES):
+        return "fork"
+    return "forkserver" if "forkserver" in methods else "spawn"
 
 
 def default_workers() -> int:
@@ -122,7 +142,7 @@ def run_task(task: Callable[[np.ndarray, Item], Any], items: Iterable[Item], wor
                     bar.update(1)
                 yield out
             return
-        ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+        ctx = mp.get_context(_start_method())
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
             pending: deque[Future] = deque()
             for it in items:

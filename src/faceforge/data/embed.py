@@ -174,8 +174,9 @@ def _pipeline(detector: str, embedder: str, alignment: str) -> Any:
     if pipe is None:
         if os.environ.get("FACEFORGE_THREADS") == "1":
             # A batch worker (one process per core). yunet's library runs OpenMP with one thread
-            # per core by default; several workers doing so oversubscribe the cores and spin
-            # (measured: detection ~50x slower). libgomp reads this when first loaded, below.
+            # per core by default; several workers doing so oversubscribe the cores (measured
+            # with spinning waits: 200 AT&T photos on 2 workers took 46 s instead of 3.3 s).
+            # libgomp reads this when first loaded, below.
             os.environ.setdefault("OMP_NUM_THREADS", "1")
         from faceforge.pipeline import FacePipeline
 
@@ -215,11 +216,12 @@ class _EmbedTask:
 def _single_openmp(cfg: dict[str, Any]) -> Any:
     """Limit OpenMP to one thread while embedding in this process.
 
-    yunet's library runs OpenMP with a thread per core whose threads spin while they wait:
-    measured on 2 cores with one other busy process, detection took 13-16 ms per AT&T photo
-    with 2 threads and 6 ms with 1 (4.5 ms with 2 on an idle machine); with more load the
-    2-thread time grows by 10-50x. The limit needs the library loaded, so the detector is
-    built first. Without threadpoolctl (a scikit-learn dependency) nothing is limited.
+    yunet's library runs OpenMP with a thread per core. Spinning (``OMP_WAIT_POLICY=ACTIVE``,
+    or libgomp's default where yunet.py's PASSIVE default came too late) made detection of an
+    AT&T photo take 220 ms instead of 7-18 ms on 2 cores shared with one other busy process;
+    with passive waiting the limit changes little (16.5 vs 17.3 ms), and one thread costs
+    ~1 ms on an idle machine. The limit needs the library loaded, so the detector is built
+    first. Without threadpoolctl (a scikit-learn dependency) nothing is limited.
     """
     try:
         from threadpoolctl import threadpool_limits

@@ -125,7 +125,7 @@ def train(
 
     ds = load_dataset(data, task=task, label_column=label_column, path_column=path_column,
                       **({"image_root": image_root} if image_root is not None else {}))
-    problems = list(ds.problems) + list(check_duplicates(ds))
+    problems = list(ds.problems)
     emit("dataset", ds)
     head = head or ("ridge" if ds.task == "regression" else "logreg")
 
@@ -135,6 +135,7 @@ def train(
                        cache=cache, workers=workers, progress=progress, alignment=alignment)
     t_embed = time.perf_counter() - t_embed
     problems += [p for p in ed.problems if p not in problems]
+    problems += list(check_duplicates(ds, cache=cache))  # after embedding: reuses its file hashes
     emit("embedded", ed)
 
     X, y, groups, aug = ed.X, ed.y, np.asarray(ed.paths), np.asarray(ed.augmented, bool)
@@ -248,6 +249,7 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike, *, crops: str | 
 
     clf = load_classifier(model)
     m = clf.manifest
+    dataset_options.pop("task", None)  # the model decides: its test data has the same task
     ds = load_dataset(data, task=m["task"], min_per_class=1, **dataset_options)
     ed = embed_dataset(ds, embedder=m["embedder"], detector=m.get("detector", "photo"),
                        crops=crops_mode(m.get("crops", "auto")) if crops is None else crops, alignment=m.get("alignment"),
