@@ -24,6 +24,12 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
+def _print_skipped(skipped: list[tuple[str, str]]) -> None:
+    """Report files that were skipped, each with its reason (which usually names the file)."""
+    for path, why in skipped:
+        err.print(f"[yellow]skipped[/] {why if path in why else f'{path}: {why}'}", highlight=False)
+
+
 def _fail(e: Exception) -> None:
     err.print(f"[bold red]error:[/] {e}", highlight=False)
     raise typer.Exit(2)
@@ -132,8 +138,7 @@ def detect(
         finally:
             if writer:
                 writer.close()
-        for path, why in skipped:
-            err.print(f"[yellow]skipped[/] {why if path in why else f'{path}: {why}'}", highlight=False)
+        _print_skipped(skipped)
         err.print(f"{n_faces} face(s) in {n_img} image(s)/frame(s); {len(skipped)} skipped"
                   + (f"; results in {jsonl}" if jsonl else ""), highlight=False)
     except FaceforgeError as e:
@@ -214,8 +219,7 @@ def embed(
                      boxes=np.array([r["faces"][i]["box"] for r, i in rows], np.float32).reshape(-1, 4),
                      whole_image=np.array([r["whole_image"] for r, _ in rows]), embedder=np.array(embedder))
             atomic_write(output, buf.getvalue())
-        for path, why in skipped:
-            err.print(f"[yellow]skipped[/] {why if path in why else f'{path}: {why}'}", highlight=False)
+        _print_skipped(skipped)
         err.print(f"{len(rows)} embedding(s) of {emb.dim} dims from {len(recs)} image(s) -> {output}; "
                   f"{len(skipped)} skipped", highlight=False)
     except FaceforgeError as e:
@@ -380,8 +384,7 @@ def classify(
         finally:
             if writer:
                 writer.close()
-        for path, why in skipped:
-            err.print(f"[yellow]skipped[/] {why if path in why else f'{path}: {why}'}", highlight=False)
+        _print_skipped(skipped)
         err.print(f"{n_faces} face(s) classified in {n_img} image(s)/frame(s); {len(skipped)} skipped"
                   + (f"; results in {jsonl}" if jsonl else ""), highlight=False)
     except FaceforgeError as e:
