@@ -41,6 +41,10 @@ def test_train_classify_evaluate_on_real_identities(att_subset, tmp_path):
     model = tmp_path / "att.ffm"
     res = train(att_subset / "train", model, val=0.25, seed=0, progress=False)
     assert model.is_file() and res.report_path.is_file() and all(p.is_file() for p in res.plots)
+    assert {p.name for p in res.plots} == {"att.confusion.png", "att.learning.png"}
+    curve = res.report["learning_curve"]
+    assert len(curve["train_images"]) == 4 and curve["train_images"][0] < curve["train_images"][-1]
+    assert curve["validation"][-1][0] >= curve["validation"][0][0]  # more photos do not hurt here
     assert res.report["accuracy"] >= 0.9
     manifest = json.loads(zipfile.ZipFile(model).read("manifest.json"))
     assert manifest["classes"] == sorted(p.name for p in (att_subset / "train").iterdir())
@@ -54,6 +58,7 @@ def test_train_classify_evaluate_on_real_identities(att_subset, tmp_path):
 
     rep = __import__("faceforge").evaluate(model, att_subset / "test", progress=False)
     assert rep["accuracy"] >= 0.9 and rep["images"] == 18
+    assert rep["open_set"]["strangers"] == 0 and rep["open_set"]["known_rejected"] <= 0.2
 
     clf = load_classifier(model)
     person = sorted((att_subset / "test").iterdir())[0]
@@ -75,6 +80,75 @@ def test_strangers_are_unknown(att_subset, tmp_path):
     assert sum(p.label == UNKNOWN for p in preds) >= 4  # at a 1% false-accept target
     knowns = [clf.classify(sorted(p.iterdir())[0])[0][1] for p in sorted((att_subset / "test").iterdir())]
     assert sum(p.label != UNKNOWN for p in knowns) >= 5
+
+
+def test_evaluate_counts_strangers_called_unknown(att_subset, tmp_path):
+    model = tmp_path / "att.ffm"
+    train(att_subset / "train", model, val=0.0, progress=False, learning_curve=False)
+    test = tmp_path / "test"
+    src = shared_path("identity", "att_faces")
+    for d in sorted((att_subset / "test").iterdir()):
+        (test / d.name).mkdir(parents=True)
+        for f in d.iterdir():
+            (test / d.name / f.name).symlink_to(f)
+    for d in sorted(p for p in src.iterdir() if p.is_dir())[30:33]:  # 3 people the model never saw
+        (test / d.name).mkdir()
+        for f in sorted(d.iterdir())[:3]:
+            (test / d.name / f.name).symlink_to(f)
+    rep = __import__("faceforge").evaluate(model, test, progress=False)
+    o = rep["open_set"]
+    assert sorted(rep["unknown_classes"]) == sorted(p.name for p in sorted(p for p in src.iterdir() if p.is_dir())[30:33])
+    assert o["strangers"] == 9 and o["known_faces"] == 18 and o["rejected_label"] == UNKNOWN
+    assert o["strangers_rejected"] >= 0.6 and o["known_rejected"] <= 0.2 and o["accuracy"] >= 0.8
+
+
+def test_me_not_me(att_subset, tmp_path):
+    """Photos of "me" plus any other faces: strangers absent from not_me are still not me."""
+    src = shared_path("identity", "att_faces")
+    people = sorted(p for p in src.iterdir() if p.is_dir())
+    me_dir = sorted((att_subset / "train").iterdir())[0]
+    data = tmp_path / "data"
+    (data / "me").mkdir(parents=True)
+    (data / "not_me").mkdir()
+    for f in me_dir.iterdir():
+        (data / "me" / f.name).symlink_to(f)
+    for other in sorted((att_subset / "train").iterdir())[1:]:
+        for f in sorted(other.iterdir())[:4]:
+            (data / "not_me" / f"{other.name}_{f.name}").symlink_to(f)
+    model = tmp_path / "me.ffm"
+    res = train(data, model, val=0.0, progress=False, target_far=0.01)
+    u = res.report["unknown"]
+    assert u["known"] == ["me"] and u["negatives"] == ["not_me"] and "not_me" in u["known_because"]
+    clf = load_classifier(model)
+    assert clf.rejected_label == "not_me"
+    me_test = sorted((att_subset / "test" / me_dir.name).iterdir())
+    assert sum(clf.classify(f)[0][1].label == "me" for f in me_test) >= 2
+    strangers = [sorted(p.iterdir())[0] for p in people[20:30]]  # in neither folder
+    labels = [clf.classify(f)[0][1].label for f in strangers]
+    assert labels.count("not_me") >= 9, labels
+    # the same with the classes named explicitly, through the CLI
+    r = runner.invoke(app, ["train", str(data), "-o", str(tmp_path / "me2.ffm"), "--known", "me", "--val", "0",
+                            "--no-curve", "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    assert "known: me; negatives: not_me" in r.output
+    r = runner.invoke(app, ["train", str(data), "-o", str(tmp_path / "me3.ffm"), "--known", "bob"])
+    assert r.exit_code == 2 and "bob" in r.output
+
+
+def test_attribute_classes_get_no_unknown(tmp_path):
+    """Gender is not identity: every face resembles the other class, so no face is called unknown."""
+    import csv
+
+    root = shared_path("utkface")
+    rows = list(csv.DictReader(open(root / "labels.csv")))
+    pick = [r for r in rows if r["gender"] == "male"][:20] + [r for r in rows if r["gender"] == "female"][:20]
+    (tmp_path / "g.csv").write_text("file,gender\n" + "".join(f"{r['file']},{r['gender']}\n" for r in pick))
+    res = train(tmp_path / "g.csv", tmp_path / "g.ffm", image_root=root / "images", progress=False, val=0.25)
+    assert "disabled" in res.report["unknown"] and "openset" not in res.manifest
+    clf = load_classifier(tmp_path / "g.ffm")
+    assert clf.openset is None
+    labels = [clf.classify(root / "images" / r["file"])[0][1].label for r in pick[:5] + pick[-5:]]
+    assert UNKNOWN not in labels and set(labels) <= {"male", "female"}
 
 
 def test_cli_train_classify_and_bad_inputs(att_subset, tmp_path, astronaut):

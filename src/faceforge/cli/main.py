@@ -268,10 +268,15 @@ def train(
     label_column: Optional[str] = typer.Option(None, help="CSV: the label column (default: the second)."),
     path_column: Optional[str] = typer.Option(None, help="CSV: the file column (default: the first)."),
     image_root: Optional[Path] = typer.Option(None, help="CSV: folder the file paths are relative to."),
+    known: Optional[list[str]] = typer.Option(None, "--known", help="A class that is a person to recognise; the "
+                                              "other classes are negatives (e.g. --known me beside a not_me folder). "
+                                              "Repeat for several. Default: classes named not_*, others, negatives or "
+                                              "unknown are the negatives."),
+    curve: bool = typer.Option(True, "--curve/--no-curve", help="Plot a learning curve (one extra fit)."),
     seed: int = typer.Option(0),
     workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
 ) -> None:
-    """Train a face classifier on cached embeddings; writes the model, a report and a confusion matrix."""
+    """Train a face classifier on cached embeddings; writes the model, a report, a confusion matrix and a learning curve."""
     from faceforge.train import train as _train
 
     crop_mode: Any = {"always": True, "never": False}.get(crops, crops)
@@ -279,7 +284,7 @@ def train(
         res = _train(data, output, embedder=embedder, head=head, detector=detector, crops=crop_mode,
                      augment=augment, val=val, folds=folds, target_far=target_far or None, seed=seed,
                      label_column=label_column, path_column=path_column, image_root=image_root,
-                     workers=workers or None)
+                     workers=workers or None, known=known or None, learning_curve=curve)
     except FaceforgeError as e:
         _fail(e)
         return
@@ -306,9 +311,15 @@ def _print_report(report: dict[str, Any], title: str = "") -> None:
     if "mae" in report:
         out.print(f"{title}\nMAE {report['mae']:.2f}  RMSE {report.get('rmse', float('nan')):.2f}  "
                   f"R2 {report.get('r2', float('nan')):.3f}", highlight=False)
+        _print_curve(report)
         return
-    if "accuracy" not in report:
-        return
+    if "accuracy" in report:
+        _print_table(report, title)
+    _print_unknown(report)
+    _print_curve(report)
+
+
+def _print_table(report: dict[str, Any], title: str) -> None:
     t = Table(title=f"{title}: accuracy {report['accuracy']:.1%}, balanced {report['balanced_accuracy']:.1%}"
               + (f", log loss {report['log_loss']:.3f}" if report.get("log_loss") is not None else ""))
     for c in ("class", "precision", "recall", "F1", "support"):
@@ -316,10 +327,33 @@ def _print_report(report: dict[str, Any], title: str = "") -> None:
     for name, m in report.get("per_class", {}).items():
         t.add_row(name, f"{m['precision']:.2f}", f"{m['recall']:.2f}", f"{m['f1']:.2f}", str(m["support"]))
     out.print(t)
-    if "unknown" in report:
+
+
+def _print_unknown(report: dict[str, Any]) -> None:
+    if "unknown" in report and "disabled" in report["unknown"]:
+        out.print(f"unknown faces: off. {report['unknown']['disabled']}", highlight=False)
+    elif "unknown" in report:
         u = report["unknown"]
+        if u.get("negatives"):
+            out.print(f"known: {', '.join(u['known'])}; negatives: {', '.join(u['negatives'])} "
+                      f"({u.get('known_because', '')})", highlight=False)
         out.print(f"unknown faces: threshold {u['threshold']:.3f} for a {u['target_far']:.1%} false-accept "
                   f"rate (measured FAR {u['far']:.1%}, FRR {u['frr']:.1%})", highlight=False)
+    if "open_set" in report:
+        o = report["open_set"]
+        line = f"with the unknown check: accuracy {o['accuracy']:.1%} over {o['known_faces'] + o['strangers']} faces"
+        if o.get("known_rejected") is not None:
+            line += f"; known faces called {o['rejected_label']}: {o['known_rejected']:.1%}"
+        if o.get("strangers_rejected") is not None:
+            line += f"; strangers called {o['rejected_label']}: {o['strangers_rejected']:.1%} of {o['strangers']}"
+        out.print(line, highlight=False)
+
+
+def _print_curve(report: dict[str, Any]) -> None:
+    if report.get("learning_curve"):
+        c = report["learning_curve"]
+        pts = ", ".join(f"{n:.0f}: {np.mean(v):.3f}" for n, v in zip(c["train_images"], c["validation"]))
+        out.print(f"learning curve ({c['metric']} by training images): {pts}", highlight=False)
 
 
 class _ClassifyTask:
@@ -334,7 +368,12 @@ class _ClassifyTask:
         if self._clf is None:
             self._clf = load_classifier(self.model)
         res = self._clf.classify(image, self.top_k)
-        faces = [{**f.to_dicts()[0], **p.to_dict()} for f, p in res]
+        faces = []
+        for f, p in res:
+            d = f.to_dicts()[0]
+            d["detection_score"] = d.pop("score")
+            d["whole_image"] = bool(f.data["whole_image"][0])  # a face crop used whole: no face detected
+            faces.append({**d, **p.to_dict()})
         if self.annotate is not None:
             from faceforge.detectors.base import concat_faces
 

@@ -105,21 +105,29 @@ def augment_image(image: np.ndarray, aug: str) -> np.ndarray:
     raise ParameterError(f"Unknown augmentation {aug!r}; choose from {', '.join(AUGMENTATIONS)}")
 
 
-def embed_image(image: np.ndarray, pipeline: Any, *, crops: str | bool = "auto", upscale: int | None = UPSCALE) -> Record:
-    """Find the main (largest) face of one image and embed it, as :func:`embed_dataset` does.
+def embed_faces(image: np.ndarray, pipeline: Any, *, crops: str | bool = "auto", upscale: int | None = UPSCALE,
+                main_only: bool = False) -> "Faces":
+    """Find and embed the faces of one image with the rules training uses.
 
-    Use this at prediction time so new photos are cropped exactly like the training photos.
+    Small images (shorter side below ``upscale``) are upscaled before detection; when no face
+    is found, ``crops="auto"`` uses the whole image as the face. Training (one main face per
+    image) and classification (every face) both go through here, so a photo is seen the same
+    way by both.
 
     Args:
         image: ``(H, W, 3) uint8`` RGB.
         pipeline: a :class:`faceforge.pipeline.FacePipeline` (its detector, embedder and alignment).
         crops: ``"auto"`` (detect; no face -> the whole image is the face), ``True`` (always the
-            whole image) or ``False`` (no face -> ``Record.face == "none"``, empty embedding).
+            whole image) or ``False`` (no face -> no faces).
         upscale: images whose shorter side is below this are upscaled to it before detection
             (small face crops are found far more often); None never upscales.
+        main_only: keep only the largest face.
 
     Returns:
-        :class:`Record`; ``box`` is in ``image``'s pixels.
+        :class:`~faceforge.types.Faces` in ``image``'s pixels, largest first, with
+        ``data["embedding"]``, ``data["whole_image"]`` (True: the whole image was used as the
+        face, score 0) and, for detected faces, ``data["faces_found"]`` (faces detected before
+        ``main_only``).
     """
     from faceforge.sources import to_rgb_uint8
     from faceforge.types import Faces
@@ -137,15 +145,42 @@ def embed_image(image: np.ndarray, pipeline: Any, *, crops: str | bool = "auto",
         if pipeline.min_face > 0 and len(faces):
             faces = faces[np.flatnonzero(np.minimum(faces.width, faces.height) >= pipeline.min_face * s)]
         if len(faces):
-            main = faces.sorted("area")[0]
-            emb = pipeline.embedder.embed(pipeline.chips(det_img, main))[0]
-            return Record(emb.astype(np.float32), "detected", len(faces), [float(v) / s for v in main.xyxy[0]])
+            faces = faces.sorted("area")
+            found = len(faces)
+            if main_only:
+                faces = faces[:1]
+            emb = pipeline.embedder.embed(pipeline.chips(det_img, faces)).astype(np.float32)
+            n = len(faces)
+            return Faces(faces.xyxy / s, faces.score, faces.landmarks / s, (w, h), faces.detector,
+                         {**faces.data, "embedding": emb, "whole_image": np.zeros(n, bool),
+                          "faces_found": np.full(n, found)})
         if crops is False:
-            return Record(np.zeros(0, np.float32), "none", 0, None)
+            return Faces.empty((w, h), pipeline.detector.name).with_data(
+                embedding=np.zeros((0, pipeline.embedder.dim), np.float32), whole_image=np.zeros(0, bool))
     whole = Faces(np.array([[0, 0, w, h]], np.float32), np.zeros(1, np.float32), None, (w, h), "whole-image",
                   {"whole_image": np.array([True])})
-    emb = pipeline.embedder.embed(pipeline.chips(img, whole))[0]
-    return Record(emb.astype(np.float32), "whole_image", 0, [0.0, 0.0, float(w), float(h)])
+    emb = pipeline.embedder.embed(pipeline.chips(img, whole)).astype(np.float32)
+    return whole.with_data(embedding=emb)
+
+
+def embed_image(image: np.ndarray, pipeline: Any, *, crops: str | bool = "auto", upscale: int | None = UPSCALE) -> Record:
+    """Find the main (largest) face of one image and embed it, as :func:`embed_dataset` does.
+
+    Args and rules: see :func:`embed_faces`.
+
+    Returns:
+        :class:`Record`; ``box`` is in ``image``'s pixels; ``face`` is ``"detected"``,
+        ``"whole_image"`` or ``"none"`` (``crops=False`` and no face).
+    """
+    if crops is not True:
+        faces = embed_faces(image, pipeline, crops=False, upscale=upscale, main_only=True)
+        if len(faces):
+            return Record(faces.data["embedding"][0], "detected", int(faces.data["faces_found"][0]),
+                          [float(v) for v in faces.xyxy[0]])
+        if crops is False:
+            return Record(np.zeros(0, np.float32), "none", 0, None)
+    whole = embed_faces(image, pipeline, crops=True)
+    return Record(whole.data["embedding"][0], "whole_image", 0, [float(v) for v in whole.xyxy[0]])
 
 
 # -- worker side ---------------------------------------------------------------------------

@@ -21,7 +21,8 @@ class Prediction:
 
     Attributes:
         label: the best label, or ``"unknown"`` when the open-set check rejects the face
-            (a person the model was not trained on). For regression models, the value as text.
+            (a person the model was not trained on); in a model with one negative class
+            (``me`` / ``not_me``) a rejected face gets that class. For regression models, the value as text.
         score: probability of ``label`` (classification) or the predicted value (regression).
         top_k: ``[(label, probability), ...]`` best first (classification only).
         known_score: open-set similarity to the nearest known class; below the model's
@@ -75,7 +76,6 @@ class FaceClassifier:
 
             m = self.manifest
             self._pipeline = FacePipeline(m.get("detector", "photo"), m["embedder"],
-                                          whole_image_fallback=m.get("crops", "auto") != "never",
                                           alignment=m.get("alignment") or None)
         return self._pipeline
 
@@ -91,6 +91,7 @@ class FaceClassifier:
         proba = self.head.predict_proba(X)
         known = self.openset.score(X) if self.openset is not None else None
         thr = self.openset.threshold if self.openset is not None else None
+        rejected = self.rejected_label
         out = []
         k = max(1, min(int(top_k), len(self.classes)))
         for i, p in enumerate(proba):
@@ -99,9 +100,24 @@ class FaceClassifier:
             label, score = tops[0]
             ks = None if known is None else float(known[i])
             if ks is not None and ks < thr:
-                label = UNKNOWN
+                label = rejected
+                if label != UNKNOWN:
+                    score = float(p[self.classes.index(label)])
             out.append(Prediction(label, score, tops, ks))
         return out
+
+    @property
+    def known_classes(self) -> list[str]:
+        """Classes the unknown check guards (all classes, or e.g. ``["me"]`` in a me / not-me model)."""
+        if self.openset is None:
+            return list(self.classes)
+        return [self.classes[int(i)] for i in self.openset.classes_]
+
+    @property
+    def rejected_label(self) -> str:
+        """The label of a face the unknown check rejects: the one negative class (``"not_me"``) or ``"unknown"``."""
+        neg = [c for c in self.classes if c not in self.known_classes]
+        return neg[0] if len(neg) == 1 else UNKNOWN
 
     # -- prediction on images -----------------------------------------------------------------
     def classify(self, image: Any, top_k: int = 3) -> list[tuple[Faces, Prediction]]:
@@ -114,20 +130,19 @@ class FaceClassifier:
         Returns:
             ``[(face, prediction), ...]`` one per face, largest face first. Images that are
             already face crops (no face detected) give the whole image as one face when the
-            model was trained with the crop fallback.
+            model was trained with the crop fallback (``face.data["whole_image"]`` is then True).
+            Faces are found with the same rules as in training (small images upscaled before
+            detection: see :func:`faceforge.data.embed_faces`).
         """
-        if self.manifest.get("crops") == "always":  # trained on face crops: the image is the face
-            from faceforge.sources import load_image
+        from faceforge.data.embed import UPSCALE, embed_faces
+        from faceforge.sources import load_image
+        from faceforge.train.core import crops_mode
 
-            img = load_image(image)
-            h, w = img.shape[:2]
-            whole = Faces(np.array([[0, 0, w, h]], np.float32), np.ones(1, np.float32), None, (w, h), "whole-image")
-            faces = self.pipeline.embed(img, whole)
-        else:
-            faces = self.pipeline.embed(image)
+        m = self.manifest
+        faces = embed_faces(load_image(image), self.pipeline, crops=crops_mode(m.get("crops", "auto")),
+                            upscale=m.get("upscale", UPSCALE))
         if not len(faces):
             return []
-        faces = faces.sorted("area")
         preds = self.predict_embeddings(faces.data["embedding"], top_k)
         return [(faces[i], p) for i, p in enumerate(preds)]
 

@@ -6,10 +6,11 @@ import datetime as _dt
 import json
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -69,6 +70,8 @@ def train(
     on_event: Callable[[str, Any], None] | None = None,
     head_params: dict[str, Any] | None = None,
     alignment: str | dict[str, Any] | None = None,
+    learning_curve: bool = True,
+    known: Sequence[str] | None = None,
 ) -> TrainResult:
     """Train a face classifier (or regressor) from folders of photos or a CSV.
 
@@ -98,6 +101,16 @@ def train(
             ``"embedded"``, ``"validated"``, ``"saved"``).
         head_params: extra parameters for the head.
         alignment: override the embedder's face alignment (see :class:`~faceforge.pipeline.FacePipeline`).
+        known: the classes that are people to recognise; the others are negatives (e.g.
+            ``known=["me"]`` with a ``not_me`` folder of anyone else's faces): a face is given a
+            known class only when it is close enough to it, otherwise the negative class (one
+            negative class) or ``"unknown"``. Default: a class named like ``not_me``, ``others``,
+            ``negatives`` or ``unknown`` is taken as the negatives; else every class is known,
+            and the unknown check is dropped if it would reject more than half the known faces
+            (attribute classes such as gender or emotion).
+        learning_curve: also fit on 10%, 25% and 50% of each training split and plot the
+            validation score against the number of training images (``.learning.png``): a
+            curve still rising at 100% says more photos would help. Costs about one extra fit.
 
     Returns:
         :class:`TrainResult`.
@@ -166,6 +179,9 @@ def train(
         h = fit(tr)
         y_true.append(y[te])
         y_out.append(h.predict(X[te]) if ds.task == "regression" else h.predict_proba(X[te]))
+    curve = None
+    if splits and learning_curve:
+        curve = _learning_curve(fit, X, y, groups, aug, splits[:3], ds.task, seed)
     if splits:
         yt = np.concatenate(y_true)
         if ds.task == "regression":
@@ -175,15 +191,30 @@ def train(
     else:
         report = {}
     report["validation"] = how
+    if curve is not None:
+        report["learning_curve"] = curve
 
     # ---- final model on everything ----------------------------------------------------------
     final = fit(np.arange(len(y)))
     openset = None
     if ds.task == "classification" and target_far is not None:
-        openset = OpenSet().fit(X[~aug], y[~aug], target_far=target_far, seed=seed,
-                                groups=groups[~aug])
+        known_idx, why = _known_classes(ds.classes, known)
+        openset = OpenSet().fit(X[~aug], y[~aug], target_far=target_far, seed=seed, groups=groups[~aug],
+                                known=known_idx)
         report["unknown"] = {"target_far": target_far, "threshold": float(openset.threshold),
-                             "far": float(openset.far), "frr": float(openset.frr)}
+                             "far": float(openset.far), "frr": float(openset.frr),
+                             "known": [ds.classes[i] for i in openset.classes_]}
+        if known_idx is not None:
+            report["unknown"]["negatives"] = [c for i, c in enumerate(ds.classes) if i not in known_idx]
+            report["unknown"]["known_because"] = why
+        elif openset.frr > MAX_AUTO_FRR:
+            # Classes that are not people (gender, emotion, ...): every face resembles some other
+            # class, so a threshold that lets few "impostors" through rejects most true faces.
+            report["unknown"] = {"disabled": (
+                f"at a {target_far:.0%} false-accept rate the unknown check would reject {openset.frr:.0%} "
+                f"of known faces: the classes look like attributes, not people, so every face gets a "
+                f"class. Pass known=[...] (CLI --known) to force it."), "frr": float(openset.frr)}
+            openset = None
     t_fit = time.perf_counter() - t_fit
 
     spec = get_spec(embedder)
@@ -198,6 +229,7 @@ def train(
         "embedding_dim": int(X.shape[1]),
         "detector": detector,
         "crops": crops_name(crops),
+        "upscale": ed.config.get("upscale"),
         "alignment": alignment,
         "head": {"kind": head, **head_params_json},
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -230,6 +262,13 @@ def train(
         png = _sidecar(output, ".confusion.png")
         confusion_matrix_png(report, png)
         plots.append(png)
+    if curve is not None:
+        from faceforge.heads.plots import learning_curve_png
+
+        png = _sidecar(output, ".learning.png")
+        learning_curve_png(curve["train_images"], curve["validation"], png, train_scores=curve["training"],
+                           metric=curve["metric"], title=f"learning curve ({how})")
+        plots.append(png)
     result = TrainResult(output, report, report_path, plots, problems, full["timings"], manifest)
     emit("saved", result)
     return result
@@ -241,7 +280,12 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike, *, crops: str | 
 
     Returns:
         The report dict (accuracy, balanced accuracy, per class, confusion matrix, log loss;
-        MAE for regression). Test labels unknown to the model count as errors.
+        MAE for regression), of the head alone on test classes the model knows. Test classes
+        the model does not know are listed in ``unknown_classes``. With an unknown check,
+        ``open_set`` measures the final labels: ``accuracy`` over every test image (a stranger
+        is right when called unknown), ``known_rejected`` (share of known faces called
+        unknown) and ``strangers_rejected`` (share of faces of test classes the model does
+        not know that were called unknown).
     """
     from faceforge.data import EmbeddingCache, embed_dataset, load_dataset
     from faceforge.heads.metrics import classification_report, regression_report
@@ -269,8 +313,100 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike, *, crops: str | 
     report = classification_report(y_model[keep], proba[keep], clf.classes)
     report["images"] = int(len(y))
     report["unknown_classes"] = missing
+    if clf.openset is not None:
+        report["open_set"] = _open_set_report(clf, X, np.array([ed.classes[int(v)] for v in y]))
     report["face_sources"] = dict(ed.face_sources)
     return report
+
+
+#: Without ``known``, the unknown check is dropped when it would reject more known faces than this.
+MAX_AUTO_FRR = 0.5
+
+#: Class names taken as negatives ("anyone else") when ``known`` is not given.
+NEGATIVE_NAMES = re.compile(r"^(not[ _.-]?.+|non[ _.-].+|others?|other[ _.-]people|negatives?|strangers?|"
+                            r"unknowns?|background|nobody|none)$", re.IGNORECASE)
+
+
+def _known_classes(classes: list[str], known: Sequence[str] | None) -> tuple[list[int] | None, str]:
+    """Indices of the known classes (None: all), and why."""
+    if known is not None:
+        if isinstance(known, str):
+            known = [known]
+        missing = [k for k in known if k not in classes]
+        if missing:
+            raise ParameterError(f"known classes {missing} are not among the classes {classes}. Fix: use the "
+                                 f"folder / label names.")
+        if not known:
+            raise ParameterError("known must name at least one class.")
+        idx = sorted({classes.index(k) for k in known})
+        if len(idx) == len(classes) and len(idx) < 2:
+            raise ParameterError("one known class needs a class of other people's faces as negatives.")
+        return (idx if len(idx) < len(classes) else None), "given"
+    neg = [i for i, c in enumerate(classes) if NEGATIVE_NAMES.match(c.strip())]
+    if neg and len(neg) < len(classes):
+        return [i for i in range(len(classes)) if i not in neg], f"classes named like negatives: {[classes[i] for i in neg]}"
+    return None, ""
+
+
+#: Fractions of each training split used for the learning curve (1.0 is the validation fit itself).
+CURVE_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
+
+
+def _learning_curve(fit: Callable[[np.ndarray], Any], X: np.ndarray, y: np.ndarray, groups: np.ndarray,
+                    aug: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]], task: str,
+                    seed: int) -> dict[str, Any] | None:
+    """Validation and training score against training-set size, over up to 3 splits.
+
+    Each fraction takes that share of every class's source images (at least one each; a photo
+    and its augmented copies stay together). Scores: balanced accuracy, or MAE for regression.
+    """
+    def balanced_accuracy(t: np.ndarray, p: np.ndarray) -> float:
+        return float(np.mean([np.mean(p[t == c] == c) for c in np.unique(t)]))
+
+    def score(h: Any, idx: np.ndarray) -> float:
+        idx = idx[~aug[idx]]
+        if task == "regression":
+            return float(np.mean(np.abs(h.predict(X[idx]) - y[idx])))
+        return float(balanced_accuracy(y[idx], np.argmax(h.predict_proba(X[idx]), axis=1)))
+
+    rng = np.random.default_rng(seed)
+    sizes = np.zeros((len(CURVE_FRACTIONS), len(splits)))
+    val = np.zeros_like(sizes)
+    trn = np.zeros_like(sizes)
+    for j, (tr, te) in enumerate(splits):
+        g_tr = groups[tr]
+        uniq, first = np.unique(g_tr, return_index=True)
+        strata = y[tr][first] if task == "classification" else np.zeros(len(uniq))
+        order = {c: rng.permutation(uniq[strata == c]) for c in np.unique(strata)}
+        for i, f in enumerate(CURVE_FRACTIONS):
+            chosen = np.concatenate([g[:max(1, int(np.ceil(f * len(g))))] for g in order.values()])
+            idx = tr[np.isin(g_tr, chosen)]
+            try:
+                h = fit(idx)
+            except Exception as e:  # e.g. too few rows for the head at 10%
+                log.info("learning curve: no fit on %.0f%% of the training images (%s)", 100 * f, e)
+                return None
+            sizes[i, j] = len(chosen)
+            val[i, j] = score(h, te)
+            trn[i, j] = score(h, idx)
+    return {"metric": "MAE" if task == "regression" else "balanced accuracy",
+            "fractions": list(CURVE_FRACTIONS), "train_images": sizes.mean(axis=1).round(1).tolist(),
+            "validation": val.round(4).tolist(), "training": trn.round(4).tolist()}
+
+
+def _open_set_report(clf: Any, X: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
+    """Final labels (after the unknown check) against the true class names."""
+    labels = np.array([p.label for p in clf.predict_embeddings(X, top_k=1)])
+    rejected = clf.rejected_label
+    known = np.isin(truth, clf.known_classes)
+    stranger = ~np.isin(truth, clf.classes)
+    right = np.where(stranger, labels == rejected, labels == truth)
+    out: dict[str, Any] = {"accuracy": float(right.mean()) if len(right) else None,
+                           "known_faces": int(known.sum()), "strangers": int(stranger.sum()),
+                           "rejected_label": rejected}
+    out["known_rejected"] = float(np.mean(labels[known] == rejected)) if known.any() else None
+    out["strangers_rejected"] = float(np.mean(labels[stranger] == rejected)) if stranger.any() else None
+    return out
 
 
 def crops_name(crops: str | bool) -> str:
