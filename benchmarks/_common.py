@@ -189,3 +189,18 @@ def other_load_warning() -> str | None:
         return (f"WARNING: 1-min load average {load1:.2f} on {n} cores at the start: other processes are "
                 f"busy, timings are noisy / pessimistic.")
     return None
+
+
+def start(ap: Any, title: str) -> tuple[Any, dict[str, Any]]:
+    """Common benchmark start: --out and --threads, parse, header; exit when the data is missing.
+
+    ``ap`` must define ``--data``. Returns ``(args, header info)``.
+    """
+    ap.add_argument("--out", default=None, help="results JSON (default benchmarks/results/<name>.json)")
+    add_threads_arg(ap)
+    args = ap.parse_args()
+    apply_threads(args.threads)
+    info = header(title)
+    if not args.data.exists():
+        raise SystemExit(f"{args.data} not found: this benchmark needs ../shared/data.")
+    return args, info

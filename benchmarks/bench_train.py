@@ -1,7 +1,8 @@
 """Train-and-classify benchmarks on ../shared/data, each beside a tutorial-style baseline.
 
-faceforge: detect (photo default) -> align -> embed (dlib-resnet for identity, effnet-lite0 for
-attributes) -> head, on cached embeddings. Baseline, as the tutorials did it: Haar cascade crop
+faceforge: detect (photo default) -> align -> embed (dlib-resnet for identity; agegender, the
+Cydral age/gender nets' features, and dlib-resnet for UTKFace; effnet-lite0 for emotion) -> head,
+on cached embeddings. Baseline, as the tutorials did it: Haar cascade crop
 (scaleFactor 1.3, minNeighbors 5; the whole image when Haar finds nothing), EfficientNet-Lite0
 features of the whole crop (the tutorials retrained Inception / MobileNet on whole crops), and a
 logistic-regression last layer.
@@ -112,15 +113,11 @@ def main() -> None:
     ap.add_argument("--utk-train", type=int, default=1000)
     ap.add_argument("--utk-limit", type=int, default=None, help="at most N UTKFace test images")
     ap.add_argument("--fer-train-limit", type=int, default=None, help="at most N FER2013 train images per class")
+    ap.add_argument("--utk-embedders", nargs="+", default=["agegender", "dlib-resnet"],
+                    help="faceforge embedders to run on UTKFace (one row each)")
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=None)
-    C.add_threads_arg(ap)
-    args = ap.parse_args()
-    C.apply_threads(args.threads)
-    info = C.header("Train and classify: faceforge vs tutorial baseline")
-    if not args.data.exists():
-        sys.exit(f"{args.data} not found: this benchmark needs ../shared/data.")
+    args, info = C.start(ap, "Train and classify: faceforge vs tutorial baseline")
     cache = os.environ.setdefault("FACEFORGE_CACHE", tempfile.mkdtemp(prefix="ff-bench-cache-"))
     print(f"embedding cache: {cache} (cold at the start unless FACEFORGE_CACHE was set)\n")
     d = args.data
@@ -139,12 +136,12 @@ def main() -> None:
             (tmp / "utk").mkdir()
             tr, te = _utk_csvs(d, tmp / "utk", args.utk_train, args.utk_limit, args.seed)
             root = {"image_root": d / "utkface" / "images", "path_column": "file"}
-            if "utk_gender" in args.sets:
-                plans.append(("utk_gender", tr, te, {"embedder": "effnet-lite0"},
-                              {**root, "label_column": "gender"}, 0))
-            if "utk_age" in args.sets:
-                plans.append(("utk_age", tr, te, {"embedder": "effnet-lite0"},
-                              {**root, "label_column": "age", "task": "regression"}, 0))
+            for emb in args.utk_embedders:
+                if "utk_gender" in args.sets:
+                    plans.append(("utk_gender", tr, te, {"embedder": emb}, {**root, "label_column": "gender"}, 0))
+                if "utk_age" in args.sets:
+                    plans.append(("utk_age", tr, te, {"embedder": emb},
+                                  {**root, "label_column": "age", "task": "regression"}, 0))
         if "fer2013" in args.sets:
             fer = d / "emotion" / "fer2013"
             tr = fer / "train"
@@ -157,10 +154,12 @@ def main() -> None:
                     (tr / cls.name).mkdir(parents=True)
                     for f in files[: args.fer_train_limit]:
                         (tr / cls.name / f.name).symlink_to(f)
-            plans.append(("fer2013", tr, fer / "public_test", {"embedder": "effnet-lite0", "crops": True}, {}, 0))
+            plans.append(("fer2013", tr, fer / "public_test", {"embedder": "effnet-lite0"}, {}, 0))
+        done_baseline: set[str] = set()
         for name, tr, te, opts, dsopts, folds in plans:
-            methods = [("faceforge", {**FACEFORGE, **opts})]
-            if not args.no_baseline:
+            methods = [(f"faceforge ({opts['embedder']})", {**FACEFORGE, **opts})]
+            if not args.no_baseline and name not in done_baseline:
+                done_baseline.add(name)
                 methods.append(("baseline", {**BASELINE, **{k: v for k, v in opts.items() if k == "crops"}}))
             for method, o in methods:
                 print(f"--- {name} / {method}: {o}", flush=True)

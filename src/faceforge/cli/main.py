@@ -108,39 +108,13 @@ def detect(
 
     Unreadable files are reported and skipped; inputs are only read, never modified.
     """
-    from faceforge.batch import count_items, iter_items, run_task
     from faceforge.detectors import get_detector, resolve_detector_name
-    from faceforge.sources import expand_paths
-    from faceforge.sinks import JsonlWriter
 
     try:
         get_detector(detector)  # fail fast on a bad name or a missing package
-        skipped: list[tuple[str, str]] = []
-        files = expand_paths(paths, skipped=skipped)
-        total = count_items(files, every=every)
-        items = iter_items(files, every=every, skipped=skipped)  # lazy: video frames are decoded as needed
         detector = resolve_detector_name(detector)
-        task = _DetectTask(detector, min_score, save_crops, annotate, crop_size, crop_template,
-                           [str(f) for f in files])
-        writer = JsonlWriter(jsonl) if jsonl else None
-        n_img = n_faces = 0
-        try:
-            for res in run_task(task, items, workers or None, progress="detect", total=total):
-                if res.error:
-                    skipped.append((res.item.source, res.error))
-                    continue
-                n_img += 1
-                n_faces += len(res.value["faces"])
-                if writer:
-                    writer.write(res.value)
-                else:
-                    out.print_json(json.dumps(res.value)) if sys.stdout.isatty() else print(json.dumps(res.value))
-        finally:
-            if writer:
-                writer.close()
-        _print_skipped(skipped)
-        err.print(f"{n_faces} face(s) in {n_img} image(s)/frame(s); {len(skipped)} skipped"
-                  + (f"; results in {jsonl}" if jsonl else ""), highlight=False)
+        _run_face_task(lambda files: _DetectTask(detector, min_score, save_crops, annotate, crop_size, crop_template,
+                                                 files), paths, every, workers, jsonl, "detect", "")
     except FaceforgeError as e:
         _fail(e)
 
@@ -396,38 +370,51 @@ def classify(
     workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
 ) -> None:
     """Classify every face in every image: top-k labels with scores (or 'unknown')."""
-    from faceforge.batch import count_items, iter_items, run_task
-    from faceforge.sinks import JsonlWriter
-    from faceforge.sources import expand_paths
     from faceforge.train import load_classifier
 
     try:
         load_classifier(model)  # fail fast: bad file, newer format, missing embedder
-        skipped: list[tuple[str, str]] = []
-        files = expand_paths(paths, skipped=skipped)
-        task = _ClassifyTask(str(model), top_k, annotate, [str(f) for f in files] + [str(model)])
-        writer = JsonlWriter(jsonl) if jsonl else None
-        n_img = n_faces = 0
-        try:
-            for res in run_task(task, iter_items(files, every=every, skipped=skipped), workers or None,
-                                progress="classify", total=count_items(files, every=every)):
-                if res.error:
-                    skipped.append((res.item.source, res.error))
-                    continue
-                n_img += 1
-                n_faces += len(res.value["faces"])
-                if writer:
-                    writer.write(res.value)
-                else:
-                    print(json.dumps(res.value))
-        finally:
-            if writer:
-                writer.close()
-        _print_skipped(skipped)
-        err.print(f"{n_faces} face(s) classified in {n_img} image(s)/frame(s); {len(skipped)} skipped"
-                  + (f"; results in {jsonl}" if jsonl else ""), highlight=False)
+        _run_face_task(lambda files: _ClassifyTask(str(model), top_k, annotate, files + [str(model)]),
+                       paths, every, workers, jsonl, "classify", "classified")
     except FaceforgeError as e:
         _fail(e)
+
+
+def _run_face_task(make_task: Any, paths: list[Path], every: int, workers: int, jsonl: Optional[Path],
+                   verb: str, done: str) -> None:
+    """Run a per-image task over images, folders and videos on every core; JSON lines out.
+
+    ``make_task(files)`` builds the picklable task (``files``: the inputs, which outputs must
+    never overwrite). Video frames are decoded lazily, as the workers need them.
+    """
+    from faceforge.batch import count_items, iter_items, run_task
+    from faceforge.sinks import JsonlWriter
+    from faceforge.sources import expand_paths
+
+    skipped: list[tuple[str, str]] = []
+    files = expand_paths(paths, skipped=skipped)
+    task = make_task([str(f) for f in files])
+    writer = JsonlWriter(jsonl) if jsonl else None
+    n_img = n_faces = 0
+    try:
+        for res in run_task(task, iter_items(files, every=every, skipped=skipped), workers or None,
+                            progress=verb, total=count_items(files, every=every)):
+            if res.error:
+                skipped.append((res.item.source, res.error))
+                continue
+            n_img += 1
+            n_faces += len(res.value["faces"])
+            if writer:
+                writer.write(res.value)
+            else:
+                out.print_json(json.dumps(res.value)) if sys.stdout.isatty() else print(json.dumps(res.value))
+    finally:
+        if writer:
+            writer.close()
+    _print_skipped(skipped)
+    done = f" {done}" if done else ""
+    err.print(f"{n_faces} face(s){done} in {n_img} image(s)/frame(s); {len(skipped)} skipped"
+              + (f"; results in {jsonl}" if jsonl else ""), highlight=False)
 
 
 @app.command()
@@ -449,6 +436,56 @@ def evaluate(
     _print_report(rep, title=f"{model.name} on {data}")
     if report:
         atomic_write(report, json.dumps(rep, indent=2, default=str).encode())
+
+
+class _AnalyzeTask:
+    def __init__(self, attributes: list[str], models: list[str], detector: str, top_k: int,
+                 annotate: Optional[Path], protect: list[str]) -> None:
+        self.attributes, self.models, self.detector, self.top_k = attributes, models, detector, top_k
+        self.annotate, self.protect = annotate, protect
+        self._an = None
+
+    def __call__(self, image: np.ndarray, item: Any) -> dict[str, Any]:
+        from faceforge.attributes import Analyzer
+        from faceforge.sinks import annotate, output_name, save_image
+
+        if self._an is None:
+            self._an = Analyzer(self.attributes, self.models, detector=self.detector, top_k=self.top_k)
+        res = self._an.analyze(image)
+        if self.annotate is not None:
+            from faceforge.detectors.base import concat_faces
+
+            img = annotate(image, concat_faces([r.face for r in res]), [r.label_text() for r in res]) if res else image
+            stem = output_name(item.source) + (f"_f{item.index:06d}" if item.index else "")
+            save_image(self.annotate / f"{stem}.jpg", img, self.protect)
+        return {"file": item.source, "frame": item.index, "faces": [r.to_dict() for r in res]}
+
+
+@app.command()
+def analyze(
+    paths: list[Path] = typer.Argument(..., help="Images, folders and videos."),
+    attributes: str = typer.Option("gender,age,emotion", "--attributes", "-a",
+                                   help="Built-in attributes, comma-separated (gender, age, emotion; '' for none)."),
+    model: Optional[list[Path]] = typer.Option(None, "--model", "-m", help="Your own model file(s) from `faceforge train` "
+                                               "(e.g. identity); reported under the file name."),
+    detector: str = typer.Option("photo", "--detector", "-d"),
+    top_k: int = typer.Option(3, "--top-k", help="Labels per face and model."),
+    annotate: Optional[Path] = typer.Option(None, "--annotate", help="Save images with labelled boxes here."),
+    jsonl: Optional[Path] = typer.Option(None, "--jsonl", help="Write one JSON record per image/frame here."),
+    every: int = typer.Option(1, help="For videos: keep every n-th frame."),
+    workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
+) -> None:
+    """Gender, age and emotion (and your own models) for every face in every image or frame."""
+    from faceforge.attributes import Analyzer
+
+    attrs = [a.strip() for a in attributes.split(",") if a.strip()]
+    models = [str(m) for m in (model or [])]
+    try:
+        Analyzer(attrs, models, detector=detector)  # fail fast: unknown attribute, bad model file
+        _run_face_task(lambda files: _AnalyzeTask(attrs, models, detector, top_k, annotate, files + models),
+                       paths, every, workers, jsonl, "analyze", "analysed")
+    except FaceforgeError as e:
+        _fail(e)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -105,29 +105,17 @@ def augment_image(image: np.ndarray, aug: str) -> np.ndarray:
     raise ParameterError(f"Unknown augmentation {aug!r}; choose from {', '.join(AUGMENTATIONS)}")
 
 
-def embed_faces(image: np.ndarray, pipeline: Any, *, crops: str | bool = "auto", upscale: int | None = UPSCALE,
-                main_only: bool = False) -> "Faces":
-    """Find and embed the faces of one image with the rules training uses.
+def find_faces(image: np.ndarray, pipeline: Any, *, crops: str | bool = "auto",
+               upscale: int | None = UPSCALE) -> tuple["Faces", np.ndarray, float]:
+    """Detect the faces of one image with the rules training uses (no embedding).
 
     Small images (shorter side below ``upscale``) are upscaled before detection; when no face
-    is found, ``crops="auto"`` uses the whole image as the face. Training (one main face per
-    image) and classification (every face) both go through here, so a photo is seen the same
-    way by both.
-
-    Args:
-        image: ``(H, W, 3) uint8`` RGB.
-        pipeline: a :class:`faceforge.pipeline.FacePipeline` (its detector, embedder and alignment).
-        crops: ``"auto"`` (detect; no face -> the whole image is the face), ``True`` (always the
-            whole image) or ``False`` (no face -> no faces).
-        upscale: images whose shorter side is below this are upscaled to it before detection
-            (small face crops are found far more often); None never upscales.
-        main_only: keep only the largest face.
+    is found, ``crops="auto"`` uses the whole image as the face (``crops=True``: always).
 
     Returns:
-        :class:`~faceforge.types.Faces` in ``image``'s pixels, largest first, with
-        ``data["embedding"]``, ``data["whole_image"]`` (True: the whole image was used as the
-        face, score 0) and, for detected faces, ``data["faces_found"]`` (faces detected before
-        ``main_only``).
+        ``(faces, det_image, scale)``: faces largest first, in the pixels of ``det_image`` (the
+        image detection ran on: ``image`` scaled by ``scale``), with ``data["whole_image"]``
+        and, for detected faces, ``data["faces_found"]``.
     """
     from faceforge.sources import to_rgb_uint8
     from faceforge.types import Faces
@@ -144,23 +132,54 @@ def embed_faces(image: np.ndarray, pipeline: Any, *, crops: str | bool = "auto",
         faces = pipeline.detector(det_img)
         if pipeline.min_face > 0 and len(faces):
             faces = faces[np.flatnonzero(np.minimum(faces.width, faces.height) >= pipeline.min_face * s)]
-        if len(faces):
-            faces = faces.sorted("area")
-            found = len(faces)
-            if main_only:
-                faces = faces[:1]
-            emb = pipeline.embedder.embed(pipeline.chips(det_img, faces)).astype(np.float32)
+        if len(faces) or crops is False:
             n = len(faces)
-            return Faces(faces.xyxy / s, faces.score, faces.landmarks / s, (w, h), faces.detector,
-                         {**faces.data, "embedding": emb, "whole_image": np.zeros(n, bool),
-                          "faces_found": np.full(n, found)})
-        if crops is False:
-            return Faces.empty((w, h), pipeline.detector.name).with_data(
-                embedding=np.zeros((0, pipeline.embedder.dim), np.float32), whole_image=np.zeros(0, bool))
+            return (faces.sorted("area").with_data(whole_image=np.zeros(n, bool), faces_found=np.full(n, n)),
+                    det_img, s)
     whole = Faces(np.array([[0, 0, w, h]], np.float32), np.zeros(1, np.float32), None, (w, h), "whole-image",
-                  {"whole_image": np.array([True])})
-    emb = pipeline.embedder.embed(pipeline.chips(img, whole)).astype(np.float32)
-    return whole.with_data(embedding=emb)
+                  {"whole_image": np.array([True]), "faces_found": np.zeros(1, int)})
+    return whole, img, 1.0
+
+
+def rescale_faces(faces: "Faces", scale: float, image_size: tuple[int, int]) -> "Faces":
+    """``faces`` found on an image scaled by ``scale``, in the original image's pixels."""
+    from faceforge.types import Faces
+
+    if scale == 1.0:
+        return faces
+    return Faces(faces.xyxy / scale, faces.score, faces.landmarks / scale, image_size, faces.detector, dict(faces.data))
+
+
+def embed_faces(image: np.ndarray, pipeline: Any, *, crops: str | bool = "auto", upscale: int | None = UPSCALE,
+                main_only: bool = False) -> "Faces":
+    """Find and embed the faces of one image with the rules training uses.
+
+    Training (one main face per image) and classification (every face) both go through here,
+    so a photo is seen the same way by both. Face finding: :func:`find_faces`.
+
+    Args:
+        image: ``(H, W, 3) uint8`` RGB.
+        pipeline: a :class:`faceforge.pipeline.FacePipeline` (its detector, embedder and alignment).
+        crops: ``"auto"`` (detect; no face -> the whole image is the face), ``True`` (always the
+            whole image) or ``False`` (no face -> no faces).
+        upscale: images whose shorter side is below this are upscaled to it before detection
+            (small face crops are found far more often); None never upscales.
+        main_only: keep only the largest face.
+
+    Returns:
+        :class:`~faceforge.types.Faces` in ``image``'s pixels, largest first, with
+        ``data["embedding"]``, ``data["whole_image"]`` (True: the whole image was used as the
+        face, score 0) and ``data["faces_found"]`` (faces detected before ``main_only``).
+    """
+    faces, det_img, s = find_faces(image, pipeline, crops=crops, upscale=upscale)
+    if main_only:
+        faces = faces[:1]
+    if len(faces):
+        emb = pipeline.embedder.embed(pipeline.chips(det_img, faces)).astype(np.float32)
+    else:
+        emb = np.zeros((0, pipeline.embedder.dim), np.float32)
+    h, w = np.asarray(image).shape[:2]
+    return rescale_faces(faces, s, (w, h)).with_data(embedding=emb)
 
 
 def embed_image(image: np.ndarray, pipeline: Any, *, crops: str | bool = "auto", upscale: int | None = UPSCALE) -> Record:
@@ -172,15 +191,13 @@ def embed_image(image: np.ndarray, pipeline: Any, *, crops: str | bool = "auto",
         :class:`Record`; ``box`` is in ``image``'s pixels; ``face`` is ``"detected"``,
         ``"whole_image"`` or ``"none"`` (``crops=False`` and no face).
     """
-    if crops is not True:
-        faces = embed_faces(image, pipeline, crops=False, upscale=upscale, main_only=True)
-        if len(faces):
-            return Record(faces.data["embedding"][0], "detected", int(faces.data["faces_found"][0]),
-                          [float(v) for v in faces.xyxy[0]])
-        if crops is False:
-            return Record(np.zeros(0, np.float32), "none", 0, None)
-    whole = embed_faces(image, pipeline, crops=True)
-    return Record(whole.data["embedding"][0], "whole_image", 0, [float(v) for v in whole.xyxy[0]])
+    faces = embed_faces(image, pipeline, crops=crops, upscale=upscale, main_only=True)
+    if not len(faces):
+        return Record(np.zeros(0, np.float32), "none", 0, None)
+    box = [float(v) for v in faces.xyxy[0]]
+    if faces.data["whole_image"][0]:
+        return Record(faces.data["embedding"][0], "whole_image", 0, box)
+    return Record(faces.data["embedding"][0], "detected", int(faces.data["faces_found"][0]), box)
 
 
 # -- worker side ---------------------------------------------------------------------------
@@ -288,7 +305,7 @@ def face_config(embedder: str = "dlib-resnet", detector: str = "photo", crops: s
     Raises:
         ParameterError: unknown embedder, or ``crops`` not one of ``"auto"``, True, False.
     """
-    from faceforge.embedders.base import EMBEDDERS, available_embedders
+    from faceforge.embedders.base import EMBEDDERS, available_embedders, embedder_version
 
     if not isinstance(embedder, str) or embedder not in EMBEDDERS:
         raise ParameterError(f"Unknown embedder {embedder!r}. Choose one of: {', '.join(available_embedders())}")
@@ -311,7 +328,7 @@ def face_config(embedder: str = "dlib-resnet", detector: str = "photo", crops: s
         weights = get_spec(embedder).sha256
     except Exception:  # an embedder outside the registry: its name alone keys the cache
         log.debug("no registry entry for embedder %s", embedder)
-    return {"embedder": embedder, "weights": weights, "detector": det,
+    return {"embedder": embedder, "weights": weights, "embedder_version": embedder_version(embedder), "detector": det,
             "crops": "auto" if crops == "auto" else bool(crops),
             "alignment": json.dumps(alignment, sort_keys=True) if alignment else "",
             "upscale": upscale if crops is not True else None, "rules": FACE_RULES_VERSION,

@@ -14,6 +14,7 @@ from faceforge.errors import ImageError, ParameterError
 EMBEDDERS: dict[str, str] = {
     "dlib-resnet": "faceforge.embedders.dlib_resnet:DlibResNetEmbedder",
     "effnet-lite0": "faceforge.embedders.effnet:EffNetLite0Embedder",
+    "agegender": "faceforge.embedders.agegender:AgeGenderEmbedder",
 }
 DEFAULT_EMBEDDER = "dlib-resnet"
 
@@ -29,6 +30,7 @@ class Embedder:
             "margin": k}`` understood by :func:`faceforge.align.align_faces`.
         metric: ``"euclidean"`` or ``"cosine"``: how embeddings compare.
         threshold: distance below which two faces are the same identity (identity embedders).
+        version: version of the embedding computation (part of the cache key).
     """
 
     name = "embedder"
@@ -37,6 +39,12 @@ class Embedder:
     alignment: dict[str, Any] = {}
     metric = "euclidean"
     threshold: float | None = None
+    #: Bump when the same weights give different embeddings (layout, preprocessing), so cached
+    #: embeddings of the old version are not reused.
+    version = "1"
+    #: Heads L2-normalise these embeddings before use (right for identity embeddings, whose
+    #: direction matters; wrong for a concatenation of different outputs).
+    normalize_for_heads = True
 
     def embed(self, chips: np.ndarray) -> np.ndarray:
         """Embed aligned chips.
@@ -107,3 +115,16 @@ def get_embedder(name: str = DEFAULT_EMBEDDER, cached: bool = True, **kwargs: An
     if cached:
         return _cached(name, tuple(sorted(kwargs.items())))
     return _build(name, kwargs)
+
+
+def embedder_class(name: str) -> type:
+    """The class of embedder ``name`` (imports its module, loads no model)."""
+    if name not in EMBEDDERS:
+        raise ParameterError(f"Unknown embedder {name!r}. Choose one of: {', '.join(available_embedders())}")
+    mod, cls = EMBEDDERS[name].split(":")
+    return getattr(importlib.import_module(mod), cls)
+
+
+def embedder_version(name: str) -> str:
+    """:attr:`Embedder.version` of embedder ``name`` (imports its module, loads no model)."""
+    return str(getattr(embedder_class(name), "version", "1"))

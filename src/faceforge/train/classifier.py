@@ -119,6 +119,25 @@ class FaceClassifier:
         neg = [c for c in self.classes if c not in self.known_classes]
         return neg[0] if len(neg) == 1 else UNKNOWN
 
+    def predict_faces(self, image: np.ndarray, faces: Faces, top_k: int = 3,
+                      memo: dict[Any, np.ndarray] | None = None) -> list[Prediction]:
+        """Predictions for ``faces`` already found in RGB ``image`` (in its pixels).
+
+        ``memo`` shares embeddings between models of one image: models with the same embedder
+        and alignment embed each face once.
+        """
+        import json
+
+        key = (self.manifest["embedder"], json.dumps(self.manifest.get("alignment"), sort_keys=True))
+        emb = None if memo is None else memo.get(key)
+        if emb is None:
+            pipe = self.pipeline
+            emb = (pipe.embedder.embed(pipe.chips(image, faces)) if len(faces)
+                   else np.zeros((0, pipe.embedder.dim), np.float32))
+            if memo is not None:
+                memo[key] = emb
+        return self.predict_embeddings(emb, top_k)
+
     # -- prediction on images -----------------------------------------------------------------
     def classify(self, image: Any, top_k: int = 3) -> list[tuple[Faces, Prediction]]:
         """Detect every face in an image and classify each.
@@ -179,6 +198,12 @@ def load_classifier(path: str | os.PathLike) -> FaceClassifier:
     if want and spec.sha256 and want != spec.sha256:
         raise BundleError(f"{path}: the model was trained with {emb!r} weights {want[:12]}..., but the installed "
                           f"weights are {spec.sha256[:12]}...; retrain the model with this version.")
+    from faceforge.embedders.base import embedder_version
+
+    if str(manifest.get("embedder_version", "1")) != embedder_version(emb):
+        raise BundleError(f"{path}: the model was trained on version {manifest.get('embedder_version', '1')} of "
+                          f"the {emb!r} embeddings; this faceforge computes version {embedder_version(emb)}. "
+                          f"Retrain the model (cached photos are re-embedded automatically).")
     head = head_from_arrays(manifest["head"], {k[5:]: v for k, v in arrays.items() if k.startswith("head.")})
     openset = None
     if manifest.get("openset"):

@@ -110,7 +110,8 @@ def train(
             (attribute classes such as gender or emotion).
         learning_curve: also fit on 10%, 25% and 50% of each training split and plot the
             validation score against the number of training images (``.learning.png``): a
-            curve still rising at 100% says more photos would help. Costs about one extra fit.
+            curve still rising at 100% says more photos would help. Costs about one extra fit
+            (on the first split only, for k-fold).
 
     Returns:
         :class:`TrainResult`.
@@ -153,6 +154,10 @@ def train(
 
     X, y, groups, aug = ed.X, ed.y, np.asarray(ed.paths), np.asarray(ed.augmented, bool)
     params = dict(head_params or {})
+    from faceforge.embedders.base import embedder_class
+
+    # every head takes "normalize" (kNN's cosine metric normalises anyway)
+    params.setdefault("normalize", bool(getattr(embedder_class(embedder), "normalize_for_heads", True)))
 
     def fit(idx: np.ndarray):
         h = make_head(head, ds.task, seed=seed, **params)
@@ -174,14 +179,17 @@ def train(
         how = "none (val=0)"
     y_true: list[np.ndarray] = []
     y_out: list[np.ndarray] = []
+    first_head = None
     for tr, te in splits:
         te = te[~aug[te]]
         h = fit(tr)
+        if first_head is None:
+            first_head = h
         y_true.append(y[te])
         y_out.append(h.predict(X[te]) if ds.task == "regression" else h.predict_proba(X[te]))
     curve = None
     if splits and learning_curve:
-        curve = _learning_curve(fit, X, y, groups, aug, splits[:3], ds.task, seed)
+        curve = _learning_curve(fit, X, y, groups, aug, splits[0], ds.task, seed, first_head)
     if splits:
         yt = np.concatenate(y_true)
         if ds.task == "regression":
@@ -226,6 +234,7 @@ def train(
         "classes": list(ds.classes),
         "embedder": embedder,
         "embedder_sha256": spec.sha256,
+        "embedder_version": ed.config.get("embedder_version", "1"),
         "embedding_dim": int(X.shape[1]),
         "detector": detector,
         "crops": crops_name(crops),
@@ -353,9 +362,9 @@ CURVE_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
 
 
 def _learning_curve(fit: Callable[[np.ndarray], Any], X: np.ndarray, y: np.ndarray, groups: np.ndarray,
-                    aug: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]], task: str,
-                    seed: int) -> dict[str, Any] | None:
-    """Validation and training score against training-set size, over up to 3 splits.
+                    aug: np.ndarray, split: tuple[np.ndarray, np.ndarray], task: str,
+                    seed: int, full_head: Any = None) -> dict[str, Any] | None:
+    """Validation and training score against training-set size, on the first validation split.
 
     Each fraction takes that share of every class's source images (at least one each; a photo
     and its augmented copies stay together). Scores: balanced accuracy, or MAE for regression.
@@ -370,28 +379,25 @@ def _learning_curve(fit: Callable[[np.ndarray], Any], X: np.ndarray, y: np.ndarr
         return float(balanced_accuracy(y[idx], np.argmax(h.predict_proba(X[idx]), axis=1)))
 
     rng = np.random.default_rng(seed)
-    sizes = np.zeros((len(CURVE_FRACTIONS), len(splits)))
-    val = np.zeros_like(sizes)
-    trn = np.zeros_like(sizes)
-    for j, (tr, te) in enumerate(splits):
-        g_tr = groups[tr]
-        uniq, first = np.unique(g_tr, return_index=True)
-        strata = y[tr][first] if task == "classification" else np.zeros(len(uniq))
-        order = {c: rng.permutation(uniq[strata == c]) for c in np.unique(strata)}
-        for i, f in enumerate(CURVE_FRACTIONS):
-            chosen = np.concatenate([g[:max(1, int(np.ceil(f * len(g))))] for g in order.values()])
-            idx = tr[np.isin(g_tr, chosen)]
-            try:
-                h = fit(idx)
-            except Exception as e:  # e.g. too few rows for the head at 10%
-                log.info("learning curve: no fit on %.0f%% of the training images (%s)", 100 * f, e)
-                return None
-            sizes[i, j] = len(chosen)
-            val[i, j] = score(h, te)
-            trn[i, j] = score(h, idx)
+    tr, te = split
+    g_tr = groups[tr]
+    uniq, first = np.unique(g_tr, return_index=True)
+    strata = y[tr][first] if task == "classification" else np.zeros(len(uniq))
+    order = {c: rng.permutation(uniq[strata == c]) for c in np.unique(strata)}
+    sizes, val, trn = [], [], []
+    for f in CURVE_FRACTIONS:
+        chosen = np.concatenate([g[:max(1, int(np.ceil(f * len(g))))] for g in order.values()])
+        idx = tr[np.isin(g_tr, chosen)]
+        try:
+            h = full_head if f == 1.0 and full_head is not None else fit(idx)
+        except Exception as e:  # e.g. too few rows for the head at 10%
+            log.info("learning curve: no fit on %.0f%% of the training images (%s)", 100 * f, e)
+            return None
+        sizes.append(len(chosen))
+        val.append([round(score(h, te), 4)])
+        trn.append([round(score(h, idx), 4)])
     return {"metric": "MAE" if task == "regression" else "balanced accuracy",
-            "fractions": list(CURVE_FRACTIONS), "train_images": sizes.mean(axis=1).round(1).tolist(),
-            "validation": val.round(4).tolist(), "training": trn.round(4).tolist()}
+            "fractions": list(CURVE_FRACTIONS), "train_images": sizes, "validation": val, "training": trn}
 
 
 def _open_set_report(clf: Any, X: np.ndarray, truth: np.ndarray) -> dict[str, Any]:

