@@ -12,6 +12,7 @@ import numpy as np
 
 from faceforge.align import align_faces
 from faceforge.detectors import DEFAULT_LIVE_DETECTOR, DEFAULT_PHOTO_DETECTOR, available_detectors, get_detector
+from faceforge.detectors.base import concat_faces
 from faceforge.errors import FaceforgeError
 from faceforge.pipeline import FacePipeline
 from faceforge.registry import is_installed
@@ -52,7 +53,8 @@ def run_demo(output: str | Path, console: Any = None) -> dict[str, Any]:
     """Detect, align and embed faces in the sample photos with every installed detector.
 
     Writes ``<output>/<image>_<detector>.jpg`` (annotated), ``<output>/<image>_chips.png``
-    (aligned chips) and ``<output>/results.json``.
+    (aligned chips), ``<output>/<image>_analyze.jpg`` (gender, age, emotion) and
+    ``<output>/results.json``.
 
     Returns:
         The results dict that was written to JSON.
@@ -99,7 +101,25 @@ def run_demo(output: str | Path, console: Any = None) -> dict[str, Any]:
         }
         say(f"identity: {len(faces)} collage faces vs the astronaut photo, distances "
             f"{', '.join(f'{x:.3f}' for x in d)} (same person if <= {pipe.embedder.threshold})")
-    results["models_installed"] = {n: is_installed(n) for n in ("yunet", "blazeface.short", "dlib-resnet", "effnet-lite0")}
+    # Gender, age and emotion out of the box.
+    try:
+        from faceforge.attributes import Analyzer
+
+        an = Analyzer()
+        results["attributes"] = {}
+        for name in ("astronaut", "collage"):
+            res = an.analyze(images[name])
+            results["attributes"][name] = [r.to_dict() for r in res]
+            if res:
+                save_image(output / f"{name}_analyze.jpg",
+                           annotate(images[name], concat_faces([r.face for r in res]), [r.label_text() for r in res]))
+            say(f"{name:>10} analyze: " + "; ".join(
+                f"{r['gender'].label} {r['gender'].score:.2f}, age {r['age'].value:.0f}, {r['emotion'].label}" for r in res))
+    except FaceforgeError as e:
+        results["attributes"] = {"error": str(e)}
+        say(f"analyze: {e}")
+    results["models_installed"] = {n: is_installed(n) for n in ("yunet", "blazeface.short", "dlib-resnet", "effnet-lite0",
+                                                                "agegender", "fer-emotion")}
     atomic_write(output / "results.json", json.dumps(results, indent=2).encode())
     say(f"wrote annotated images and results.json to {output}/")
     return results
