@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from faceforge.errors import FaceforgeError
+from faceforge.errors import FaceforgeError, ParameterError
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -486,6 +486,50 @@ def analyze(
                        paths, every, workers, jsonl, "analyze", "analysed")
     except FaceforgeError as e:
         _fail(e)
+
+
+@app.command()
+def live(
+    source: str = typer.Option("0", "--source", "-s", help="Webcam index, video file, stream URL (rtsp://, http://), "
+                                                        "image folder or glob."),
+    model: Optional[list[Path]] = typer.Option(None, "--model", "-m", help="Model file(s) from `faceforge train`."),
+    attributes: str = typer.Option("", "--attributes", "-a", help="Built-in attributes, comma-separated "
+                                                                  "(gender, age, emotion)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the annotated video here (.mp4/.avi)."),
+    jsonl: Optional[Path] = typer.Option(None, "--jsonl", help="One JSON record per frame: track id, box, labels."),
+    show: bool = typer.Option(False, "--show", help="Open a window (needs an OpenCV build with a GUI)."),
+    mjpeg: Optional[int] = typer.Option(None, "--mjpeg", help="Serve an MJPEG stream on this port (http://localhost:PORT/)."),
+    detector: str = typer.Option("live", "--detector", "-d"),
+    detect_every: int = typer.Option(1, "--detect-every", help="Detect on every n-th frame; tracking in between."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Stop after this many frames."),
+    realtime: bool = typer.Option(False, "--realtime", help="Play files at their own speed (drop frames if slower)."),
+) -> None:
+    """Live video: faces tracked with stable ids, labels per face that do not flicker, classification off the capture thread."""
+    from faceforge.attributes import load_attribute
+    from faceforge.live import run_live
+    from faceforge.train import load_classifier
+
+    try:
+        models: dict[str, Any] = {}
+        for a in [a.strip() for a in attributes.split(",") if a.strip()]:
+            models[a] = load_attribute(a)
+        for m in model or []:
+            models[m.stem] = load_classifier(m)
+        if not models and not (output or jsonl or show or mjpeg is not None):
+            raise ParameterError("Nothing to do: give --model and/or --attributes, and an output (--output, "
+                                 "--jsonl, --show or --mjpeg).")
+        if mjpeg is not None:
+            err.print(f"MJPEG stream on http://127.0.0.1:{mjpeg}/", highlight=False)
+        stats = run_live(int(source) if source.isdigit() else source, models, detector=detector,
+                         detect_every=detect_every, output=output, jsonl=jsonl, show=show, mjpeg=mjpeg,
+                         max_frames=max_frames, realtime=realtime, drop=True if realtime else None)
+    except FaceforgeError as e:
+        _fail(e)
+        return
+    d = stats.to_dict()
+    err.print(f"{d['frames']} frames in {d['seconds']:.1f} s ({d['fps']:.1f} FPS), {d['dropped']} dropped, "
+              f"{d['tracks']} tracks, {d['classifications']} classifications, label changes {d['label_flips']}"
+              + (f"; video {output}" if output else "") + (f"; results in {jsonl}" if jsonl else ""), highlight=False)
 
 
 # ---------------------------------------------------------------------------------------------

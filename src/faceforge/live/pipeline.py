@@ -1,0 +1,157 @@
+"""The live loop: detect -> track -> classify per track (on a worker) -> smooth -> draw.
+
+Classification does not run per frame: a track is classified when it appears, again every
+``reclassify_every`` frames, and when its face becomes clearly larger (``grow``) than when it was
+last classified. Jobs go to one worker thread, so the loop (and the display) never waits for a
+model; results are folded into the track's :class:`~faceforge.track.LabelSmoother` when they are
+ready. A track that loses its face keeps its box (coasting) and its label for ``hold_s`` seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from faceforge.errors import ParameterError
+from faceforge.track import LabelSmoother, Track, Tracker
+from faceforge.types import Faces
+
+
+@dataclass
+class LiveFace:
+    """One tracked face in one frame: its id, box and the smoothed label of every model."""
+
+    track_id: int
+    xyxy: np.ndarray
+    visible: bool
+    labels: dict[str, Any] = field(default_factory=dict)  # model name -> smoothed Prediction
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"track": self.track_id, "box": [round(float(v), 1) for v in self.xyxy], "visible": self.visible,
+                **{name: p.to_dict() for name, p in self.labels.items()}}
+
+    def text(self) -> str:
+        parts = [f"#{self.track_id}"]
+        for p in self.labels.values():
+            parts.append(f"{p.value:.0f}" if p.value is not None else p.label)
+        return " ".join(parts)
+
+
+class LiveAnalyzer:
+    """Tracks faces through frames and keeps a steady label per face for each model.
+
+    Args:
+        models: ``{name: model}``; each model has ``predict_faces(image, faces, top_k, memo)``
+            (a :class:`~faceforge.train.FaceClassifier` or a built-in attribute).
+        detector: detector name (``"live"`` by default: BlazeFace full-range).
+        detect_every: run the detector on every n-th frame; the tracker carries boxes between.
+        fps: frame rate of the source, for ``hold_s`` (default 30).
+        hold_s: seconds a track keeps its box and label after its face is lost.
+        reclassify_every: frames between two classifications of the same track.
+        grow: reclassify when the face's size grew by this factor since its last classification.
+        workers: classification threads (0: classify inline, synchronously: for tests and offline
+            processing where every frame must carry its labels).
+        alpha, switch_margin: label smoothing (see :class:`~faceforge.track.LabelSmoother`).
+    """
+
+    def __init__(self, models: dict[str, Any], detector: str = "live", detect_every: int = 1, fps: float = 30.0,
+                 hold_s: float = 0.5, reclassify_every: int = 15, grow: float = 1.3, workers: int = 1,
+                 alpha: float = 0.3, switch_margin: float = 0.15, min_face: int = 20) -> None:
+        from faceforge.detectors import get_detector
+
+        if detect_every < 1 or reclassify_every < 1:
+            raise ParameterError("detect_every and reclassify_every must be >= 1")
+        self.models = dict(models)
+        self.detector = get_detector(detector)
+        self.detect_every = int(detect_every)
+        self.reclassify_every = int(reclassify_every)
+        self.grow = float(grow)
+        self.min_face = int(min_face)
+        self.alpha, self.switch_margin = alpha, switch_margin
+        rounds = max(1, int(round(hold_s * fps / self.detect_every)))
+        self.tracker = Tracker(max_age=rounds)
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="faceforge-classify") if workers > 0 else None
+        self._pending: dict[int, Future] = {}
+        self.frames = 0
+        self.classifications = 0
+        self.latencies: list[float] = []  # seconds from a frame's arrival to its labels being applied
+
+    # -- classification ------------------------------------------------------------------------
+    def _classify(self, image: np.ndarray, faces: Faces) -> dict[str, Any]:
+        memo: dict = {}
+        return {name: m.predict_faces(image, faces, 3, memo=memo)[0] for name, m in self.models.items()}
+
+    def _due(self, t: Track, frame: int) -> bool:
+        last = t.data.get("classified_frame")
+        if t.id in self._pending or not t.visible or t.size < self.min_face:
+            return False
+        if last is None:
+            return True
+        return frame - last >= self.reclassify_every or t.size >= self.grow * t.data.get("classified_size", 1e9)
+
+    def _apply(self, t: Track, preds: dict[str, Any], t_arrived: float) -> None:
+        sm = t.data.setdefault("smoothers", {})
+        for name, p in preds.items():
+            s = sm.get(name)
+            if s is None:
+                s = sm[name] = LabelSmoother(self.alpha, self.switch_margin)
+            t.data.setdefault("labels", {})[name] = s.update(p)
+        self.classifications += 1
+        self.latencies.append(time.perf_counter() - t_arrived)
+
+    def _collect(self) -> None:
+        by_id = {t.id: t for t in self.tracker.tracks}
+        for tid, fut in list(self._pending.items()):
+            if fut.done():
+                del self._pending[tid]
+                t = by_id.get(tid)
+                if t is not None:
+                    preds, t_arrived = fut.result()
+                    self._apply(t, preds, t_arrived)
+
+    # -- one frame -----------------------------------------------------------------------------
+    def process(self, image: np.ndarray, frame: int | None = None) -> list[LiveFace]:
+        """Process one RGB frame; returns every live track with its current labels."""
+        t_arrived = time.perf_counter()
+        frame = self.frames if frame is None else int(frame)
+        self.frames += 1
+        if frame % self.detect_every == 0:
+            tracks = self.tracker.update(self.detector(image), frame)
+        else:
+            tracks = self.tracker.predict(frame)
+        self._collect()
+        for t in tracks:
+            if not self._due(t, frame):
+                continue
+            t.data["classified_frame"] = frame
+            t.data["classified_size"] = t.size
+            faces = Faces(t.xyxy[None], np.array([t.score], np.float32), t.landmarks[None],
+                          (image.shape[1], image.shape[0]), self.detector.name)
+            if self._pool is None:
+                self._apply(t, self._classify(image, faces), t_arrived)
+            else:
+                img = image  # frames are not modified after capture; no copy needed
+                self._pending[t.id] = self._pool.submit(lambda i=img, f=faces, ta=t_arrived: (self._classify(i, f), ta))
+        return [LiveFace(t.id, t.xyxy.copy(), t.visible, dict(t.data.get("labels", {})))
+                for t in tracks if t.confirmed or t.data.get("labels")]
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Wait for pending classifications and apply them."""
+        end = time.perf_counter() + timeout
+        while self._pending and time.perf_counter() < end:
+            time.sleep(0.005)
+            self._collect()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> "LiveAnalyzer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
