@@ -503,6 +503,7 @@ def live(
     detect_every: int = typer.Option(1, "--detect-every", help="Detect on every n-th frame; tracking in between."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Stop after this many frames."),
     realtime: bool = typer.Option(False, "--realtime", help="Play files at their own speed (drop frames if slower)."),
+    tile: bool = typer.Option(False, "--tile", help="BlazeFace: also detect on tiles (small faces in large frames; slower)."),
 ) -> None:
     """Live video: faces tracked with stable ids, labels per face that do not flicker, classification off the capture thread."""
     from faceforge.attributes import load_attribute
@@ -522,7 +523,8 @@ def live(
             err.print(f"MJPEG stream on http://127.0.0.1:{mjpeg}/", highlight=False)
         stats = run_live(int(source) if source.isdigit() else source, models, detector=detector,
                          detect_every=detect_every, output=output, jsonl=jsonl, show=show, mjpeg=mjpeg,
-                         max_frames=max_frames, realtime=realtime, drop=True if realtime else None)
+                         max_frames=max_frames, realtime=realtime, drop=True if realtime else None,
+                         detector_options={"tile": True} if tile else None)
     except FaceforgeError as e:
         _fail(e)
         return

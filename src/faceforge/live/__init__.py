@@ -69,7 +69,8 @@ def run_live(source: str | int | os.PathLike, models: dict[str, Any], *, detecto
              jsonl: str | os.PathLike | None = None, show: bool = False, mjpeg: int | None = None,
              max_frames: int | None = None, realtime: bool = False, drop: bool | None = None, workers: int = 1,
              hold_s: float = 0.5, reclassify_every: int = 15, on_frame: Callable[[int, list[LiveFace]], Any] | None = None,
-             fps: float | None = None, overlay: bool = True) -> LiveStats:
+             fps: float | None = None, overlay: bool = True,
+             detector_options: dict[str, Any] | None = None) -> LiveStats:
     """Run the live pipeline on ``source`` until it ends (or ``max_frames``, or ``q`` in the window).
 
     Args:
@@ -87,6 +88,7 @@ def run_live(source: str | int | os.PathLike, models: dict[str, Any], *, detecto
         on_frame: called with ``(frame_index, faces)`` after each frame.
         fps: the source's frame rate when OpenCV cannot tell (default 30).
         overlay: draw the FPS on output frames.
+        detector_options: passed to the detector (e.g. ``{"tile": True}``).
 
     Returns:
         :class:`LiveStats`.
@@ -100,7 +102,7 @@ def run_live(source: str | int | os.PathLike, models: dict[str, Any], *, detecto
     writer = None
     cap = CaptureThread(source, drop=drop, realtime=realtime)
     an = LiveAnalyzer(models, detector=detector, detect_every=detect_every, fps=src_fps, hold_s=hold_s,
-                      reclassify_every=reclassify_every, workers=workers)
+                      reclassify_every=reclassify_every, workers=workers, detector_options=detector_options)
     stats = LiveStats()
     history: dict[int, dict[str, list[str | None]]] = {}
     window = None

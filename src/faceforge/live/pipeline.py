@@ -56,17 +56,21 @@ class LiveAnalyzer:
         workers: classification threads (0: classify inline, synchronously: for tests and offline
             processing where every frame must carry its labels).
         alpha, switch_margin: label smoothing (see :class:`~faceforge.track.LabelSmoother`).
+        min_face: faces smaller than this (pixels) are tracked but not classified.
+        detector_options: passed to the detector (e.g. ``{"tile": True}`` for BlazeFace on
+            large frames with small faces).
     """
 
     def __init__(self, models: dict[str, Any], detector: str = "live", detect_every: int = 1, fps: float = 30.0,
                  hold_s: float = 0.5, reclassify_every: int = 15, grow: float = 1.3, workers: int = 1,
-                 alpha: float = 0.3, switch_margin: float = 0.15, min_face: int = 20) -> None:
+                 alpha: float = 0.3, switch_margin: float = 0.15, min_face: int = 20,
+                 detector_options: dict[str, Any] | None = None) -> None:
         from faceforge.detectors import get_detector
 
         if detect_every < 1 or reclassify_every < 1:
             raise ParameterError("detect_every and reclassify_every must be >= 1")
         self.models = dict(models)
-        self.detector = get_detector(detector)
+        self.detector = get_detector(detector, **(detector_options or {}))
         self.detect_every = int(detect_every)
         self.reclassify_every = int(reclassify_every)
         self.grow = float(grow)
