@@ -130,3 +130,45 @@ def test_cli_live(clip, tmp_path):
     assert r.exit_code == 2 and "no such file" in r.output
     r = runner.invoke(app, ["live", "-s", str(clip), "-o", str(clip)])
     assert r.exit_code == 2 and "overwrite" in r.output
+
+
+def test_tiled_rounds_keep_small_face_tracks_alive(clip, models):
+    an = LiveAnalyzer({"emotion": models["emotion"]}, workers=0, tile_every=4, fps=10, hold_s=0.2)
+    assert an.tracker.max_age >= 6  # tracks must outlive the untiled rounds in between
+    cap = CaptureThread(clip)
+    ids = {f.track_id for frame in cap for f in an.process(frame.image, frame.index)}
+    assert ids == {1}
+
+
+def test_a_lost_face_keeps_its_label_for_the_hold_time(astronaut, models):
+    an = LiveAnalyzer({"emotion": models["emotion"]}, detector="yunet", workers=0, fps=10, hold_s=0.5)
+    for i in range(3):
+        faces = an.process(np.roll(astronaut, 4 * i, axis=1), i)
+    assert faces[0].labels["emotion"].label == "happy"
+    blank = np.full_like(astronaut, 128)
+    held = [an.process(blank, i) for i in range(3, 12)]
+    kept = [len(f) for f in held]
+    assert kept[:5] == [1] * 5 and kept[-1] == 0                  # ~0.5 s at 10 FPS, then gone
+    assert all(f[0].labels["emotion"].label == "happy" and not f[0].visible for f in held[:5])
+
+
+def test_no_flicker_on_a_real_street_clip(models):
+    """Several people walking (1080p): stable ids, and labels that almost never change."""
+    from conftest import shared_path
+
+    video = shared_path("video", "street_1080p.mp4")
+    per_track = {}
+
+    def on_frame(i, faces):
+        for f in faces:
+            p = f.labels.get("gender")
+            per_track.setdefault(f.track_id, []).append(p.label if p else None)
+
+    stats = run_live(video, {"gender": models["gender"]}, workers=0, max_frames=60, tile_every=15,
+                     on_frame=on_frame)
+    from faceforge.track import count_flips
+
+    assert stats.frames == 60 and 4 <= stats.tracks <= 40
+    long_tracks = [v for v in per_track.values() if len(v) >= 20]
+    assert len(long_tracks) >= 3                                     # people followed for 20+ frames
+    assert sum(count_flips(v) for v in per_track.values()) <= 2

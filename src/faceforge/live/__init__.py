@@ -70,7 +70,7 @@ def run_live(source: str | int | os.PathLike, models: dict[str, Any], *, detecto
              max_frames: int | None = None, realtime: bool = False, drop: bool | None = None, workers: int = 1,
              hold_s: float = 0.5, reclassify_every: int = 15, on_frame: Callable[[int, list[LiveFace]], Any] | None = None,
              fps: float | None = None, overlay: bool = True,
-             detector_options: dict[str, Any] | None = None) -> LiveStats:
+             detector_options: dict[str, Any] | None = None, tile_every: int = 0) -> LiveStats:
     """Run the live pipeline on ``source`` until it ends (or ``max_frames``, or ``q`` in the window).
 
     Args:
@@ -89,6 +89,7 @@ def run_live(source: str | int | os.PathLike, models: dict[str, Any], *, detecto
         fps: the source's frame rate when OpenCV cannot tell (default 30).
         overlay: draw the FPS on output frames.
         detector_options: passed to the detector (e.g. ``{"tile": True}``).
+        tile_every: every n-th detection also runs on tiles (small faces; see LiveAnalyzer).
 
     Returns:
         :class:`LiveStats`.
@@ -102,7 +103,8 @@ def run_live(source: str | int | os.PathLike, models: dict[str, Any], *, detecto
     writer = None
     cap = CaptureThread(source, drop=drop, realtime=realtime)
     an = LiveAnalyzer(models, detector=detector, detect_every=detect_every, fps=src_fps, hold_s=hold_s,
-                      reclassify_every=reclassify_every, workers=workers, detector_options=detector_options)
+                      reclassify_every=reclassify_every, workers=workers, detector_options=detector_options,
+                      tile_every=tile_every)
     stats = LiveStats()
     history: dict[int, dict[str, list[str | None]]] = {}
     window = None

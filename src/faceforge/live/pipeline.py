@@ -59,12 +59,15 @@ class LiveAnalyzer:
         min_face: faces smaller than this (pixels) are tracked but not classified.
         detector_options: passed to the detector (e.g. ``{"tile": True}`` for BlazeFace on
             large frames with small faces).
+        tile_every: with BlazeFace, every n-th detection round runs on tiles too (finds the small
+            faces a single 192-px pass misses, at the cost of one slow frame in n); the tracker
+            keeps small faces alive in between. 0: never.
     """
 
     def __init__(self, models: dict[str, Any], detector: str = "live", detect_every: int = 1, fps: float = 30.0,
                  hold_s: float = 0.5, reclassify_every: int = 15, grow: float = 1.3, workers: int = 1,
                  alpha: float = 0.3, switch_margin: float = 0.15, min_face: int = 20,
-                 detector_options: dict[str, Any] | None = None) -> None:
+                 detector_options: dict[str, Any] | None = None, tile_every: int = 0) -> None:
         from faceforge.detectors import get_detector
 
         if detect_every < 1 or reclassify_every < 1:
@@ -77,7 +80,13 @@ class LiveAnalyzer:
         self.min_face = int(min_face)
         self.alpha, self.switch_margin = alpha, switch_margin
         rounds = max(1, int(round(hold_s * fps / self.detect_every)))
+        self.tile_every = int(tile_every)
+        self.tiled = None
+        if self.tile_every > 0:
+            self.tiled = get_detector(detector, **{**(detector_options or {}), "tile": True})
+            rounds = max(rounds, self.tile_every + 2)  # small faces are only seen on tiled rounds
         self.tracker = Tracker(max_age=rounds)
+        self._rounds = 0
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="faceforge-classify") if workers > 0 else None
         self._pending: dict[int, Future] = {}
         self.frames = 0
@@ -124,7 +133,9 @@ class LiveAnalyzer:
         frame = self.frames if frame is None else int(frame)
         self.frames += 1
         if frame % self.detect_every == 0:
-            tracks = self.tracker.update(self.detector(image), frame)
+            tiled = self.tiled is not None and self._rounds % self.tile_every == 0
+            self._rounds += 1
+            tracks = self.tracker.update((self.tiled if tiled else self.detector)(image), frame)
         else:
             tracks = self.tracker.predict(frame)
         self._collect()
