@@ -172,3 +172,43 @@ def test_no_flicker_on_a_real_street_clip(models):
     long_tracks = [v for v in per_track.values() if len(v) >= 20]
     assert len(long_tracks) >= 3                                     # people followed for 20+ frames
     assert sum(count_flips(v) for v in per_track.values()) <= 2
+
+
+def test_http_stream_source(astronaut, models):
+    """An MJPEG stream over HTTP (served by faceforge's own sink) read as a live source."""
+    import threading
+
+    srv = MjpegServer(port=0)
+    stop = threading.Event()
+
+    def feed():
+        i = 0
+        while not stop.is_set():
+            srv.write(np.roll(astronaut, 4 * i, axis=1))
+            i += 1
+            time.sleep(0.02)
+
+    threading.Thread(target=feed, daemon=True).start()
+    try:
+        assert describe_source(srv.url + "stream.mjpg") == ("stream", True)
+        stats = run_live(srv.url + "stream.mjpg", {"emotion": models["emotion"]}, workers=0, max_frames=8)
+        assert stats.frames == 8 and stats.tracks == 1
+    finally:
+        stop.set()
+        srv.close()
+
+
+def test_a_blurred_face_is_classified_again_when_it_sharpens(astronaut, models):
+    import cv2
+
+    from faceforge.live.pipeline import sharpness
+
+    blurred = cv2.GaussianBlur(astronaut, (0, 0), 3)
+    box = np.array([175, 70, 280, 175], np.float32)
+    assert sharpness(astronaut, box) > 4 * sharpness(blurred, box)
+    an = LiveAnalyzer({"emotion": models["emotion"]}, detector="yunet", workers=0, reclassify_every=100)
+    for i in range(3):
+        an.process(blurred, i)
+    n_blurred = an.classifications
+    an.process(astronaut, 3)
+    assert n_blurred == 1 and an.classifications == 2

@@ -1,8 +1,8 @@
 """The live loop: detect -> track -> classify per track (on a worker) -> smooth -> draw.
 
 Classification does not run per frame: a track is classified when it appears, again every
-``reclassify_every`` frames, and when its face becomes clearly larger (``grow``) than when it was
-last classified. Jobs go to one worker thread, so the loop (and the display) never waits for a
+``reclassify_every`` frames, and when its face becomes clearly larger (``grow``) or sharper
+(``sharper``) than when it was last classified. Jobs go to one worker thread, so the loop (and the display) never waits for a
 model; results are folded into the track's :class:`~faceforge.track.LabelSmoother` when they are
 ready. A track that loses its face keeps its box (coasting) and its label for ``hold_s`` seconds.
 """
@@ -41,6 +41,19 @@ class LiveFace:
         return " ".join(parts)
 
 
+def sharpness(image: np.ndarray, xyxy: np.ndarray, size: int = 64) -> float:
+    """Variance of the Laplacian of the face box (grey, resized to ``size``): higher is sharper."""
+    import cv2
+
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = [int(round(v)) for v in xyxy]
+    x1, y1, x2, y2 = max(0, x1), max(0, y1), min(w, x2), min(h, y2)
+    if x2 - x1 < 4 or y2 - y1 < 4:
+        return 0.0
+    crop = cv2.resize(np.ascontiguousarray(image[y1:y2, x1:x2]), (size, size), interpolation=cv2.INTER_AREA)
+    return float(cv2.Laplacian(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), cv2.CV_32F).var())
+
+
 class LiveAnalyzer:
     """Tracks faces through frames and keeps a steady label per face for each model.
 
@@ -53,6 +66,8 @@ class LiveAnalyzer:
         hold_s: seconds a track keeps its box and label after its face is lost.
         reclassify_every: frames between two classifications of the same track.
         grow: reclassify when the face's size grew by this factor since its last classification.
+        sharper: reclassify when the face's sharpness (:func:`sharpness`) grew by this factor
+            (a face that was motion-blurred when first classified).
         workers: classification threads (0: classify inline, synchronously: for tests and offline
             processing where every frame must carry its labels).
         alpha, switch_margin: label smoothing (see :class:`~faceforge.track.LabelSmoother`).
@@ -65,7 +80,8 @@ class LiveAnalyzer:
     """
 
     def __init__(self, models: dict[str, Any], detector: str = "live", detect_every: int = 1, fps: float = 30.0,
-                 hold_s: float = 0.5, reclassify_every: int = 15, grow: float = 1.3, workers: int = 1,
+                 hold_s: float = 0.5, reclassify_every: int = 15, grow: float = 1.3, sharper: float = 2.0,
+                 workers: int = 1,
                  alpha: float = 0.3, switch_margin: float = 0.15, min_face: int = 20,
                  detector_options: dict[str, Any] | None = None, tile_every: int = 0) -> None:
         from faceforge.detectors import get_detector
@@ -77,6 +93,7 @@ class LiveAnalyzer:
         self.detect_every = int(detect_every)
         self.reclassify_every = int(reclassify_every)
         self.grow = float(grow)
+        self.sharper = float(sharper)
         self.min_face = int(min_face)
         self.alpha, self.switch_margin = alpha, switch_margin
         rounds = max(1, int(round(hold_s * fps / self.detect_every)))
@@ -98,13 +115,15 @@ class LiveAnalyzer:
         memo: dict = {}
         return {name: m.predict_faces(image, faces, 3, memo=memo)[0] for name, m in self.models.items()}
 
-    def _due(self, t: Track, frame: int) -> bool:
+    def _due(self, t: Track, frame: int, image: np.ndarray) -> bool:
         last = t.data.get("classified_frame")
         if t.id in self._pending or not t.visible or t.size < self.min_face:
             return False
         if last is None:
             return True
-        return frame - last >= self.reclassify_every or t.size >= self.grow * t.data.get("classified_size", 1e9)
+        if frame - last >= self.reclassify_every or t.size >= self.grow * t.data.get("classified_size", 1e9):
+            return True
+        return sharpness(image, t.xyxy) >= self.sharper * t.data.get("classified_sharpness", 1e18)
 
     def _apply(self, t: Track, preds: dict[str, Any], t_arrived: float) -> None:
         sm = t.data.setdefault("smoothers", {})
@@ -140,10 +159,11 @@ class LiveAnalyzer:
             tracks = self.tracker.predict(frame)
         self._collect()
         for t in tracks:
-            if not self._due(t, frame):
+            if not self._due(t, frame, image):
                 continue
             t.data["classified_frame"] = frame
             t.data["classified_size"] = t.size
+            t.data["classified_sharpness"] = sharpness(image, t.xyxy)
             faces = Faces(t.xyxy[None], np.array([t.score], np.float32), t.landmarks[None],
                           (image.shape[1], image.shape[0]), self.detector.name)
             if self._pool is None:
