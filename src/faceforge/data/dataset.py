@@ -119,7 +119,8 @@ def load_dataset(source: str | os.PathLike, *, task: str = "auto", path_column: 
     and a label; the first row is a header unless its first cell names an existing file.
 
     Args:
-        source: the folder, or a ``.csv`` / ``.tsv`` file.
+        source: the folder, a ``.csv`` / ``.tsv`` file, or a zip / tar archive of class folders
+            (extracted safely, once, into the faceforge cache).
         task: ``"auto"`` (regression when every label is a number and there are more than
             10 distinct values, else classification), ``"classification"`` or ``"regression"``.
         path_column: CSV column (header name or 0-based index) holding the image paths.
@@ -154,6 +155,19 @@ def load_dataset(source: str | os.PathLike, *, task: str = "auto", path_column: 
             f"Pass a folder with one sub-folder of images per class, or a CSV of file,label rows."
         )
     problems: list[Problem] = []
+    from faceforge.sources.archive import extracted, is_archive
+
+    if is_archive(src):  # a zip / tar of class folders: extracted safely, once, into the cache
+        from faceforge.errors import SourceError
+
+        try:
+            src = extracted(src)
+        except SourceError as e:
+            raise DatasetError(str(e)) from e
+        subs = [d for d in src.iterdir() if d.is_dir() and not d.name.startswith(".")]
+        files = [f for f in src.iterdir() if f.is_file()]
+        if len(subs) == 1 and not files:  # archives usually hold one top folder (lfw/, faces/)
+            src = subs[0]
     if src.is_dir():
         if image_root is not None or path_column is not None or label_column is not None:
             raise DatasetError(

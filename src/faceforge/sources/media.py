@@ -10,6 +10,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from faceforge.errors import SourceError
+from faceforge.sources.archive import extracted, is_archive
 from faceforge.sources.image import IMAGE_SUFFIXES, VIDEO_SUFFIXES, load_image, looks_like_image
 
 
@@ -43,7 +44,10 @@ def media_kind(path: str | os.PathLike) -> str:
 
 def expand_paths(paths: Iterable[str | os.PathLike], videos: bool = True,
                  skipped: list[tuple[str, str]] | None = None) -> list[Path]:
-    """Expand files and folders (recursively, sorted) into media files.
+    """Expand files, folders (recursively, sorted) and archives into media files.
+
+    Zip and tar archives are extracted safely, once, into the faceforge cache (see
+    :mod:`faceforge.sources.archive`); their files are listed from there.
 
     Args:
         paths: files and folders.
@@ -71,6 +75,8 @@ def expand_paths(paths: Iterable[str | os.PathLike], videos: bool = True,
                         out.append(f)
                     elif skipped is not None:
                         skipped.append((str(f), "not an image or video"))
+        elif is_archive(p):
+            out.extend(expand_paths([extracted(p)], videos=videos, skipped=skipped))
         else:
             kind = media_kind(p)
             if kind == "other" and skipped is not None:
