@@ -536,6 +536,36 @@ def live(
               + (f"; video {output}" if output else "") + (f"; results in {jsonl}" if jsonl else ""), highlight=False)
 
 
+@app.command()
+def cluster(
+    paths: list[Path] = typer.Argument(..., help="Unlabelled photos: files, folders, archives, videos."),
+    output: Path = typer.Option(..., "-o", "--output", help="New folder for the groups (person_001/, ..., noise/)."),
+    threshold: float = typer.Option(0.55, help="Average identity distance below which groups merge (lower: stricter)."),
+    min_size: int = typer.Option(2, "--min-size", help="Smaller groups go to noise/."),
+    detector: str = typer.Option("photo", "--detector", "-d"),
+    workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
+) -> None:
+    """Group the faces of unlabelled photos by person: rename the folders, then `faceforge train` them."""
+    from faceforge.bootstrap import cluster_faces, write_groups
+
+    try:
+        out_dir = Path(output)
+        if out_dir.exists() and any(out_dir.iterdir()):
+            raise ParameterError(f"{out_dir} is not empty; choose a new or empty folder for the groups.")
+        res = cluster_faces(paths, threshold=threshold, min_size=min_size, detector=detector, workers=workers or None)
+        write_groups(res, out_dir, protect=[str(p) for p in paths])
+    except FaceforgeError as e:
+        _fail(e)
+        return
+    _print_skipped(res.skipped)
+    sizes = res.sizes()
+    noise = int((res.labels < 0).sum())
+    out.print(f"{len(res.faces)} faces -> {res.n_groups} group(s) of sizes {sorted(sizes.values(), reverse=True)[:20]}"
+              f"{' ...' if len(sizes) > 20 else ''}, {noise} in noise/; written to {out_dir} (clusters.csv lists "
+              f"every crop and its source). Rename the folders after the people, then: faceforge train {out_dir} "
+              f"-o people.ffm", highlight=False)
+
+
 # ---------------------------------------------------------------------------------------------
 @app.command()
 def demo(output: Path = typer.Option(Path("out/demo"), "-o", "--output", help="Folder for the results.")) -> None:

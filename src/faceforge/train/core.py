@@ -333,7 +333,7 @@ MAX_AUTO_FRR = 0.5
 
 #: Class names taken as negatives ("anyone else") when ``known`` is not given.
 NEGATIVE_NAMES = re.compile(r"^(not[ _.-]?.+|non[ _.-].+|others?|other[ _.-]people|negatives?|strangers?|"
-                            r"unknowns?|background|nobody|none)$", re.IGNORECASE)
+                            r"unknowns?|background|nobody|none|noise)$", re.IGNORECASE)
 
 
 def _known_classes(classes: list[str], known: Sequence[str] | None) -> tuple[list[int] | None, str]:
