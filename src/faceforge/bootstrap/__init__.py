@@ -1,5 +1,7 @@
-"""Bootstrapping from few labels: grouping unlabelled faces by person (more to come: autolabel, distil)."""
+"""Bootstrapping from few labels: pseudo-labelling with a teacher (autolabel) and grouping unlabelled
+faces by person (cluster)."""
 
+from faceforge.bootstrap.autolabel import AutolabelResult, autolabel
 from faceforge.bootstrap.cluster import (
     THRESHOLD,
     Clustering,
@@ -10,5 +12,5 @@ from faceforge.bootstrap.cluster import (
     write_groups,
 )
 
-__all__ = ["THRESHOLD", "Clustering", "cluster_embeddings", "cluster_faces", "embed_faces_of", "pairwise_f1",
+__all__ = ["AutolabelResult", "THRESHOLD", "autolabel", "Clustering", "cluster_embeddings", "cluster_faces", "embed_faces_of", "pairwise_f1",
            "write_groups"]

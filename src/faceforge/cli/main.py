@@ -566,6 +566,39 @@ def cluster(
               f"-o people.ffm", highlight=False)
 
 
+@app.command()
+def autolabel(
+    paths: list[Path] = typer.Argument(..., help="Unlabelled photos: files, folders, archives, videos."),
+    model: Path = typer.Option(..., "--model", "-m", help="The teacher: a model file from `faceforge train`."),
+    output: Path = typer.Option(..., "-o", "--output", help="Folder for class folders of crops, manifest.csv, summary.json."),
+    min_confidence: float = typer.Option(0.6, "--min-confidence", help="Keep faces labelled with at least this score."),
+    balance: str = typer.Option("none", help="none, or cap: at most as many faces per class as the rarest class has."),
+    workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
+) -> None:
+    """Label every face of unlabelled photos with a teacher model; resumes after an interruption."""
+    from faceforge.bootstrap.autolabel import autolabel as _autolabel
+
+    try:
+        res = _autolabel(model, paths, output, min_confidence=min_confidence, balance=balance, workers=workers or None)
+    except FaceforgeError as e:
+        _fail(e)
+        return
+    _print_skipped(res.skipped)
+    t = Table(title=f"{len(res.faces)} faces labelled"
+                    + (f" ({res.resumed} images done in an earlier run)" if res.resumed else ""))
+    for c in ("class", "predicted", f"kept (>= {min_confidence:g})"):
+        t.add_column(c, justify="left" if c == "class" else "right")
+    for c, n in res.predicted.items():
+        t.add_row(c, str(n), str(res.counts.get(c, 0)))
+    out.print(t)
+    out.print("confidence: " + ", ".join(f"{k} {v}" for k, v in res.histogram.items()), highlight=False)
+    if res.skew is not None and res.skew > 1.5:
+        out.print(f"[yellow]class skew {res.skew:.1f}x among kept faces[/]: use --balance cap, or train the student "
+                  f"with balanced class weights (the default).", highlight=False)
+    out.print(f"written to {output}/ (a folder per class; manifest.csv; summary.json). "
+              f"Next: faceforge train {output} -o student.ffm", highlight=False)
+
+
 # ---------------------------------------------------------------------------------------------
 @app.command()
 def demo(output: Path = typer.Option(Path("out/demo"), "-o", "--output", help="Folder for the results.")) -> None:

@@ -1,0 +1,187 @@
+"""Pseudo-labelling: a teacher model labels every face of an unlabelled photo collection.
+
+``autolabel`` runs a trained model over every image (both cores), keeps the faces whose label
+confidence reaches ``min_confidence``, and writes:
+
+* ``OUT/<label>/<photo>_face<k>.jpg``: a crop of each kept face (box x1.6), a folder per class
+  that ``faceforge train`` takes directly (the student);
+* ``OUT/manifest.csv``: every face (kept or not): source, frame, box, label, confidence, kept, crop;
+* ``OUT/summary.json``: counts per class, the confidence histogram and the class skew.
+
+It resumes: ``OUT/.progress.jsonl`` records each finished image as it goes, so a rerun after an
+interruption only processes the rest. Sources are only read.
+
+Balance: pseudo-labels inherit the teacher's bias (the tutorial this grew from ended with 75% men).
+``balance="cap"`` keeps, per class, at most as many faces as the rarest class has above the
+threshold (the most confident ones), so the student trains on balanced data.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from faceforge.errors import ParameterError, SourceError
+
+BALANCE = ("none", "cap")
+HIST_BINS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0001)
+
+
+class _LabelTask:
+    """Picklable per-image task: every face's label, confidence, box and crop."""
+
+    def __init__(self, model: str, crop_size: int) -> None:
+        self.model, self.crop_size = model, crop_size
+        self._clf = None
+
+    def __call__(self, image: np.ndarray, item: Any) -> list[dict[str, Any]]:
+        from faceforge.align import align_faces
+        from faceforge.train import load_classifier
+
+        if self._clf is None:
+            self._clf = load_classifier(self.model)
+        out = []
+        for face, pred in self._clf.classify(image, top_k=2):
+            whole = bool(face.data.get("whole_image", np.zeros(1, bool))[0])
+            crop = image if whole else align_faces(image, face, "margin", size=self.crop_size, margin=1.6)[0]
+            out.append({"box": [round(float(v), 1) for v in face.xyxy[0]], "label": pred.label,
+                        "confidence": float(pred.score), "crop": crop, "whole_image": whole})
+        return out
+
+
+@dataclass
+class AutolabelResult:
+    output: Path
+    faces: list[dict[str, Any]] = field(default_factory=list)  # manifest rows (no crops)
+    counts: dict[str, int] = field(default_factory=dict)        # kept faces per class
+    predicted: dict[str, int] = field(default_factory=dict)     # all faces per predicted class
+    histogram: dict[str, int] = field(default_factory=dict)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    resumed: int = 0                                             # images found done already
+
+    @property
+    def skew(self) -> float | None:
+        """Largest / smallest kept class count (1.0 = balanced; None with an empty class)."""
+        v = [c for c in self.counts.values()]
+        return (max(v) / min(v)) if v and min(v) > 0 else None
+
+
+def autolabel(model: str | os.PathLike, paths: Iterable[str | os.PathLike], output: str | os.PathLike, *,
+              min_confidence: float = 0.6, balance: str = "none", workers: int | None = None,
+              progress: bool = True, crop_size: int = 160) -> AutolabelResult:
+    """Label every face under ``paths`` with ``model`` (see the module docs).
+
+    Raises:
+        ParameterError: bad threshold or balance, or a regression model.
+        SourceError / BundleError: unreadable inputs or model.
+    """
+    from faceforge.batch import count_items, iter_items, run_task
+    from faceforge.sinks import output_name, save_image
+    from faceforge.sinks.files import atomic_write
+    from faceforge.sources import expand_paths
+    from faceforge.train import UNKNOWN, load_classifier
+
+    if not 0.0 <= float(min_confidence) < 1.0:
+        raise ParameterError(f"min_confidence must lie in [0, 1), got {min_confidence}")
+    if balance not in BALANCE:
+        raise ParameterError(f"balance must be one of {BALANCE}, got {balance!r}")
+    clf = load_classifier(model)
+    if clf.task != "classification":
+        raise ParameterError(f"{model}: autolabel needs a classification model; this one predicts numbers.")
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    prog_path = out / ".progress.jsonl"
+    done: dict[str, list[dict[str, Any]]] = {}
+    if prog_path.is_file():
+        for line in prog_path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by the interruption
+                continue
+            if rec.get("model") == str(Path(model).resolve()):
+                done[rec["key"]] = rec["faces"]
+    skipped: list[tuple[str, str]] = []
+    files = expand_paths(paths, skipped=skipped)
+    protect = [str(f) for f in files] + [str(model)]
+    result = AutolabelResult(out, skipped=skipped)
+    todo = [f for f in files if f"{f}:0" not in done or _is_video(f)]
+    result.resumed = len(files) - len(todo)
+    task = _LabelTask(str(Path(model).resolve()), crop_size)
+    outcomes = run_task(task, iter_items(todo, skipped=skipped), workers, progress="autolabel" if progress else None,
+                        total=count_items(todo)) if todo else iter(())
+    with open(prog_path, "a") as prog:
+        if prog.tell() and not prog_path.read_bytes().endswith(b"\n"):
+            prog.write("\n")  # end a line an interruption cut short
+        for res in outcomes:
+            if res.error:
+                skipped.append((res.item.source, res.error))
+                continue
+            key = f"{res.item.source}:{res.item.index}"
+            stem = output_name(res.item.source) + (f"_f{res.item.index:06d}" if res.item.index else "")
+            faces = []
+            for k, f in enumerate(res.value, 1):
+                rel = f"{f['label']}/{stem}_face{k}.jpg"
+                save_image(out / ".pending" / rel, f["crop"], protect)  # moved into place once kept
+                faces.append({"box": f["box"], "label": f["label"], "confidence": round(f["confidence"], 5),
+                              "crop": rel, "whole_image": f["whole_image"]})
+            done[key] = faces
+            prog.write(json.dumps({"model": task.model, "key": key, "faces": faces}) + "\n")
+            prog.flush()
+
+    # ---- decide what to keep (thresholds, balance) and lay out the class folders ---------------
+    rows = [{"source": k.rsplit(":", 1)[0], "frame": int(k.rsplit(":", 1)[1]), **f} for k, fs in done.items() for f in fs]
+    ok = [r for r in rows if r["label"] != UNKNOWN and r["confidence"] >= min_confidence]
+    by_class: dict[str, list[dict[str, Any]]] = {}
+    for r in ok:
+        by_class.setdefault(r["label"], []).append(r)
+    if balance == "cap" and by_class:
+        cap = min(len(by_class.get(c, [])) for c in clf.classes if c != UNKNOWN)
+        for c, v in by_class.items():
+            v.sort(key=lambda r: -r["confidence"])
+            by_class[c] = v[:cap]
+    keep = {id(r) for v in by_class.values() for r in v}
+    for r in rows:
+        r["kept"] = id(r) in keep
+        src, dst = out / ".pending" / r["crop"], out / r["crop"]
+        if r["kept"]:
+            if src.is_file():
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dst)
+        elif dst.is_file():  # kept in an earlier run with other settings
+            dst.parent.joinpath(".pending").mkdir(exist_ok=True)
+            (out / ".pending" / r["crop"]).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(dst, out / ".pending" / r["crop"])
+    result.faces = [{k: v for k, v in r.items()} for r in rows]
+    result.counts = {c: len(by_class.get(c, [])) for c in clf.classes}
+    result.predicted = {c: sum(1 for r in rows if r["label"] == c) for c in clf.classes}
+    conf = np.array([r["confidence"] for r in rows])
+    hist, edges = np.histogram(conf, bins=np.array(HIST_BINS)) if len(conf) else (np.zeros(len(HIST_BINS) - 1, int), HIST_BINS)
+    result.histogram = {f"{edges[i]:.2f}-{min(edges[i + 1], 1.0):.2f}": int(hist[i]) for i in range(len(hist))}
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["source", "frame", "x1", "y1", "x2", "y2", "label", "confidence", "kept", "crop"])
+    for r in rows:
+        w.writerow([r["source"], r["frame"], *r["box"], r["label"], r["confidence"], int(r["kept"]),
+                    r["crop"] if r["kept"] else ""])
+    atomic_write(out / "manifest.csv", buf.getvalue().encode())
+    summary = {"model": str(model), "min_confidence": min_confidence, "balance": balance, "faces": len(rows),
+               "kept": result.counts, "predicted": result.predicted, "skew": result.skew,
+               "histogram": result.histogram, "teacher_training_classes": clf.manifest.get("data", {}).get("per_class"),
+               "skipped": [{"file": f, "reason": r} for f, r in skipped]}
+    atomic_write(out / "summary.json", json.dumps(summary, indent=2).encode())
+    if not rows and not skipped:
+        raise SourceError("No faces found in the unlabelled photos.")
+    return result
+
+
+def _is_video(path: Path) -> bool:
+    from faceforge.sources.media import media_kind
+
+    return media_kind(path) == "video"

@@ -1,0 +1,85 @@
+"""Pseudo-labelling with a teacher: manifest, class folders, resume, balance."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from conftest import shared_path
+from faceforge.bootstrap.autolabel import autolabel
+from faceforge.cli.main import app
+from faceforge.errors import ParameterError
+from faceforge.train import train
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def utk(tmp_path_factory):
+    """A gender teacher from 25 + 25 UTKFace photos, and 60 other photos with labels hidden."""
+    root = shared_path("utkface")
+    rows = list(csv.DictReader(open(root / "labels.csv")))
+    male = [r for r in rows if r["gender"] == "male"]
+    female = [r for r in rows if r["gender"] == "female"]
+    base = tmp_path_factory.mktemp("utk")
+    for cls, part in (("male", male[:25]), ("female", female[:25])):
+        (base / "train" / cls).mkdir(parents=True)
+        for r in part:
+            (base / "train" / cls / r["file"]).symlink_to(root / "images" / r["file"])
+    (base / "unlabelled").mkdir()
+    truth = {}
+    for r in male[100:130] + female[100:130]:
+        (base / "unlabelled" / r["file"]).symlink_to(root / "images" / r["file"])
+        truth[r["file"]] = r["gender"]
+    train(base / "train", base / "teacher.ffm", embedder="agegender", val=0.0, progress=False, learning_curve=False)
+    return base, truth
+
+
+def test_autolabel_writes_classes_manifest_and_resumes(utk, tmp_path):
+    base, truth = utk
+    out = tmp_path / "pseudo"
+    res = autolabel(base / "teacher.ffm", [base / "unlabelled"], out, min_confidence=0.6, workers=2, progress=False)
+    assert len(res.faces) == 60 and res.resumed == 0
+    rows = list(csv.DictReader(open(out / "manifest.csv")))
+    assert len(rows) == 60 and set(rows[0]) >= {"source", "label", "confidence", "kept", "crop"}
+    kept = [r for r in rows if r["kept"] == "1"]
+    assert all(float(r["confidence"]) >= 0.6 for r in kept)
+    assert all((out / r["crop"]).is_file() for r in kept)
+    assert sum(res.counts.values()) == len(kept) == sum(1 for p in out.glob("*/*.jpg"))
+    right = np.mean([truth[r["source"].split("/")[-1]] == r["label"] for r in kept])
+    assert right >= 0.8                                             # the teacher's kept labels are mostly right
+    summary = json.loads((out / "summary.json").read_text())
+    assert sum(summary["histogram"].values()) == 60
+    # resume: a second run finds every image done and changes nothing
+    res2 = autolabel(base / "teacher.ffm", [base / "unlabelled"], out, min_confidence=0.6, progress=False)
+    assert res2.resumed == 60 and res2.counts == res.counts
+    # an interrupted run: drop the last 20 progress lines, rerun, same result
+    prog = out / ".progress.jsonl"
+    lines = prog.read_text().splitlines()
+    prog.write_text("\n".join(lines[:-20]) + "\n" + lines[-20][:30])  # and a half-written line
+    res3 = autolabel(base / "teacher.ffm", [base / "unlabelled"], out, min_confidence=0.6, progress=False, workers=1)
+    assert res3.resumed == 40 and res3.counts == res.counts
+    # the class folders train a student directly
+    r = runner.invoke(app, ["train", str(out), "-o", str(tmp_path / "student.ffm"), "--val", "0", "--no-curve",
+                            "--embedder", "agegender", "--workers", "1"])
+    assert r.exit_code == 0, r.output
+
+
+def test_balance_cap_evens_out_classes(utk, tmp_path):
+    base, _ = utk
+    res = autolabel(base / "teacher.ffm", [base / "unlabelled"], tmp_path / "b", min_confidence=0.5,
+                    balance="cap", progress=False, workers=1)
+    assert len(set(res.counts.values())) == 1 and res.skew == 1.0
+    with pytest.raises(ParameterError):
+        autolabel(base / "teacher.ffm", [base / "unlabelled"], tmp_path / "c", balance="magic")
+
+
+def test_cli_autolabel(utk, tmp_path):
+    base, _ = utk
+    r = runner.invoke(app, ["autolabel", str(base / "unlabelled"), "-m", str(base / "teacher.ffm"),
+                            "-o", str(tmp_path / "o"), "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    assert "60 faces labelled" in r.output and "confidence:" in r.output
