@@ -83,3 +83,23 @@ def test_cli_autolabel(utk, tmp_path):
                             "-o", str(tmp_path / "o"), "--workers", "1"])
     assert r.exit_code == 0, r.output
     assert "60 faces labelled" in r.output and "confidence:" in r.output
+
+
+def test_distil_student_matches_teacher(utk, tmp_path):
+    from faceforge.bootstrap import distil
+
+    base, truth = utk
+    pseudo = tmp_path / "pseudo"
+    autolabel(base / "teacher.ffm", [base / "unlabelled"], pseudo, min_confidence=0.5, progress=False, workers=2)
+    test = tmp_path / "test.csv"
+    test.write_text("file,gender\n" + "".join(f"{base / 'unlabelled' / f},{g}\n" for f, g in truth.items()))
+    res = distil(pseudo, tmp_path / "student.ffm", embedder="agegender", detector="yunet", test=test,
+                 test_options={"label_column": "gender"}, progress=False, latency_samples=5)
+    assert res.agreement is not None and res.agreement >= 0.7
+    assert set(res.test) == {"student", "teacher"} and res.test["student"]["images"] == 60
+    assert res.test["student"]["balanced_accuracy"] >= res.test["teacher"]["balanced_accuracy"] - 0.15
+    assert set(res.latency_ms) == {"student", "teacher"} and all(v > 0 for v in res.latency_ms.values())
+    r = runner.invoke(app, ["distil", str(pseudo), "-o", str(tmp_path / "s2.ffm"), "-e", "agegender",
+                            "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    assert "agreement with the teacher" in r.output and "latency per image" in r.output

@@ -599,6 +599,42 @@ def autolabel(
               f"Next: faceforge train {output} -o student.ffm", highlight=False)
 
 
+@app.command()
+def distil(
+    pseudo: Path = typer.Argument(..., help="An autolabel output folder (class folders of crops)."),
+    output: Path = typer.Option(..., "-o", "--output", help="The student model file (.ffm)."),
+    teacher: Optional[Path] = typer.Option(None, "--teacher", help="Default: the model recorded by autolabel."),
+    embedder: str = typer.Option("dlib-resnet", "--embedder", "-e"),
+    detector: str = typer.Option("live", "--detector", "-d", help="The student's detector (live: fast)."),
+    head: Optional[str] = typer.Option(None),
+    test: Optional[Path] = typer.Option(None, "--test", help="Labelled test data (folder or CSV) for both models."),
+    label_column: Optional[str] = typer.Option(None, help="Test CSV: the label column."),
+    image_root: Optional[Path] = typer.Option(None, help="Test CSV: folder the file paths are relative to."),
+    workers: int = typer.Option(0),
+) -> None:
+    """Train a fast student on a teacher's pseudo-labels; report agreement, test accuracy and latency."""
+    from faceforge.bootstrap import distil as _distil
+
+    opts = {k: v for k, v in (("label_column", label_column), ("image_root", image_root)) if v is not None}
+    try:
+        res = _distil(pseudo, output, teacher=teacher, embedder=embedder, detector=detector, head=head, test=test,
+                      test_options=opts, workers=workers or None)
+    except FaceforgeError as e:
+        _fail(e)
+        return
+    d = res.to_dict()
+    lines = [f"student written: {d['model']}"]
+    if d["agreement"] is not None:
+        lines.append(f"agreement with the teacher (held-out pseudo-labels): {d['agreement']:.1%} "
+                     f"(balanced {d['agreement_balanced']:.1%})")
+    for name, r in d["test"].items():
+        lines.append(f"{name} on {test}: accuracy {r['accuracy']:.1%}, balanced {r['balanced_accuracy']:.1%}")
+    if d["latency_ms"]:
+        lines.append(f"latency per image: student {d['latency_ms']['student']:.1f} ms, "
+                     f"teacher {d['latency_ms']['teacher']:.1f} ms")
+    out.print("\n".join(lines), highlight=False)
+
+
 # ---------------------------------------------------------------------------------------------
 @app.command()
 def demo(output: Path = typer.Option(Path("out/demo"), "-o", "--output", help="Folder for the results.")) -> None:
