@@ -36,3 +36,14 @@ def test_bad_chips_are_refused():
     with pytest.raises(Exception, match="64"):
         emb.embed(np.zeros((1, 32, 32, 3), np.uint8))
     assert emb.embed(np.zeros((0, 64, 64, 3), np.uint8)).shape == (0, 99)
+
+
+def test_gendernet_is_the_small_fast_half(astronaut):
+    from faceforge.embedders.agegender import LAYOUT
+
+    full = FacePipeline("photo", "agegender").embed(astronaut).data["embedding"]
+    small = FacePipeline("photo", "gendernet").embed(astronaut).data["embedding"]
+    assert small.shape == (1, 18)
+    # exactly the gender half of agegender (same chip, same network)
+    assert np.allclose(small[0], full[0, :18], atol=1e-4)
+    assert np.argmax(small[0, 16:18]) == 0  # female

@@ -15,6 +15,7 @@ EMBEDDERS: dict[str, str] = {
     "dlib-resnet": "faceforge.embedders.dlib_resnet:DlibResNetEmbedder",
     "effnet-lite0": "faceforge.embedders.effnet:EffNetLite0Embedder",
     "agegender": "faceforge.embedders.agegender:AgeGenderEmbedder",
+    "gendernet": "faceforge.embedders.agegender:GenderNetEmbedder",
 }
 DEFAULT_EMBEDDER = "dlib-resnet"
 

