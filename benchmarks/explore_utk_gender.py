@@ -26,27 +26,20 @@ import _common as C  # noqa: E402
 
 def gender_net_features(paths: list[str]) -> dict[str, np.ndarray]:
     """Cydral gender net on faceforge's chips: logits, last hidden layer (16), pooled convs (4096)."""
-    import onnx
-
-    from faceforge.data.embed import find_faces
-    from faceforge.embedders.agegender import _MEAN
-    from faceforge.pipeline import FacePipeline
-    from faceforge.registry import weight_path
-    from faceforge.registry.runtime import onnx_session
-    from faceforge.sources import load_image
     import cv2
 
-    model = onnx.load(str(weight_path("agegender.gender")))
-    for name in ("layer_5_multiply", "layer_3_relu", "logits"):
-        model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    sess = onnx_session(model.SerializeToString())
+    from faceforge.data.embed import find_faces
+    from faceforge.embedders.agegender import _net_input, _session
+    from faceforge.pipeline import FacePipeline
+    from faceforge.sources import load_image
+
+    sess = _session("agegender.gender", ["layer_5_multiply", "layer_3_relu", "logits"], None)
     pipe = FacePipeline("photo", "agegender")
     out: dict[str, list[np.ndarray]] = {"logits": [], "hidden16": [], "conv4096": []}
     for p in paths:
         faces, det, _ = find_faces(load_image(p), pipe)
         chip = pipe.chips(det, faces[:1])[0]
-        x = cv2.resize(chip, (32, 32), interpolation=cv2.INTER_AREA)[None].astype(np.float32)
-        x = ((x - _MEAN) / 256.0).transpose(0, 3, 1, 2)
+        x = _net_input(cv2.resize(chip, (32, 32), interpolation=cv2.INTER_AREA)[None])
         conv, hid, logit = sess.run(["layer_5_multiply", "layer_3_relu", "logits"], {sess.get_inputs()[0].name: x})
         out["conv4096"].append(conv.reshape(-1))
         out["hidden16"].append(hid.reshape(-1))

@@ -52,12 +52,11 @@ class EmotionModel:
 
         if not len(faces):
             return np.zeros((0, 64, 64), np.float32)
-        whole = faces.data.get("whole_image", np.zeros(len(faces), bool))
-        out = []
-        for i in range(len(faces)):
-            chip = align_faces(image, faces[i], template="margin", size=64, margin=1.0 if whole[i] else self.margin)[0]
-            out.append(cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY))
-        return (np.stack(out).astype(np.float32) / 255.0 - 0.5) * 2.0
+        # a whole-image face (a photo that is already a face crop) is always alone: use it as it is
+        whole = bool(np.any(faces.data.get("whole_image", False)))
+        chips = align_faces(image, faces, template="margin", size=64, margin=1.0 if whole else self.margin)
+        grey = np.stack([cv2.cvtColor(c, cv2.COLOR_RGB2GRAY) for c in chips])
+        return (grey.astype(np.float32) / 255.0 - 0.5) * 2.0
 
     def predict_proba(self, crops: np.ndarray) -> np.ndarray:
         """``(n, 7)`` probabilities for crops from :meth:`crops`."""

@@ -155,10 +155,9 @@ def autolabel(model: str | os.PathLike, paths: Iterable[str | os.PathLike], outp
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(src, dst)
         elif dst.is_file():  # kept in an earlier run with other settings
-            dst.parent.joinpath(".pending").mkdir(exist_ok=True)
-            (out / ".pending" / r["crop"]).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(dst, out / ".pending" / r["crop"])
-    result.faces = [{k: v for k, v in r.items()} for r in rows]
+            src.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(dst, src)
+    result.faces = rows
     result.counts = {c: len(by_class.get(c, [])) for c in clf.classes}
     result.predicted = {c: sum(1 for r in rows if r["label"] == c) for c in clf.classes}
     conf = np.array([r["confidence"] for r in rows])

@@ -41,6 +41,11 @@ _MEAN = np.array([122.781998, 117.000999, 104.297997], np.float32)  # RGB, from 
 _OUTPUTS = {"gender": ["layer_3_relu", "logits"], "age": ["probabilities"]}
 
 
+def _net_input(chips: np.ndarray) -> np.ndarray:
+    """``(n, 3, H, W) float32`` network input of RGB uint8 chips: ``(RGB - mean) / 256``."""
+    return np.ascontiguousarray(((chips.astype(np.float32) - _MEAN) / 256.0).transpose(0, 3, 1, 2))
+
+
 def _session(spec_name: str, outputs: list[str], threads: int | None):
     """An ONNX Runtime session of the packaged graph that also returns hidden ``outputs``."""
     import onnx
@@ -83,19 +88,20 @@ class AgeGenderEmbedder(Embedder):
                     s = self._sessions[which] = _session(spec, _OUTPUTS[which], self.threads)
         return s
 
-    def _embed(self, chips: np.ndarray) -> np.ndarray:
+    def _gender(self, chips: np.ndarray) -> np.ndarray:
+        """``(n, 18)``: the gender net's hidden layer and logits on the chips downscaled to 32x32."""
         import cv2
 
-        x64 = ((chips.astype(np.float32) - _MEAN) / 256.0).transpose(0, 3, 1, 2)
         small = np.stack([cv2.resize(c, (32, 32), interpolation=cv2.INTER_AREA) for c in chips])
-        x32 = ((small.astype(np.float32) - _MEAN) / 256.0).transpose(0, 3, 1, 2)
         g = self._sess("gender")
-        a = self._sess("age")
-        g_feat, g_logit = g.run(_OUTPUTS["gender"], {g.get_inputs()[0].name: np.ascontiguousarray(x32)})
-        (a_prob,) = a.run(_OUTPUTS["age"], {a.get_inputs()[0].name: np.ascontiguousarray(x64)})
+        feat, logit = g.run(_OUTPUTS["gender"], {g.get_inputs()[0].name: _net_input(small)})
         n = len(chips)
-        return np.concatenate([g_feat.reshape(n, -1), g_logit.reshape(n, -1), a_prob.reshape(n, -1)],
-                              axis=1).astype(np.float32)
+        return np.concatenate([feat.reshape(n, -1), logit.reshape(n, -1)], axis=1)
+
+    def _embed(self, chips: np.ndarray) -> np.ndarray:
+        a = self._sess("age")
+        (a_prob,) = a.run(_OUTPUTS["age"], {a.get_inputs()[0].name: _net_input(chips)})
+        return np.concatenate([self._gender(chips), a_prob.reshape(len(chips), -1)], axis=1).astype(np.float32)
 
 
 def gender_proba(embeddings: np.ndarray) -> np.ndarray:
@@ -111,36 +117,17 @@ def expected_age(embeddings: np.ndarray) -> np.ndarray:
     return (p / p.sum(axis=1, keepdims=True).clip(1e-12)) @ AGE_BINS
 
 
-class GenderNetEmbedder(Embedder):
+class GenderNetEmbedder(AgeGenderEmbedder):
     """The Cydral gender network alone (18-D: last hidden layer + logits), same chips as ``agegender``.
 
-    About 20x cheaper than :class:`AgeGenderEmbedder` (no ResNet-10 age net): a fast student for
-    gender-like attributes (``faceforge distil --embedder gendernet``).
+    Skips the ResNet-10 age net: a fast student for gender-like attributes (see the bootstrap
+    benchmark in docs/benchmarks.md) (``faceforge distil --embedder gendernet``). Its output equals the
+    first 18 values of ``agegender``'s.
     """
 
     name = "gendernet"
     dim = 18
-    input_size = (64, 64)  # downscaled to 32x32 as in AgeGenderEmbedder: the same 18 numbers
-    alignment: dict[str, Any] = {"template": "dlib5", "size": 64, "margin": 0.2}
-    metric = "euclidean"
-    threshold = None
     version = "1"
-    normalize_for_heads = False
-
-    def __init__(self, threads: int | None = None) -> None:
-        self.threads = threads
-        self._sess = None
-        self._lock = threading.Lock()
 
     def _embed(self, chips: np.ndarray) -> np.ndarray:
-        if self._sess is None:
-            with self._lock:
-                if self._sess is None:
-                    self._sess = _session("agegender.gender", _OUTPUTS["gender"], self.threads)
-        import cv2
-
-        small = np.stack([cv2.resize(c, (32, 32), interpolation=cv2.INTER_AREA) for c in chips])
-        x = ((small.astype(np.float32) - _MEAN) / 256.0).transpose(0, 3, 1, 2)
-        feat, logit = self._sess.run(_OUTPUTS["gender"], {self._sess.get_inputs()[0].name: np.ascontiguousarray(x)})
-        n = len(chips)
-        return np.concatenate([feat.reshape(n, -1), logit.reshape(n, -1)], axis=1).astype(np.float32)
+        return self._gender(chips).astype(np.float32)

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from faceforge.errors import ParameterError
+from faceforge.heads.base import check_groups
 
 __all__ = ["classification_report", "regression_report", "format_report", "split_holdout", "kfold"]
 
@@ -192,17 +193,7 @@ def _group_table(y: Any, groups: Any) -> tuple[np.ndarray, np.ndarray, np.ndarra
     """(group id of each row, stratum of each group, rows per group)."""
     s = _strata(y)
     n = len(s)
-    if groups is None:
-        g = np.arange(n)
-    else:
-        ga = np.asarray(groups)
-        if ga.ndim != 1 or len(ga) != n:
-            raise ParameterError(
-                f"groups must have one entry per row ({n}), but got shape {ga.shape}. "
-                f"Fix: pass the source path of each row."
-            )
-        _, g = np.unique(ga.astype(str) if ga.dtype == object else ga, return_inverse=True)
-        g = g.ravel()
+    g = np.arange(n) if groups is None else check_groups(groups, n)
     ng = int(g.max()) + 1 if n else 0
     # A group's stratum: the most common stratum among its rows.
     counts = np.zeros((ng, int(s.max()) + 1 if n else 1), dtype=np.int64)

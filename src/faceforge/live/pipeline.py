@@ -115,15 +115,13 @@ class LiveAnalyzer:
         memo: dict = {}
         return {name: m.predict_faces(image, faces, 3, memo=memo)[0] for name, m in self.models.items()}
 
-    def _due(self, t: Track, frame: int, image: np.ndarray) -> bool:
+    def _due(self, t: Track, frame: int, sharp: float) -> bool:
         last = t.data.get("classified_frame")
-        if t.id in self._pending or not t.visible or t.size < self.min_face:
-            return False
         if last is None:
             return True
         if frame - last >= self.reclassify_every or t.size >= self.grow * t.data.get("classified_size", 1e9):
             return True
-        return sharpness(image, t.xyxy) >= self.sharper * t.data.get("classified_sharpness", 1e18)
+        return sharp >= self.sharper * t.data.get("classified_sharpness", 1e18)
 
     def _apply(self, t: Track, preds: dict[str, Any], t_arrived: float) -> None:
         sm = t.data.setdefault("smoothers", {})
@@ -159,11 +157,14 @@ class LiveAnalyzer:
             tracks = self.tracker.predict(frame)
         self._collect()
         for t in tracks:
-            if not self._due(t, frame, image):
+            if t.id in self._pending or not t.visible or t.size < self.min_face:
+                continue
+            sharp = sharpness(image, t.xyxy)
+            if not self._due(t, frame, sharp):
                 continue
             t.data["classified_frame"] = frame
             t.data["classified_size"] = t.size
-            t.data["classified_sharpness"] = sharpness(image, t.xyxy)
+            t.data["classified_sharpness"] = sharp
             faces = Faces(t.xyxy[None], np.array([t.score], np.float32), t.landmarks[None],
                           (image.shape[1], image.shape[0]), self.detector.name)
             if self._pool is None:

@@ -15,6 +15,7 @@ import shutil
 import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from faceforge._fs import atomic_write
 from faceforge.errors import SourceError
@@ -54,35 +55,39 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike, *, max_
         SourceError: not a readable archive, an unsafe member, or a limit exceeded.
     """
     archive, dest = Path(archive), Path(dest)
-    members: list[tuple[PurePosixPath, object]] = []
-    total = 0
     try:
         if zipfile.is_zipfile(archive):
-            zf = zipfile.ZipFile(archive)
-            for info in zf.infolist():
-                rel = _safe_name(info.filename, archive)
-                if rel is None or info.is_dir():
-                    continue
-                if (info.external_attr >> 16) & 0o170000 == 0o120000:
-                    raise SourceError(f"{archive}: member {info.filename!r} is a symbolic link; refusing to extract.")
-                total += info.file_size
-                members.append((rel, info))
-            opener = zf.open
+            arc: Any = zipfile.ZipFile(archive)
+            entries = [(i.filename, "dir" if i.is_dir() else
+                        "link" if (i.external_attr >> 16) & 0o170000 == 0o120000 else "file", i.file_size, i)
+                       for i in arc.infolist()]
+            opener = arc.open
         elif tarfile.is_tarfile(archive):
-            tf = tarfile.open(archive)
-            for info in tf.getmembers():
-                rel = _safe_name(info.name, archive)
-                if rel is None or info.isdir():
-                    continue
-                if not info.isfile():
-                    raise SourceError(f"{archive}: member {info.name!r} is a link or special file; refusing to extract.")
-                total += info.size
-                members.append((rel, info))
-            opener = tf.extractfile
+            arc = tarfile.open(archive)
+            entries = [(i.name, "dir" if i.isdir() else "file" if i.isfile() else "link", i.size, i)
+                       for i in arc.getmembers()]
+            opener = arc.extractfile
         else:
             raise SourceError(f"{archive}: not a zip or tar archive this tool can read.")
     except (OSError, zipfile.BadZipFile, tarfile.TarError) as e:
         raise SourceError(f"{archive}: cannot read the archive ({e}).") from e
+    with arc:
+        members: list[tuple[PurePosixPath, Any]] = []
+        total = 0
+        for name, kind, size, info in entries:
+            rel = _safe_name(name, archive)
+            if rel is None or kind == "dir":
+                continue
+            if kind != "file":
+                raise SourceError(f"{archive}: member {name!r} is a link or special file; refusing to extract.")
+            total += size
+            members.append((rel, info))
+        return _extract(archive, dest, members, opener, total, max_bytes, max_files)
+
+
+def _extract(archive: Path, dest: Path, members: list[tuple[PurePosixPath, Any]], opener: Any, total: int,
+             max_bytes: int, max_files: int) -> Path:
+    """Check the limits, then write ``members`` into a temporary folder renamed to ``dest``."""
     if len(members) > max_files:
         raise SourceError(f"{archive}: {len(members):,} files, more than the limit of {max_files:,}; "
                           f"extract it yourself or raise max_files.")
