@@ -1,0 +1,441 @@
+"""Identity galleries: enrol people from a few photos each, then identify and verify faces.
+
+A gallery needs no training: every enrolled photo's main face is embedded (``dlib-resnet`` by
+default) and stored; a face is the enrolled person whose nearest stored face is closest, if that
+distance is within the embedder's threshold (0.6 for dlib-resnet), else ``"unknown"``. Adding or
+removing a person takes effect at once. One SQLite file holds any number of named galleries.
+
+Example:
+    >>> from faceforge.gallery import Gallery
+    >>> g = Gallery("people.db")                                 # doctest: +SKIP
+    >>> g.enrol("alice", ["alice1.jpg", "alice2.jpg"])           # doctest: +SKIP
+    >>> for m in g.identify("group.jpg"):                        # doctest: +SKIP
+    ...     print(m.box, m.label, m.distance)
+
+A gallery is also a face model: :meth:`Gallery.predict_faces` lets :class:`~faceforge.attributes.Analyzer`
+and ``faceforge live`` show who each face is beside the attributes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from faceforge.errors import FaceforgeError, ImageError, ParameterError
+from faceforge.types import Faces
+
+UNKNOWN = "unknown"
+#: Names of people and galleries: letters, digits, space, ``_ . -``; 1-64 characters.
+NAME_RE = re.compile(r"^[^\W_][\w .\-]{0,63}$")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS galleries (name TEXT PRIMARY KEY, embedder TEXT NOT NULL,
+    embedder_version TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS people (id INTEGER PRIMARY KEY, gallery TEXT NOT NULL, name TEXT NOT NULL,
+    created REAL NOT NULL, UNIQUE (gallery, name));
+CREATE TABLE IF NOT EXISTS faces (id INTEGER PRIMARY KEY,
+    person INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    embedding BLOB NOT NULL, sha256 TEXT NOT NULL, source TEXT NOT NULL, box TEXT,
+    created REAL NOT NULL, UNIQUE (person, sha256));
+CREATE INDEX IF NOT EXISTS faces_person ON faces(person);
+"""
+
+
+class GalleryError(FaceforgeError, KeyError):
+    """A person or gallery that does not exist."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """``name`` stripped, or :class:`ParameterError` saying what a valid name looks like."""
+    if not isinstance(name, str) or not NAME_RE.match(name.strip()):
+        raise ParameterError(f"Invalid {what} {name!r}: use 1-64 letters, digits, spaces, '_', '.' or '-', "
+                             f"starting with a letter or digit.")
+    return name.strip()
+
+
+@dataclass
+class EnrolReport:
+    """What :meth:`Gallery.enrol` did with each photo."""
+
+    person: str
+    added: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (photo, message)
+    several_faces: list[str] = field(default_factory=list)  # photos with more than one face (largest used)
+    faces: int = 0  # faces stored for the person after enrolment
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"person": self.person, "added": self.added, "duplicates": self.duplicates,
+                "problems": [{"photo": p, "message": m} for p, m in self.problems],
+                "several_faces": self.several_faces, "faces": self.faces}
+
+
+@dataclass
+class Person:
+    name: str
+    faces: int
+    created: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "faces": self.faces, "created": self.created}
+
+
+@dataclass
+class Match:
+    """One face of an image and who it is.
+
+    Attributes:
+        face: the face (one row of :class:`~faceforge.types.Faces`, image pixels).
+        label: the nearest enrolled person, or ``"unknown"`` when none is within the threshold.
+        distance: embedding distance to that person's nearest stored face.
+        top_k: ``[(person, distance), ...]`` nearest first.
+    """
+
+    face: Faces
+    label: str
+    distance: float
+    threshold: float
+    top_k: list[tuple[str, float]] = field(default_factory=list)
+
+    @property
+    def box(self) -> list[float]:
+        return [float(v) for v in self.face.xyxy[0]]
+
+    def to_dict(self, ndigits: int = 4) -> dict[str, Any]:
+        d = self.face.to_dicts()[0]
+        d["detection_score"] = d.pop("score")
+        d.update({"label": self.label, "distance": round(self.distance, ndigits), "threshold": self.threshold,
+                  "top_k": [{"label": n, "distance": round(dist, ndigits)} for n, dist in self.top_k]})
+        return d
+
+
+@dataclass
+class GalleryVerification:
+    """Is the main face of an image the enrolled ``person``?"""
+
+    person: str
+    same: bool
+    distance: float
+    threshold: float
+    face: Faces
+
+    def to_dict(self, ndigits: int = 4) -> dict[str, Any]:
+        return {"person": self.person, "same": self.same, "distance": round(self.distance, ndigits),
+                "threshold": self.threshold, "face": self.face.to_dicts()[0]}
+
+
+class Gallery:
+    """A named gallery of enrolled people in an SQLite file (created on first use).
+
+    Args:
+        path: the SQLite file. Several galleries may share it (``name``).
+        name: the gallery's name.
+        embedder: identity embedder (fixed when the gallery is created; reopening uses the stored one).
+        detector: face detector for photos.
+        threshold: distance at or below which a face is a person (default: the embedder's).
+
+    Safe to use from several threads; each call opens its own connection.
+    """
+
+    def __init__(self, path: str | os.PathLike, name: str = "default", *, embedder: str = "dlib-resnet",
+                 detector: str = "photo", threshold: float | None = None) -> None:
+        self.path = Path(path)
+        self.name = check_name(name, "gallery name")
+        self.detector = detector
+        self._lock = threading.RLock()
+        self._cache: tuple[int, list[str], np.ndarray, np.ndarray] | None = None
+        self._pipeline = None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=30)
+        try:
+            db.executescript(_SCHEMA)
+        finally:
+            db.close()
+        with self._db() as db:
+            row = db.execute("SELECT embedder, embedder_version FROM galleries WHERE name=?", (self.name,)).fetchone()
+            if row is None:
+                from faceforge.embedders.base import embedder_version
+
+                db.execute("INSERT INTO galleries VALUES (?,?,?,?)",
+                           (self.name, embedder, embedder_version(embedder), time.time()))
+                row = (embedder, embedder_version(embedder))
+        self.embedder_name, self.embedder_version = row
+        self._threshold = threshold
+
+    # -- storage ---------------------------------------------------------------------------------
+    def _db(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA journal_mode=WAL")
+        return _Tx(db)
+
+    @property
+    def pipeline(self):
+        if self._pipeline is None:
+            from faceforge.embedders.base import embedder_version
+            from faceforge.pipeline import FacePipeline
+
+            if embedder_version(self.embedder_name) != self.embedder_version:
+                raise FaceforgeError(
+                    f"Gallery {self.name!r} in {self.path} was built with {self.embedder_name} version "
+                    f"{self.embedder_version}, but version {embedder_version(self.embedder_name)} is installed; "
+                    f"its faces cannot be compared. Re-enrol the people in a new gallery.")
+            self._pipeline = FacePipeline(self.detector, self.embedder_name)
+        return self._pipeline
+
+    @property
+    def threshold(self) -> float:
+        if self._threshold is not None:
+            return float(self._threshold)
+        return float(self.pipeline.embedder.threshold or 0.6)
+
+    def _person_id(self, db: sqlite3.Connection, person: str) -> int | None:
+        row = db.execute("SELECT id FROM people WHERE gallery=? AND name=?", (self.name, person)).fetchone()
+        return None if row is None else int(row[0])
+
+    # -- people ----------------------------------------------------------------------------------
+    def enrol(self, person: str, photos: Iterable[Any], names: Sequence[str] | None = None) -> EnrolReport:
+        """Add photos of ``person`` (created if new). Each photo's largest face is stored.
+
+        Args:
+            person: the person's name.
+            photos: paths, encoded bytes or RGB arrays.
+            names: how to call each photo in the report (default: its path, or ``photo N``).
+
+        Returns:
+            :class:`EnrolReport`; photos without a face, unreadable ones and ones already
+            enrolled for this person are listed there, not raised.
+
+        Raises:
+            ParameterError: invalid name, or no photo could be enrolled for a new person.
+        """
+        from faceforge.data.embed import embed_faces
+        from faceforge.sources import load_image
+
+        person = check_name(person, "person name")
+        photos = list(photos)
+        names = list(names) if names is not None else [
+            str(p) if isinstance(p, (str, os.PathLike)) else f"photo {i + 1}" for i, p in enumerate(photos)]
+        report = EnrolReport(person)
+        rows = []
+        for src, label in zip(photos, names):
+            try:
+                raw = Path(src).read_bytes() if isinstance(src, (str, os.PathLike)) else src
+                img = load_image(raw if isinstance(raw, bytes) else np.asarray(raw))
+                sha = hashlib.sha256(raw if isinstance(raw, bytes) else np.ascontiguousarray(img).tobytes()).hexdigest()
+                with self._lock:
+                    faces = embed_faces(img, self.pipeline, crops=False, main_only=True)
+            except (FaceforgeError, OSError) as e:
+                report.problems.append((label, str(e)))
+                continue
+            if not len(faces):
+                report.problems.append((label, "no face found; use a photo where the face is clearly visible "
+                                               "and at least 40 pixels tall"))
+                continue
+            if int(faces.data["faces_found"][0]) > 1:
+                report.several_faces.append(label)
+            rows.append((faces.data["embedding"][0].astype(np.float32).tobytes(), sha, label,
+                         json.dumps([round(float(v), 1) for v in faces.xyxy[0]])))
+        with self._db() as db:
+            pid = self._person_id(db, person)
+            if pid is None:
+                if not rows:
+                    raise ParameterError(
+                        f"No face could be enrolled for {person!r}: "
+                        + "; ".join(f"{p}: {m}" for p, m in report.problems) if report.problems
+                        else f"No photos given for {person!r}.")
+                pid = db.execute("INSERT INTO people (gallery, name, created) VALUES (?,?,?)",
+                                 (self.name, person, time.time())).lastrowid
+            for emb, sha, label, box in rows:
+                cur = db.execute("INSERT OR IGNORE INTO faces (person, embedding, sha256, source, box, created) "
+                                 "VALUES (?,?,?,?,?,?)", (pid, emb, sha, label[:500], box, time.time()))
+                (report.added if cur.rowcount else report.duplicates).append(label)
+            report.faces = int(db.execute("SELECT COUNT(*) FROM faces WHERE person=?", (pid,)).fetchone()[0])
+        return report
+
+    def people(self) -> list[Person]:
+        """Enrolled people, by name."""
+        with self._db() as db:
+            rows = db.execute("SELECT p.name, COUNT(f.id), p.created FROM people p LEFT JOIN faces f ON f.person=p.id "
+                              "WHERE p.gallery=? GROUP BY p.id ORDER BY p.name", (self.name,)).fetchall()
+        return [Person(n, int(c), float(t)) for n, c, t in rows]
+
+    def __contains__(self, person: str) -> bool:
+        with self._db() as db:
+            return self._person_id(db, person) is not None
+
+    def __len__(self) -> int:
+        return len(self.people())
+
+    def remove(self, person: str) -> int:
+        """Delete ``person`` and every stored face of theirs; returns how many faces were deleted.
+
+        Raises:
+            GalleryError: no such person.
+        """
+        with self._db() as db:
+            pid = self._person_id(db, person)
+            if pid is None:
+                raise GalleryError(f"No person {person!r} in gallery {self.name!r}.")
+            n = int(db.execute("SELECT COUNT(*) FROM faces WHERE person=?", (pid,)).fetchone()[0])
+            db.execute("DELETE FROM faces WHERE person=?", (pid,))
+            db.execute("DELETE FROM people WHERE id=?", (pid,))
+        return n
+
+    def drop(self) -> None:
+        """Delete this gallery with all its people and faces."""
+        with self._db() as db:
+            db.execute("DELETE FROM faces WHERE person IN (SELECT id FROM people WHERE gallery=?)", (self.name,))
+            db.execute("DELETE FROM people WHERE gallery=?", (self.name,))
+            db.execute("DELETE FROM galleries WHERE name=?", (self.name,))
+
+    # -- matching --------------------------------------------------------------------------------
+    def _stored(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """``(people, owner index per face, embeddings)``; cached until the gallery changes."""
+        with self._db() as db:
+            version = db.execute("SELECT COALESCE(MAX(f.id), 0) + COUNT(f.id) * 1000003 FROM faces f JOIN people p "
+                                 "ON f.person=p.id WHERE p.gallery=?", (self.name,)).fetchone()[0]
+            if self._cache is not None and self._cache[0] == version:
+                return self._cache[1:]
+            rows = db.execute("SELECT p.name, f.embedding FROM faces f JOIN people p ON f.person=p.id "
+                              "WHERE p.gallery=? ORDER BY p.name, f.id", (self.name,)).fetchall()
+        names = sorted({r[0] for r in rows})
+        index = {n: i for i, n in enumerate(names)}
+        owner = np.array([index[r[0]] for r in rows], int)
+        emb = np.stack([np.frombuffer(r[1], np.float32) for r in rows]) if rows else np.zeros((0, 0), np.float32)
+        self._cache = (version, names, owner, emb)
+        return names, owner, emb
+
+    def nearest(self, embeddings: np.ndarray, top_k: int = 3) -> list[list[tuple[str, float]]]:
+        """For each embedding, ``[(person, distance), ...]``: each person's nearest stored face, nearest first."""
+        names, owner, stored = self._stored()
+        X = np.atleast_2d(np.asarray(embeddings, np.float32))
+        if not names or not len(X):
+            return [[] for _ in range(len(X))]
+        emb = self.pipeline.embedder
+        d = np.stack([emb.distance(np.repeat(x[None], len(stored), 0), stored) for x in X])  # (n, faces)
+        per = np.full((len(X), len(names)), np.inf, np.float32)
+        for j in range(len(names)):
+            per[:, j] = d[:, owner == j].min(axis=1)
+        k = max(1, min(int(top_k), len(names)))
+        return [[(names[j], float(row[j])) for j in np.argsort(row)[:k]] for row in per]
+
+    def _matches(self, faces: Faces, embeddings: np.ndarray, top_k: int) -> list[Match]:
+        thr = self.threshold
+        out = []
+        for i, tops in enumerate(self.nearest(embeddings, top_k)):
+            if tops and tops[0][1] <= thr:
+                label, dist = tops[0]
+            else:
+                label, dist = UNKNOWN, (tops[0][1] if tops else float("inf"))
+            out.append(Match(faces[i], label, dist, thr, tops))
+        return out
+
+    def identify(self, image: Any, top_k: int = 3) -> list[Match]:
+        """Every face of ``image`` (path, bytes or RGB array), largest first, with who it is."""
+        from faceforge.data.embed import embed_faces
+        from faceforge.sources import load_image
+
+        img = load_image(image)
+        with self._lock:
+            faces = embed_faces(img, self.pipeline, crops=False)
+        return self._matches(faces, faces.data["embedding"], top_k) if len(faces) else []
+
+    def verify(self, image: Any, person: str) -> GalleryVerification:
+        """Is the largest face of ``image`` the enrolled ``person``?
+
+        Raises:
+            GalleryError: no such person. ImageError: no face in the image.
+        """
+        from faceforge.data.embed import embed_faces
+        from faceforge.sources import load_image
+
+        if person not in self:
+            raise GalleryError(f"No person {person!r} in gallery {self.name!r}.")
+        img = load_image(image)
+        with self._lock:
+            faces = embed_faces(img, self.pipeline, crops=False, main_only=True)
+        if not len(faces):
+            raise ImageError(f"{_label(image)}: no face found to verify.")
+        names, owner, stored = self._stored()
+        mine = stored[owner == names.index(person)]
+        d = float(self.pipeline.embedder.distance(np.repeat(faces.data["embedding"][:1], len(mine), 0), mine).min())
+        return GalleryVerification(person, d <= self.threshold, d, self.threshold, faces[0])
+
+    # -- as a face model (Analyzer, live) --------------------------------------------------------
+    task = "classification"
+
+    def predict_faces(self, image: np.ndarray, faces: Faces, top_k: int = 3,
+                      memo: dict[Any, np.ndarray] | None = None) -> list[Any]:
+        """One :class:`~faceforge.train.Prediction` per face: the person (or ``"unknown"``);
+        ``score`` and ``top_k`` scores are similarities ``1 - distance``, ``known_score`` too."""
+        from faceforge.train.classifier import Prediction
+
+        key = (self.embedder_name, "null")  # shares embeddings with dlib-resnet models (see FaceClassifier)
+        emb = None if memo is None else memo.get(key)
+        if emb is None:
+            pipe = self.pipeline
+            with self._lock:
+                emb = pipe.embedder.embed(pipe.chips(image, faces)) if len(faces) else np.zeros((0, pipe.embedder.dim))
+            if memo is not None:
+                memo[key] = emb
+        preds = []
+        for m in self._matches(faces, emb, top_k) if len(faces) else []:
+            tops = [(n, 1.0 - d) for n, d in m.top_k]
+            preds.append(Prediction(m.label, 1.0 - m.distance, tops, 1.0 - m.distance))
+        return preds
+
+    def __repr__(self) -> str:
+        return f"Gallery({str(self.path)!r}, name={self.name!r}, embedder={self.embedder_name!r})"
+
+
+def list_galleries(path: str | os.PathLike) -> list[str]:
+    """Names of the galleries in an SQLite file (empty if it does not exist)."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    db = sqlite3.connect(p)
+    try:
+        return [r[0] for r in db.execute("SELECT name FROM galleries ORDER BY name")]
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        db.close()
+
+
+class _Tx:
+    """A connection as a context manager: one transaction, then closed."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type, *exc: object) -> None:
+        try:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.db.close()
+
+
+def _label(x: Any) -> str:
+    return str(x) if isinstance(x, (str, os.PathLike)) else "image"
+
+
+__all__ = ["EnrolReport", "Gallery", "GalleryError", "GalleryVerification", "Match", "Person", "UNKNOWN",
+           "check_name", "list_galleries"]

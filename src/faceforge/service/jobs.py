@@ -1,0 +1,166 @@
+"""Background jobs of the service: training a model from uploaded photos, analysing an uploaded video.
+
+Jobs live in the service database with their inputs in ``jobs/<id>/``, so a job queued or
+running when the server stops is run again (from its inputs) when it starts.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import threading
+import traceback
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable
+
+from faceforge.errors import FaceforgeError
+from faceforge.service.state import Home
+
+log = logging.getLogger("faceforge.service")
+
+
+class JobRunner:
+    """One worker thread that runs queued jobs in order (a job uses both cores by itself)."""
+
+    def __init__(self, home: Home, engine: Any) -> None:
+        self.home = home
+        self.engine = engine
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.handlers: dict[str, Callable[[str, dict[str, Any], Path], dict[str, Any]]] = {
+            "train": self._train, "video": self._video}
+
+    def start(self) -> None:
+        n = self.home.requeue_interrupted()
+        if n:
+            log.info("requeued %d job(s) interrupted by the last shutdown", n)
+        self._thread = threading.Thread(target=self._loop, name="faceforge-jobs", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            job = self.home.next_job()
+            if job is None:
+                self._wake.wait(1.0)
+                self._wake.clear()
+                continue
+            self.run(job)
+
+    def run(self, job: dict[str, Any]) -> None:
+        jid = job["id"]
+        try:
+            result = self.handlers[job["kind"]](jid, job["params"], self.home.job_dir(jid))
+            self.home.update_job(jid, status="done", progress=1.0, message="done", result=result)
+        except FaceforgeError as e:
+            self.home.update_job(jid, status="failed", error=str(e), message="failed")
+        except Exception as e:  # a bug: keep the server up, record it
+            log.error("job %s failed: %s", jid, traceback.format_exc())
+            self.home.update_job(jid, status="failed", error=f"internal error: {type(e).__name__}: {e}",
+                                 message="failed")
+
+    # -- training ------------------------------------------------------------------------------
+    def _train(self, jid: str, params: dict[str, Any], d: Path) -> dict[str, Any]:
+        from faceforge.train import train
+
+        def on_event(name: str, payload: Any) -> None:
+            step = {"dataset": 0.1, "embedded": 0.6, "validated": 0.9, "saved": 0.95}.get(name)
+            if step is not None:
+                self.home.update_job(jid, progress=step, message=name)
+
+        self.home.update_job(jid, progress=0.02, message="reading photos")
+        out = d / "model.ffm"
+        res = train(d / "labels.csv", out, embedder=params.get("embedder", "dlib-resnet"),
+                    head=params.get("head"), path_column="file", label_column="label", image_root=d / "photos",
+                    val=float(params.get("val", 0.2)), crops=params.get("crops", "auto"),
+                    augment=bool(params.get("augment", False)), workers=1, progress=False, on_event=on_event,
+                    learning_curve=False, known=params.get("known") or None, task="classification")
+        info = self.home.add_model(params["name"], out.read_bytes(), f"training job {jid}",
+                                   replace=bool(params.get("replace", False)))
+        report = res.report
+        keep = ("accuracy", "balanced_accuracy", "log_loss", "per_class", "confusion_matrix", "validation", "unknown")
+        return {"model": info, "report": {k: report[k] for k in keep if k in report},
+                "problems": [_problem(p) for p in res.problems][:200],
+                "timings": {k: v for k, v in res.timings.items() if isinstance(v, (int, float))}}
+
+    # -- video -----------------------------------------------------------------------------------
+    def _video(self, jid: str, params: dict[str, Any], d: Path) -> dict[str, Any]:
+        from faceforge.live import LiveAnalyzer
+        from faceforge.sources.media import iter_video
+
+        models = self.engine.face_models(params.get("attributes", []), params.get("models", []),
+                                         params.get("gallery"))
+        every = max(1, int(params.get("every", 1)))
+        total = _frame_count(d / "video")
+        tracks: dict[int, dict[str, Any]] = {}
+        frames = 0
+        buf = io.StringIO()
+        with LiveAnalyzer(models, detector="photo", workers=0, reclassify_every=max(1, 15 // every)) as live:
+            for fr in iter_video(str(d / "video"), every=every):
+                faces = live.process(fr.image, frames)
+                frames += 1
+                rows = []
+                for f in faces:
+                    row = f.to_dict()
+                    rows.append(row)
+                    t = tracks.setdefault(f.track_id, {"track": f.track_id, "first_frame": fr.index,
+                                                       "labels": {}})
+                    t["last_frame"] = fr.index
+                    for name, p in f.labels.items():
+                        t["labels"].setdefault(name, Counter())[p.label] += 1
+                buf.write(json.dumps({"frame": fr.index, "time_s": fr.timestamp, "faces": rows}) + "\n")
+                if frames % 10 == 0:
+                    self.home.update_job(jid, progress=min(0.99, frames * every / max(total, 1)),
+                                         message=f"frame {fr.index}")
+        from faceforge._fs import atomic_write
+
+        atomic_write(d / "frames.jsonl", buf.getvalue().encode())
+        summary = []
+        for t in tracks.values():
+            summary.append({**t, "labels": {n: c.most_common(1)[0][0] for n, c in t["labels"].items()}})
+        return {"frames": frames, "every": every, "tracks": summary, "frames_url": f"/api/jobs/{jid}/frames"}
+
+
+def _frame_count(path: Path) -> int:
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        return int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    finally:
+        cap.release()
+
+
+def _problem(p: Any) -> dict[str, Any]:
+    d = getattr(p, "__dict__", None)
+    if d:
+        return {k: (str(v) if not isinstance(v, (int, float, str, type(None))) else v) for k, v in d.items()}
+    return {"message": str(p)}
+
+
+def write_training_inputs(d: Path, items: list[tuple[str, bytes, str]]) -> None:
+    """``items`` = ``(label, data, ext)``: photos under generated names and ``labels.csv``."""
+    from faceforge._fs import atomic_write
+
+    photos = d / "photos"
+    photos.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["file", "label"])
+    for i, (label, data, ext) in enumerate(items):
+        name = f"{i:05d}.{ext}"
+        (photos / name).write_bytes(data)
+        w.writerow([name, label])
+    atomic_write(d / "labels.csv", buf.getvalue().encode())

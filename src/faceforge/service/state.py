@@ -1,0 +1,197 @@
+"""The service's data directory: models, galleries and jobs in SQLite, files under generated names.
+
+Layout of ``home`` (``--home`` or ``FACEFORGE_HOME``)::
+
+    service.db          models and jobs (SQLite, WAL)
+    galleries.db        galleries (see :class:`faceforge.gallery.Gallery`)
+    models/<id>.ffm     model files (ids are generated; names live in the database)
+    jobs/<id>/          a job's inputs and outputs
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from faceforge._fs import atomic_write
+from faceforge.gallery import check_name
+from faceforge.service.safety import RequestError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS models (name TEXT PRIMARY KEY, file TEXT NOT NULL, source TEXT NOT NULL,
+    info TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, kind TEXT NOT NULL, status TEXT NOT NULL,
+    params TEXT NOT NULL, progress REAL NOT NULL DEFAULT 0, message TEXT NOT NULL DEFAULT '',
+    result TEXT, error TEXT, created REAL NOT NULL, updated REAL NOT NULL);
+"""
+JOB_STATES = ("queued", "running", "done", "failed")
+
+
+def default_home() -> Path:
+    env = os.environ.get("FACEFORGE_HOME")
+    return Path(env) if env else Path.home() / ".faceforge"
+
+
+class Home:
+    """The service's state on disk; every method is safe to call from several threads."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path).expanduser().resolve()
+        for sub in ("models", "jobs"):
+            (self.path / sub).mkdir(parents=True, exist_ok=True)
+        self.db_path = self.path / "service.db"
+        self.galleries_path = self.path / "galleries.db"
+        self._local = threading.local()
+        db = sqlite3.connect(self.db_path)
+        try:
+            db.executescript(_SCHEMA)
+        finally:
+            db.close()
+
+    def _conn(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            self._local.db = db
+        return db
+
+    class _Tx:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.db.execute("BEGIN IMMEDIATE")
+            return self.db
+
+        def __exit__(self, exc_type, *exc: object) -> None:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+    def _tx(self) -> "_Tx":
+        return Home._Tx(self._conn())
+
+    # -- models ----------------------------------------------------------------------------------
+    def model_file(self, name: str) -> Path:
+        row = self._conn().execute("SELECT file FROM models WHERE name=?", (name,)).fetchone()
+        if row is None:
+            raise RequestError(f"No model called {name!r}; GET /api/models lists them.", 404)
+        return self.path / "models" / row[0]
+
+    def models(self) -> list[dict[str, Any]]:
+        rows = self._conn().execute("SELECT name, source, info, created FROM models ORDER BY name").fetchall()
+        return [{"name": n, "source": s, **json.loads(i), "created": c} for n, s, i, c in rows]
+
+    def add_model(self, name: str, data: bytes, source: str, *, replace: bool = False) -> dict[str, Any]:
+        """Store a model file under ``name`` after loading it (a broken file is refused)."""
+        from faceforge.errors import FaceforgeError
+        from faceforge.train import load_classifier
+
+        name = check_name(name, "model name")
+        fid = f"{uuid.uuid4().hex}.ffm"
+        path = self.path / "models" / fid
+        atomic_write(path, data)
+        try:
+            clf = load_classifier(path)
+        except FaceforgeError as e:
+            path.unlink(missing_ok=True)
+            raise RequestError(f"Model {name!r}: not a usable faceforge model: {e}", 422) from e
+        m = clf.manifest
+        info = {"task": clf.task, "classes": clf.classes, "embedder": m.get("embedder"),
+                "head": (m.get("head") or {}).get("kind"), "metrics": _summary_metrics(m.get("metrics") or {}),
+                "size": len(data)}
+        old = None
+        with self._tx() as db:
+            row = db.execute("SELECT file FROM models WHERE name=?", (name,)).fetchone()
+            if row is not None and not replace:
+                path.unlink(missing_ok=True)
+                raise RequestError(f"A model called {name!r} exists; delete it first or choose another name.", 409)
+            old = row[0] if row else None
+            db.execute("INSERT OR REPLACE INTO models VALUES (?,?,?,?,?)",
+                       (name, fid, source, json.dumps(info), time.time()))
+        if old:
+            (self.path / "models" / old).unlink(missing_ok=True)
+        return {"name": name, "source": source, **info}
+
+    def delete_model(self, name: str) -> None:
+        with self._tx() as db:
+            row = db.execute("SELECT file FROM models WHERE name=?", (name,)).fetchone()
+            if row is None:
+                raise RequestError(f"No model called {name!r}.", 404)
+            db.execute("DELETE FROM models WHERE name=?", (name,))
+        (self.path / "models" / row[0]).unlink(missing_ok=True)
+
+    # -- jobs ------------------------------------------------------------------------------------
+    def job_dir(self, job_id: str) -> Path:
+        if not (len(job_id) == 32 and all(c in "0123456789abcdef" for c in job_id)):
+            raise RequestError(f"No job {job_id!r}.", 404)
+        return self.path / "jobs" / job_id
+
+    def new_job(self, kind: str, params: dict[str, Any]) -> tuple[str, Path]:
+        """Reserve a job id and its folder; the job is only queued by :meth:`queue_job`."""
+        job_id = uuid.uuid4().hex
+        d = self.path / "jobs" / job_id
+        d.mkdir(parents=True)
+        return job_id, d
+
+    def queue_job(self, job_id: str, kind: str, params: dict[str, Any]) -> None:
+        now = time.time()
+        with self._tx() as db:
+            db.execute("INSERT INTO jobs (id, kind, status, params, created, updated) VALUES (?,?,?,?,?,?)",
+                       (job_id, kind, "queued", json.dumps(params), now, now))
+
+    def discard_job_dir(self, job_id: str) -> None:
+        shutil.rmtree(self.path / "jobs" / job_id, ignore_errors=True)
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        self.job_dir(job_id)
+        row = self._conn().execute("SELECT id, kind, status, params, progress, message, result, error, created, "
+                                   "updated FROM jobs WHERE id=?", (job_id,)).fetchone()
+        if row is None:
+            raise RequestError(f"No job {job_id!r}.", 404)
+        return _job_dict(row)
+
+    def jobs(self, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self._conn().execute("SELECT id, kind, status, params, progress, message, result, error, created, "
+                                    "updated FROM jobs ORDER BY created DESC LIMIT ?", (int(limit),)).fetchall()
+        return [_job_dict(r) for r in rows]
+
+    def update_job(self, job_id: str, **fields: Any) -> None:
+        if "result" in fields and fields["result"] is not None:
+            fields["result"] = json.dumps(fields["result"])
+        cols = ", ".join(f"{k}=?" for k in fields)
+        with self._tx() as db:
+            db.execute(f"UPDATE jobs SET {cols}, updated=? WHERE id=?", (*fields.values(), time.time(), job_id))
+
+    def next_job(self) -> dict[str, Any] | None:
+        """Claim the oldest queued job (marks it running)."""
+        with self._tx() as db:
+            row = db.execute("SELECT id FROM jobs WHERE status='queued' ORDER BY created LIMIT 1").fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE jobs SET status='running', updated=? WHERE id=?", (time.time(), row[0]))
+        return self.job(row[0])
+
+    def requeue_interrupted(self) -> int:
+        """Jobs left running by a previous process go back in the queue (they restart from their inputs)."""
+        with self._tx() as db:
+            return db.execute("UPDATE jobs SET status='queued', progress=0, message='restarted after a server "
+                              "restart' WHERE status='running'").rowcount
+
+
+def _job_dict(row: tuple) -> dict[str, Any]:
+    jid, kind, status, params, progress, message, result, error, created, updated = row
+    return {"id": jid, "kind": kind, "status": status, "params": json.loads(params), "progress": progress,
+            "message": message, "result": json.loads(result) if result else None, "error": error,
+            "created": created, "updated": updated}
+
+
+def _summary_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    keys = ("accuracy", "balanced_accuracy", "mae", "n_val", "log_loss")
+    return {k: metrics[k] for k in keys if k in metrics and isinstance(metrics[k], (int, float))}
