@@ -438,11 +438,27 @@ def evaluate(
         atomic_write(report, json.dumps(rep, indent=2, default=str).encode())
 
 
+def _face_models(models: list[str], gallery: Optional[tuple[str, str]]) -> dict[str, Any]:
+    """``{name: model}`` for model files (by file stem) and a gallery (``"identity"``)."""
+    from faceforge.gallery import Gallery
+
+    out: dict[str, Any] = {}
+    for m in models:
+        if Path(m).stem in out:
+            raise ParameterError(f"Two models are called {Path(m).stem!r}; rename one of the files.")
+        out[Path(m).stem] = m
+    if gallery is not None:
+        if not Path(gallery[0]).is_file():
+            raise ParameterError(f"{gallery[0]}: no such gallery file; create it with `faceforge gallery enrol`.")
+        out["identity"] = Gallery(gallery[0], gallery[1])
+    return out
+
+
 class _AnalyzeTask:
     def __init__(self, attributes: list[str], models: list[str], detector: str, top_k: int,
-                 annotate: Optional[Path], protect: list[str]) -> None:
+                 annotate: Optional[Path], protect: list[str], gallery: Optional[tuple[str, str]] = None) -> None:
         self.attributes, self.models, self.detector, self.top_k = attributes, models, detector, top_k
-        self.annotate, self.protect = annotate, protect
+        self.annotate, self.protect, self.gallery = annotate, protect, gallery
         self._an = None
 
     def __call__(self, image: np.ndarray, item: Any) -> dict[str, Any]:
@@ -450,7 +466,8 @@ class _AnalyzeTask:
         from faceforge.sinks import annotate, output_name, save_image
 
         if self._an is None:
-            self._an = Analyzer(self.attributes, self.models, detector=self.detector, top_k=self.top_k)
+            self._an = Analyzer(self.attributes, _face_models(self.models, self.gallery), detector=self.detector,
+                                top_k=self.top_k)
         res = self._an.analyze(image)
         if self.annotate is not None:
             from faceforge.detectors.base import concat_faces
@@ -474,15 +491,20 @@ def analyze(
     jsonl: Optional[Path] = typer.Option(None, "--jsonl", help="Write one JSON record per image/frame here."),
     every: int = typer.Option(1, help="For videos: keep every n-th frame."),
     workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
+    gallery: Optional[Path] = typer.Option(None, "--gallery", "-g", help="A gallery file (`faceforge gallery enrol`): "
+                                           "who each face is, reported as 'identity'."),
+    gallery_name: str = typer.Option("default", "--gallery-name", help="The gallery's name inside the file."),
 ) -> None:
-    """Gender, age and emotion (and your own models) for every face in every image or frame."""
+    """Gender, age and emotion (and your own models, and who it is) for every face in every image or frame."""
     from faceforge.attributes import Analyzer
 
     attrs = [a.strip() for a in attributes.split(",") if a.strip()]
     models = [str(m) for m in (model or [])]
+    gal = (str(gallery), gallery_name) if gallery else None
     try:
-        Analyzer(attrs, models, detector=detector)  # fail fast: unknown attribute, bad model file
-        _run_face_task(lambda files: _AnalyzeTask(attrs, models, detector, top_k, annotate, files + models),
+        Analyzer(attrs, _face_models(models, gal), detector=detector)  # fail fast: unknown attribute, bad model file
+        _run_face_task(lambda files: _AnalyzeTask(attrs, models, detector, top_k, annotate,
+                                                  files + models + ([str(gallery)] if gallery else []), gal),
                        paths, every, workers, jsonl, "analyze", "analysed")
     except FaceforgeError as e:
         _fail(e)
@@ -506,6 +528,8 @@ def live(
     tile: bool = typer.Option(False, "--tile", help="BlazeFace: also detect on tiles (small faces in large frames; slower)."),
     tile_every: int = typer.Option(0, "--tile-every", help="Tile every n-th detection only (e.g. 15: small faces in "
                                                           "1080p at about 30 FPS)."),
+    gallery: Optional[Path] = typer.Option(None, "--gallery", "-g", help="A gallery file: who each face is."),
+    gallery_name: str = typer.Option("default", "--gallery-name", help="The gallery's name inside the file."),
 ) -> None:
     """Live video: faces tracked with stable ids, labels per face that do not flicker, classification off the capture thread."""
     from faceforge.attributes import load_attribute
@@ -518,6 +542,8 @@ def live(
             models[a] = load_attribute(a)
         for m in model or []:
             models[m.stem] = load_classifier(m)
+        if gallery is not None:
+            models.update(_face_models([], (str(gallery), gallery_name)))
         if not models and not (output or jsonl or show or mjpeg is not None):
             raise ParameterError("Nothing to do: give --model and/or --attributes, and an output (--output, "
                                  "--jsonl, --show or --mjpeg).")
@@ -636,6 +662,147 @@ def distil(
 
 
 # ---------------------------------------------------------------------------------------------
+gallery_app = typer.Typer(no_args_is_help=True, help="Identity galleries: enrol people from a few photos, then "
+                                                      "identify and verify faces (no training).")
+app.add_typer(gallery_app, name="gallery")
+GALLERY_FILE = typer.Option(Path("gallery.db"), "--file", "-f", help="The gallery file (SQLite; created on first enrol).")
+GALLERY_NAME = typer.Option("default", "--name", "-n", help="The gallery's name inside the file.")
+
+
+def _open_gallery(path: Path, name: str, create: bool = False) -> Any:
+    from faceforge.gallery import Gallery, list_galleries
+
+    if not create and name not in list_galleries(path):
+        raise ParameterError(f"{path}: no gallery {name!r} there; create it with `faceforge gallery enrol`.")
+    return Gallery(path, name)
+
+
+@gallery_app.command("enrol")
+def gallery_enrol(
+    person: str = typer.Argument(..., help="The person's name."),
+    photos: list[Path] = typer.Argument(..., help="Photos (or folders of photos) of the person."),
+    file: Path = GALLERY_FILE, name: str = GALLERY_NAME,
+) -> None:
+    """Add photos of a person to a gallery (the largest face of each photo)."""
+    from faceforge.sources.media import expand_paths
+
+    try:
+        skipped: list[tuple[str, str]] = []
+        files = expand_paths(photos, videos=False, skipped=skipped)
+        _print_skipped(skipped)
+        rep = _open_gallery(file, name, create=True).enrol(person, files)
+    except FaceforgeError as e:
+        _fail(e)
+        return
+    for p, m in rep.problems:
+        err.print(f"[yellow]skipped[/] {p}: {m}", highlight=False)
+    for p in rep.several_faces:
+        err.print(f"[yellow]note[/] {p}: several faces; the largest was enrolled", highlight=False)
+    out.print(f"{person}: {len(rep.added)} photo(s) added, {len(rep.duplicates)} already there, "
+              f"{len(rep.problems)} skipped; {rep.faces} face(s) stored in {file}", highlight=False)
+
+
+@gallery_app.command("list")
+def gallery_list(file: Path = GALLERY_FILE, name: str = GALLERY_NAME,
+                 as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """The people of a gallery and how many faces each has."""
+    try:
+        people = _open_gallery(file, name).people()
+    except FaceforgeError as e:
+        _fail(e)
+        return
+    if as_json:
+        out.print_json(json.dumps([p.to_dict() for p in people]))
+        return
+    t = Table("person", "faces", title=f"gallery {name!r} in {file}")
+    for p in people:
+        t.add_row(p.name, str(p.faces))
+    out.print(t)
+
+
+@gallery_app.command("identify")
+def gallery_identify(
+    images: list[Path] = typer.Argument(..., help="Images or folders."),
+    file: Path = GALLERY_FILE, name: str = GALLERY_NAME,
+    top_k: int = typer.Option(3, "--top-k"),
+    jsonl: Optional[Path] = typer.Option(None, "--jsonl", help="Write one JSON record per image here."),
+) -> None:
+    """Who is each face of each image (or ``unknown``)."""
+    from faceforge.sources.media import expand_paths
+
+    try:
+        g = _open_gallery(file, name)
+        skipped: list[tuple[str, str]] = []
+        files = expand_paths(images, videos=False, skipped=skipped)
+        _print_skipped(skipped)
+        lines = []
+        for f in files:
+            try:
+                res = g.identify(f, top_k)
+            except FaceforgeError as e:
+                _print_skipped([(str(f), str(e))])
+                continue
+            for m in res:
+                out.print(f"{f}: {m.label} (distance {m.distance:.3f}) at {[round(v) for v in m.box]}", highlight=False)
+            if not res:
+                out.print(f"{f}: no face", highlight=False)
+            lines.append(json.dumps({"file": str(f), "faces": [m.to_dict() for m in res]}))
+        if jsonl:
+            from faceforge._fs import atomic_write
+
+            atomic_write(jsonl, ("\n".join(lines) + "\n").encode())
+    except FaceforgeError as e:
+        _fail(e)
+
+
+@gallery_app.command("verify")
+def gallery_verify(person: str = typer.Argument(...), image: Path = typer.Argument(...),
+                   file: Path = GALLERY_FILE, name: str = GALLERY_NAME) -> None:
+    """Is the main face of IMAGE this person? Exit code 0: yes, 1: no."""
+    try:
+        v = _open_gallery(file, name).verify(image, person)
+    except FaceforgeError as e:
+        _fail(e)
+        return
+    out.print(f"{'same' if v.same else 'different'}: distance {v.distance:.3f} (threshold {v.threshold})", highlight=False)
+    raise typer.Exit(0 if v.same else 1)
+
+
+@gallery_app.command("remove")
+def gallery_remove(person: str = typer.Argument(...), file: Path = GALLERY_FILE, name: str = GALLERY_NAME) -> None:
+    """Delete a person and all their stored faces."""
+    try:
+        n = _open_gallery(file, name).remove(person)
+    except FaceforgeError as e:
+        _fail(e)
+        return
+    out.print(f"removed {person} ({n} face(s))", highlight=False)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; other than loopback needs --api-key."),
+    port: int = typer.Option(8000, "--port", "-p", help="TCP port (0: any free port)."),
+    home: Optional[Path] = typer.Option(None, "--home", help="Data directory (default $FACEFORGE_HOME or ~/.faceforge)."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="FACEFORGE_API_KEY",
+                                          help="Key required on API requests (X-API-Key header)."),
+    max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", help="Largest image upload."),
+    allow_private_urls: bool = typer.Option(False, "--allow-private-urls",
+                                            help="Let image URLs point at private / loopback addresses."),
+) -> None:
+    """Run the HTTP API and the web page (train from uploads or webcam, live classification in the browser)."""
+    from faceforge.service import serve as run
+
+    def ready(url: str) -> None:
+        out.print(f"faceforge is running: open [bold]{url}[/] (API docs: {url}docs); Ctrl+C stops it.", highlight=False)
+
+    try:
+        run(host, port, home=home, api_key=api_key, on_ready=ready, log_level="warning",
+            max_image_mb=max_upload_mb, allow_private_urls=allow_private_urls)
+    except FaceforgeError as e:
+        _fail(e)
+
+
 @app.command()
 def demo(output: Path = typer.Option(Path("out/demo"), "-o", "--output", help="Folder for the results.")) -> None:
     """Analyse the sample photos shipped inside installed packages; write annotated images and JSON."""
