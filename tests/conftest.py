@@ -31,6 +31,43 @@ def astronaut() -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
+def grace() -> np.ndarray:
+    """Grace Hopper's portrait shipped with matplotlib (a second real person, one face)."""
+    from matplotlib import cbook
+
+    from faceforge.sources import load_image
+
+    return load_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+
+
+def jpeg(image: np.ndarray, quality: int = 92) -> bytes:
+    """``image`` (RGB) encoded as JPEG bytes."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def variants(image: np.ndarray, n: int) -> list[np.ndarray]:
+    """``n`` different photos of the same face: shifted, mirrored, brightened, slightly rotated."""
+    import cv2
+
+    h, w = image.shape[:2]
+    out = []
+    for i in range(n):
+        img = np.roll(image, 7 * i, axis=1)
+        if i % 2:
+            img = img[:, ::-1]
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), (-1) ** i * 2.0 * (i % 3), 1.0)
+        img = cv2.warpAffine(np.ascontiguousarray(img), m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+        out.append(np.clip(img.astype(np.float32) * (0.9 + 0.05 * i), 0, 255).astype(np.uint8))
+    return out
+
+
+@pytest.fixture(scope="session")
 def coffee() -> np.ndarray:
     from skimage import data
 
