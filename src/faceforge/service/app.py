@@ -60,10 +60,6 @@ class Settings:
         return int(self.max_request_mb * 1e6)
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class _LimitBody:
     """ASGI middleware: a request body over ``limit`` bytes is cut off with 413, counted as it
     arrives (a missing or lying Content-Length does not help)."""
@@ -82,18 +78,33 @@ class _LimitBody:
         if declared > self.limit:
             return await _plain(send, 413, f"Request body of {declared} bytes is over the "
                                            f"{self.limit / 1e6:.0f} MB limit.")
-        seen = 0
+        seen, over = 0, False
 
         async def limited() -> dict:
-            nonlocal seen
+            nonlocal seen, over
+            if over:
+                return {"type": "http.request", "body": b"", "more_body": False}
             msg = await receive()
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
-                if seen > self.limit:
-                    raise BodyTooLarge()
+                if seen > self.limit:  # end the body here; the answer becomes 413 below
+                    over = True
+                    return {"type": "http.request", "body": b"", "more_body": False}
             return msg
 
-        await self.app(scope, limited, send)
+        replaced = False
+
+        async def guarded_send(msg: dict) -> None:
+            nonlocal replaced
+            if over:
+                if not replaced:
+                    replaced = True
+                    await _plain(send, 413, f"Request body over the {self.limit / 1e6:.0f} MB limit; "
+                                            f"send less (the server's --max-request-mb sets it).")
+                return
+            await send(msg)
+
+        await self.app(scope, limited, guarded_send)
 
 
 async def _plain(send: Any, status: int, message: str) -> None:
@@ -142,10 +153,6 @@ def create_app(settings: Settings | None = None, **kwargs: Any) -> Any:
     @app.exception_handler(RequestError)
     async def _request_error(request: Request, e: RequestError) -> JSONResponse:
         return _err(e.status, str(e))
-
-    @app.exception_handler(BodyTooLarge)
-    async def _too_large(request: Request, e: BodyTooLarge) -> JSONResponse:
-        return _err(413, f"Request body over the {settings.max_request_mb:.0f} MB limit.")
 
     @app.exception_handler(FaceforgeError)
     async def _ff_error(request: Request, e: FaceforgeError) -> JSONResponse:
