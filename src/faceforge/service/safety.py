@@ -17,6 +17,10 @@ IMAGE_TYPES = ("jpeg", "png", "gif", "bmp", "webp", "tiff", "pnm")
 VIDEO_TYPES = ("mp4", "avi", "mkv", "mpeg")
 
 
+#: Host name resolution used by :func:`fetch_url` (tests replace it to stay off the network).
+resolve = socket.getaddrinfo
+
+
 class RequestError(FaceforgeError):
     """A request the service refuses; ``status`` is the HTTP status to answer with."""
 
@@ -105,7 +109,7 @@ def fetch_url(url: str, *, max_bytes: int, allow_private: bool = False, timeout:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise RequestError(f"URL {url!r}: only http:// and https:// URLs with a host are accepted.")
         try:
-            infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
+            infos = resolve(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
                                        type=socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError) as e:
             raise RequestError(f"URL {url!r}: cannot resolve host {parts.hostname!r} ({e}).", 502) from e
