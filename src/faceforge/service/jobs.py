@@ -73,27 +73,37 @@ class JobRunner:
 
     # -- training ------------------------------------------------------------------------------
     def _train(self, jid: str, params: dict[str, Any], d: Path) -> dict[str, Any]:
-        from faceforge.train import train
-
-        def on_event(name: str, payload: Any) -> None:
-            step = {"dataset": 0.1, "embedded": 0.6, "validated": 0.9, "saved": 0.95}.get(name)
-            if step is not None:
-                self.home.update_job(jid, progress=step, message=name)
+        """Train in a child process: the models of this server (shared by request threads) are
+        not touched, a crash cannot take the server down, and progress comes back over a queue."""
+        import multiprocessing as mp
+        import queue
 
         self.home.update_job(jid, progress=0.02, message="reading photos")
-        out = d / "model.ffm"
-        res = train(d / "labels.csv", out, embedder=params.get("embedder", "dlib-resnet"),
-                    head=params.get("head"), path_column="file", label_column="label", image_root=d / "photos",
-                    val=float(params.get("val", 0.2)), crops=params.get("crops", "auto"),
-                    augment=bool(params.get("augment", False)), workers=1, progress=False, on_event=on_event,
-                    learning_curve=False, known=params.get("known") or None, task="classification")
-        info = self.home.add_model(params["name"], out.read_bytes(), f"training job {jid}",
+        ctx = mp.get_context("spawn")
+        q = ctx.Queue()
+        proc = ctx.Process(target=_train_in_child, args=(params, str(d), q), name=f"faceforge-train-{jid[:8]}",
+                           daemon=True)
+        proc.start()
+        outcome = None
+        while outcome is None:
+            try:
+                kind, payload = q.get(timeout=1.0)
+            except queue.Empty:
+                if not proc.is_alive():
+                    raise FaceforgeError(f"training stopped unexpectedly (exit code {proc.exitcode})")
+                continue
+            if kind == "progress":
+                self.home.update_job(jid, progress=payload[0], message=payload[1])
+            else:
+                outcome = (kind, payload)
+        proc.join(30)
+        kind, payload = outcome
+        if kind == "error":
+            raise FaceforgeError(payload)
+        res = payload
+        info = self.home.add_model(params["name"], (d / "model.ffm").read_bytes(), f"training job {jid}",
                                    replace=bool(params.get("replace", False)))
-        report = res.report
-        keep = ("accuracy", "balanced_accuracy", "log_loss", "per_class", "confusion_matrix", "validation", "unknown")
-        return {"model": info, "report": {k: report[k] for k in keep if k in report},
-                "problems": [_problem(p) for p in res.problems][:200],
-                "timings": {k: v for k, v in res.timings.items() if isinstance(v, (int, float))}}
+        return {**res, "model": info}
 
     # -- video -----------------------------------------------------------------------------------
     def _video(self, jid: str, params: dict[str, Any], d: Path) -> dict[str, Any]:
@@ -109,7 +119,8 @@ class JobRunner:
         buf = io.StringIO()
         with LiveAnalyzer(models, detector="photo", workers=0, reclassify_every=max(1, 15 // every)) as live:
             for fr in iter_video(str(d / "video"), every=every):
-                faces = live.process(fr.image, frames)
+                with self.engine.lock:  # the detector and models are shared with request threads
+                    faces = live.process(fr.image, frames)
                 frames += 1
                 rows = []
                 for f in faces:
@@ -131,6 +142,39 @@ class JobRunner:
         for t in tracks.values():
             summary.append({**t, "labels": {n: c.most_common(1)[0][0] for n, c in t["labels"].items()}})
         return {"frames": frames, "every": every, "tracks": summary, "frames_url": f"/api/jobs/{jid}/frames"}
+
+
+def _train_in_child(params: dict[str, Any], d: str, q: Any) -> None:
+    """The body of a training job, in its own process; reports ``("progress", (p, msg))`` then
+    ``("done", result)`` or ``("error", message)`` on ``q``."""
+    from faceforge.train import train
+
+    steps = {"dataset": (0.1, "embedding faces"), "embedded": (0.6, "fitting"), "validated": (0.9, "saving"),
+             "saved": (0.95, "saved")}
+
+    def on_event(name: str, payload: Any) -> None:
+        if name in steps:
+            q.put(("progress", steps[name]))
+
+    d_ = Path(d)
+    try:
+        res = train(d_ / "labels.csv", d_ / "model.ffm", embedder=params.get("embedder", "dlib-resnet"),
+                    head=params.get("head"), path_column="file", label_column="label", image_root=d_ / "photos",
+                    val=float(params.get("val", 0.2)), crops=params.get("crops", "auto"),
+                    augment=bool(params.get("augment", False)), workers=1, progress=False, on_event=on_event,
+                    learning_curve=False, known=params.get("known") or None, task="classification")
+    except FaceforgeError as e:
+        q.put(("error", str(e)))
+        return
+    except Exception as e:  # a bug: report it, the server stays up
+        q.put(("error", f"internal error: {type(e).__name__}: {e}"))
+        return
+    report = res.report
+    keep = ("accuracy", "balanced_accuracy", "log_loss", "per_class", "confusion_matrix", "validation", "unknown")
+    q.put(("done", json.loads(json.dumps({
+        "report": {k: report[k] for k in keep if k in report},
+        "problems": [_problem(p) for p in res.problems][:200],
+        "timings": {k: v for k, v in res.timings.items() if isinstance(v, (int, float))}}, default=str))))
 
 
 def _frame_count(path: Path) -> int:
