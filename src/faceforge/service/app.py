@@ -483,10 +483,11 @@ def create_app(settings: Settings | None = None, **kwargs: Any) -> Any:
         from faceforge.live import LiveAnalyzer
         from faceforge.sources import load_image
 
+        await ws.accept()  # then close with a reason the browser can see (a refused handshake is only "1006")
         if not _key_ok(ws.headers, ws.query_params):
+            await ws.send_json({"error": "This server needs an API key: add ?key=KEY to the WebSocket URL."})
             await ws.close(code=4401, reason="API key required")
             return
-        await ws.accept()
         try:
             fm = await run_in_threadpool(engine.face_models, _split(attributes), _split(models), gallery or None)
             if not fm:

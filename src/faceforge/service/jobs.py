@@ -73,37 +73,38 @@ class JobRunner:
 
     # -- training ------------------------------------------------------------------------------
     def _train(self, jid: str, params: dict[str, Any], d: Path) -> dict[str, Any]:
-        """Train in a child process: the models of this server (shared by request threads) are
-        not touched, a crash cannot take the server down, and progress comes back over a queue."""
-        import multiprocessing as mp
-        import queue
+        """Train in a child process (``python -m faceforge.service.jobs DIR``): the models of this
+        server (shared by request threads) are not touched, a crash cannot take the server down,
+        no main-module guard is needed in scripts that embed the app, and progress comes back as
+        JSON lines on the child's stdout."""
+        import subprocess
+        import sys
 
         self.home.update_job(jid, progress=0.02, message="reading photos")
-        ctx = mp.get_context("spawn")
-        q = ctx.Queue()
-        proc = ctx.Process(target=_train_in_child, args=(params, str(d), q), name=f"faceforge-train-{jid[:8]}",
-                           daemon=True)
-        proc.start()
-        outcome = None
-        while outcome is None:
+        (d / "params.json").write_text(json.dumps(params))
+        proc = subprocess.Popen([sys.executable, "-m", "faceforge.service.jobs", str(d)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        outcome: tuple[str, Any] | None = None
+        for line in proc.stdout:
             try:
-                kind, payload = q.get(timeout=1.0)
-            except queue.Empty:
-                if not proc.is_alive():
-                    raise FaceforgeError(f"training stopped unexpectedly (exit code {proc.exitcode})")
+                kind, payload = json.loads(line)
+            except ValueError:
                 continue
             if kind == "progress":
                 self.home.update_job(jid, progress=payload[0], message=payload[1])
             else:
                 outcome = (kind, payload)
-        proc.join(30)
+        err_tail = proc.stderr.read()[-2000:]
+        proc.wait()
+        if outcome is None:
+            log.error("training job %s: child exited with %s: %s", jid, proc.returncode, err_tail)
+            raise FaceforgeError(f"training stopped unexpectedly (exit code {proc.returncode})")
         kind, payload = outcome
         if kind == "error":
             raise FaceforgeError(payload)
-        res = payload
         info = self.home.add_model(params["name"], (d / "model.ffm").read_bytes(), f"training job {jid}",
                                    replace=bool(params.get("replace", False)))
-        return {**res, "model": info}
+        return {**payload, "model": info}
 
     # -- video -----------------------------------------------------------------------------------
     def _video(self, jid: str, params: dict[str, Any], d: Path) -> dict[str, Any]:
@@ -144,37 +145,35 @@ class JobRunner:
         return {"frames": frames, "every": every, "tracks": summary, "frames_url": f"/api/jobs/{jid}/frames"}
 
 
-def _train_in_child(params: dict[str, Any], d: str, q: Any) -> None:
-    """The body of a training job, in its own process; reports ``("progress", (p, msg))`` then
-    ``("done", result)`` or ``("error", message)`` on ``q``."""
+def _train_in_child(d: Path) -> tuple[str, Any]:
+    """The body of a training job (in its own process): ``("done", result)`` or ``("error", message)``;
+    progress is printed as ``["progress", [p, message]]`` lines."""
     from faceforge.train import train
 
+    params = json.loads((d / "params.json").read_text())
     steps = {"dataset": (0.1, "embedding faces"), "embedded": (0.6, "fitting"), "validated": (0.9, "saving"),
              "saved": (0.95, "saved")}
 
     def on_event(name: str, payload: Any) -> None:
         if name in steps:
-            q.put(("progress", steps[name]))
+            print(json.dumps(["progress", steps[name]]), flush=True)
 
-    d_ = Path(d)
     try:
-        res = train(d_ / "labels.csv", d_ / "model.ffm", embedder=params.get("embedder", "dlib-resnet"),
-                    head=params.get("head"), path_column="file", label_column="label", image_root=d_ / "photos",
+        res = train(d / "labels.csv", d / "model.ffm", embedder=params.get("embedder", "dlib-resnet"),
+                    head=params.get("head"), path_column="file", label_column="label", image_root=d / "photos",
                     val=float(params.get("val", 0.2)), crops=params.get("crops", "auto"),
                     augment=bool(params.get("augment", False)), workers=1, progress=False, on_event=on_event,
                     learning_curve=False, known=params.get("known") or None, task="classification")
     except FaceforgeError as e:
-        q.put(("error", str(e)))
-        return
+        return "error", str(e)
     except Exception as e:  # a bug: report it, the server stays up
-        q.put(("error", f"internal error: {type(e).__name__}: {e}"))
-        return
+        return "error", f"internal error: {type(e).__name__}: {e}"
     report = res.report
     keep = ("accuracy", "balanced_accuracy", "log_loss", "per_class", "confusion_matrix", "validation", "unknown")
-    q.put(("done", json.loads(json.dumps({
+    return "done", json.loads(json.dumps({
         "report": {k: report[k] for k in keep if k in report},
         "problems": [_problem(p) for p in res.problems][:200],
-        "timings": {k: v for k, v in res.timings.items() if isinstance(v, (int, float))}}, default=str))))
+        "timings": {k: v for k, v in res.timings.items() if isinstance(v, (int, float))}}, default=str))
 
 
 def _frame_count(path: Path) -> int:
@@ -208,3 +207,9 @@ def write_training_inputs(d: Path, items: list[tuple[str, bytes, str]]) -> None:
         (photos / name).write_bytes(data)
         w.writerow([name, label])
     atomic_write(d / "labels.csv", buf.getvalue().encode())
+
+
+if __name__ == "__main__":  # the child process of a training job
+    import sys
+
+    print(json.dumps(_train_in_child(Path(sys.argv[1]))), flush=True)

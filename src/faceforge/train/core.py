@@ -180,15 +180,20 @@ def train(
     y_true: list[np.ndarray] = []
     y_out: list[np.ndarray] = []
     first_head = None
+    splits = [(tr, te[~aug[te]]) for tr, te in splits]
+    if splits and not any(len(te) for _, te in splits):  # e.g. 2 photos per class: none can be held out
+        splits = []
+        how = "none: too few photos to hold any out for validation (add photos, or use folds)"
     for tr, te in splits:
-        te = te[~aug[te]]
+        if not len(te):
+            continue
         h = fit(tr)
         if first_head is None:
             first_head = h
         y_true.append(y[te])
         y_out.append(h.predict(X[te]) if ds.task == "regression" else h.predict_proba(X[te]))
     curve = None
-    if splits and learning_curve:
+    if splits and learning_curve and len(splits[0][1]):
         curve = _learning_curve(fit, X, y, groups, aug, splits[0], ds.task, seed, first_head)
     if splits:
         yt = np.concatenate(y_true)
