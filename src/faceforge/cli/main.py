@@ -786,7 +786,9 @@ def serve(
     home: Optional[Path] = typer.Option(None, "--home", help="Data directory (default $FACEFORGE_HOME or ~/.faceforge)."),
     api_key: Optional[str] = typer.Option(None, "--api-key", envvar="FACEFORGE_API_KEY",
                                           help="Key required on API requests (X-API-Key header)."),
-    max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", help="Largest image upload."),
+    max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", help="Largest image upload or fetched image."),
+    max_request_mb: float = typer.Option(256.0, "--max-request-mb", help="Largest request (a video, or many "
+                                                                          "photos to train on)."),
     allow_private_urls: bool = typer.Option(False, "--allow-private-urls",
                                             help="Let image URLs point at private / loopback addresses."),
 ) -> None:
@@ -798,7 +800,7 @@ def serve(
 
     try:
         run(host, port, home=home, api_key=api_key, on_ready=ready, log_level="warning",
-            max_image_mb=max_upload_mb, allow_private_urls=allow_private_urls)
+            max_image_mb=max_upload_mb, max_request_mb=max_request_mb, allow_private_urls=allow_private_urls)
     except FaceforgeError as e:
         _fail(e)
 
