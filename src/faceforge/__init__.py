@@ -44,6 +44,9 @@ _LAZY = {
     "load_classifier": "faceforge.train",
     "FaceClassifier": "faceforge.train",
     "Prediction": "faceforge.train",
+    "Gallery": "faceforge.gallery",
+    "Analyzer": "faceforge.attributes",
+    "create_app": "faceforge.service",
 }
 
 
