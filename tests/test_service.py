@@ -31,14 +31,20 @@ def client(tmp_path_factory):
         yield c
 
 
+def training_photos(people: dict[str, np.ndarray], n: int) -> tuple[list, list[str]]:
+    """Multipart ``files`` and ``labels`` for ``n`` photos of each person."""
+    files, labels = [], []
+    for label, img in people.items():
+        for i, v in enumerate(variants(img, n)):
+            files.append(("files", (f"{label}{i}.jpg", jpeg(v), "image/jpeg")))
+            labels.append(label)
+    return files, labels
+
+
 @pytest.fixture(scope="module")
 def trained(client, astronaut, grace):
     """A model trained through the API: 4 photos each of two real people."""
-    files, labels = [], []
-    for label, img in [("eileen", astronaut), ("grace", grace)]:
-        for i, v in enumerate(variants(img, 4)):
-            files.append(("files", (f"{label}{i}.jpg", jpeg(v), "image/jpeg")))
-            labels.append(label)
+    files, labels = training_photos({"eileen": astronaut, "grace": grace}, 4)
     r = client.post("/api/training", files=files, data={"name": "crew", "labels": labels})
     assert r.status_code == 202, r.text
     job = wait_job(client, r.json()["id"])
@@ -247,11 +253,7 @@ def test_model_download_upload_delete(client, trained, tmp_path, astronaut):
 
 
 def test_jobs_survive_a_restart(tmp_path, astronaut, grace):
-    files, labels = [], []
-    for label, img in [("eileen", astronaut), ("grace", grace)]:
-        for i, v in enumerate(variants(img, 3)):
-            files.append(("files", (f"{i}.jpg", jpeg(v), "image/jpeg")))
-            labels.append(label)
+    files, labels = training_photos({"eileen": astronaut, "grace": grace}, 3)
     with TestClient(create_app(home=tmp_path, run_jobs=False)) as c:  # a server that stops before running it
         r = c.post("/api/training", files=files, data={"name": "later", "labels": labels})
         queued = r.json()["id"]

@@ -31,6 +31,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from faceforge._sqlite import Transaction, connect
 from faceforge.errors import FaceforgeError, ImageError, ParameterError
 from faceforge.types import Faces
 
@@ -176,11 +177,8 @@ class Gallery:
         self._threshold = threshold
 
     # -- storage ---------------------------------------------------------------------------------
-    def _db(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA foreign_keys=ON")
-        db.execute("PRAGMA journal_mode=WAL")
-        return _Tx(db)
+    def _db(self) -> Transaction:
+        return Transaction(connect(self.path), close=True)
 
     @property
     def pipeline(self):
@@ -414,23 +412,6 @@ def list_galleries(path: str | os.PathLike) -> list[str]:
         return []
     finally:
         db.close()
-
-
-class _Tx:
-    """A connection as a context manager: one transaction, then closed."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, exc_type, *exc: object) -> None:
-        try:
-            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
-        finally:
-            self.db.close()
 
 
 def _label(x: Any) -> str:

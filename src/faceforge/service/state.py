@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from faceforge._fs import atomic_write
+from faceforge._sqlite import Transaction, connect
 from faceforge.gallery import check_name
 from faceforge.service.safety import RequestError
 
@@ -58,24 +59,11 @@ class Home:
     def _conn(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            self._local.db = db
+            db = self._local.db = connect(self.db_path)
         return db
 
-    class _Tx:
-        def __init__(self, db: sqlite3.Connection) -> None:
-            self.db = db
-
-        def __enter__(self) -> sqlite3.Connection:
-            self.db.execute("BEGIN IMMEDIATE")
-            return self.db
-
-        def __exit__(self, exc_type, *exc: object) -> None:
-            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
-
-    def _tx(self) -> "_Tx":
-        return Home._Tx(self._conn())
+    def _tx(self) -> Transaction:
+        return Transaction(self._conn())
 
     # -- models ----------------------------------------------------------------------------------
     def model_file(self, name: str) -> Path:
