@@ -209,6 +209,8 @@ def test_serve_refuses_a_public_address_without_key(tmp_path, monkeypatch):
 def test_training_job_makes_a_model_that_classifies(client, trained, astronaut, grace):
     res = trained["result"]
     assert res["model"]["name"] == "crew" and res["model"]["classes"] == ["eileen", "grace"]
+    home = client.app.state.home
+    assert not (home.job_dir(trained["id"]) / "photos").exists()  # uploads are not kept after the job
     assert "accuracy" in res["report"]
     assert [m["name"] for m in client.get("/api/models").json()["models"]] == ["crew"]
     for img, who in [(np.roll(astronaut, 25, axis=1), "eileen"), (grace[:, ::-1].copy(), "grace")]:

@@ -62,8 +62,10 @@ class JobRunner:
     def run(self, job: dict[str, Any]) -> None:
         jid = job["id"]
         try:
-            result = self.handlers[job["kind"]](jid, job["params"], self.home.job_dir(jid))
+            d = self.home.job_dir(jid)
+            result = self.handlers[job["kind"]](jid, job["params"], d)
             self.home.update_job(jid, status="done", progress=1.0, message="done", result=result)
+            _drop_inputs(d)  # uploaded photos and videos are not kept once the job has used them
         except FaceforgeError as e:
             self.home.update_job(jid, status="failed", error=str(e), message="failed")
         except Exception as e:  # a bug: keep the server up, record it
@@ -174,6 +176,14 @@ def _train_in_child(d: Path) -> tuple[str, Any]:
         "report": {k: report[k] for k in keep if k in report},
         "problems": [_problem(p) for p in res.problems][:200],
         "timings": {k: v for k, v in res.timings.items() if isinstance(v, (int, float))}}, default=str))
+
+
+def _drop_inputs(d: Path) -> None:
+    import shutil
+
+    shutil.rmtree(d / "photos", ignore_errors=True)
+    for name in ("video", "model.ffm"):
+        (d / name).unlink(missing_ok=True)
 
 
 def _frame_count(path: Path) -> int:
