@@ -149,6 +149,8 @@ def train(
                        cache=cache, workers=workers, progress=progress, alignment=alignment)
     t_embed = time.perf_counter() - t_embed
     problems += [p for p in ed.problems if p not in problems]
+    if ds.task == "classification":
+        _check_usable(ds.classes, np.asarray(ed.y)[~np.asarray(ed.augmented, bool)], ed.problems)
     problems += list(check_duplicates(ds, cache=cache))  # after embedding: reuses its file hashes
     emit("embedded", ed)
 
@@ -339,6 +341,23 @@ MAX_AUTO_FRR = 0.5
 #: Class names taken as negatives ("anyone else") when ``known`` is not given.
 NEGATIVE_NAMES = re.compile(r"^(not[ _.-]?.+|non[ _.-].+|others?|other[ _.-]people|negatives?|strangers?|"
                             r"unknowns?|background|nobody|none|noise)$", re.IGNORECASE)
+
+
+def _check_usable(classes: list[str], y: np.ndarray, problems: list[Any]) -> None:
+    """Refuse classes left with fewer than 2 photos once unreadable / faceless ones are dropped."""
+    from faceforge.errors import DatasetError
+
+    counts = np.bincount(np.asarray(y, int), minlength=len(classes))
+    small = [(c, int(n)) for c, n in zip(classes, counts) if n < 2]
+    if not small:
+        return
+    bad = [p for p in problems if getattr(p, "kind", "") not in ("few_images", "duplicate", "near_duplicate")
+           and getattr(p, "severity", "") in ("warning", "error")]
+    lines = [f"class {c!r} has {n} usable photo(s)" for c, n in small]
+    detail = " ".join(p.message for p in bad[:5])
+    raise DatasetError("Too few usable photos: " + ", ".join(lines) + " after unreadable photos and photos "
+                       "without a face were dropped; every class needs at least 2. Add clear photos of the face "
+                       "or remove the class." + (f" Dropped: {detail}" if detail else ""))
 
 
 def _known_classes(classes: list[str], known: Sequence[str] | None) -> tuple[list[int] | None, str]:
