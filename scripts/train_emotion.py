@@ -92,7 +92,7 @@ def stratified_split(y: np.ndarray, frac: float, seed: int) -> tuple[np.ndarray,
 
 
 # ------------------------------------------------------------------------------------- network
-def build_model(width: int = 32, fc: int = 256, drop: float = 0.4, inner: int = 48):
+def build_model(width: int = 32, fc: int = 256, drop: float = 0.3, inner: int = 48, drop2d: float = 0.0):
     import torch
     from torch import nn
     import torch.nn.functional as F
@@ -111,8 +111,8 @@ def build_model(width: int = 32, fc: int = 256, drop: float = 0.4, inner: int = 
             cin = 1
             for i, c in enumerate(w):
                 layers += block(cin, c) + block(c, c) + [nn.MaxPool2d(2)]
-                if i >= 1:
-                    layers.append(nn.Dropout2d(0.1))
+                if i >= 1 and drop2d > 0:
+                    layers.append(nn.Dropout2d(drop2d))
                 cin = c
             self.features = nn.Sequential(*layers)
             side = inner // 16
@@ -156,7 +156,8 @@ class TTAWrapper:
 
 
 # -------------------------------------------------------------------------------- augmentation
-def augment(x, gen, rot: float = 15.0, scale: float = 0.12, shift: float = 0.10, erase: float = 0.5):
+def augment(x, gen, rot: float = 15.0, scale: float = 0.12, shift: float = 0.10, erase: float = 0.25,
+            contrast: float = 0.3, brightness: float = 0.2):
     """Random mirror, rotation, scale, shift (one affine warp), brightness/contrast and erasing.
 
     ``x``: (b, 64, 64) float in [-1, 1]; returns a new tensor. ``shift`` is a fraction of the side.
@@ -185,8 +186,8 @@ def augment(x, gen, rot: float = 15.0, scale: float = 0.12, shift: float = 0.10,
     out = out.squeeze(1)
     # contrast around the image mean, then brightness
     mean = out.mean(dim=(1, 2), keepdim=True)
-    c = torch.exp(u(-0.3, 0.3)).view(b, 1, 1)
-    br = u(-0.2, 0.2).view(b, 1, 1)
+    c = torch.exp(u(-contrast, contrast)).view(b, 1, 1)
+    br = u(-brightness, brightness).view(b, 1, 1)
     out = ((out - mean) * c + mean + br).clamp_(-1.0, 1.0)
     if erase > 0:  # random erasing: a box of 2-20% of the area filled with noise
         do = torch.rand(b, generator=gen) < erase
@@ -263,6 +264,9 @@ def export_onnx(net, out: Path, tta: bool, fp16_weights: bool) -> None:
             p.key, p.value = k, v
         onnx.checker.check_model(model)
         onnx.save(model, str(tmp))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files
         os.replace(tmp, out)
     finally:
         if tmp.exists():
@@ -334,10 +338,17 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (AdamW, one-cycle)")
-    ap.add_argument("--wd", type=float, default=5e-4)
+    ap.add_argument("--wd", type=float, default=0.02, help="decoupled weight decay (conv and linear weights)")
     ap.add_argument("--width", type=int, default=32, help="channels of the first stage (x2 per stage)")
     ap.add_argument("--fc", type=int, default=256)
-    ap.add_argument("--drop", type=float, default=0.4)
+    ap.add_argument("--drop", type=float, default=0.3, help="dropout before both fully connected layers")
+    ap.add_argument("--drop2d", type=float, default=0.0, help="channel dropout after stages 2-4")
+    ap.add_argument("--rot", type=float, default=15.0, help="augmentation: max rotation (degrees)")
+    ap.add_argument("--scale", type=float, default=0.12, help="augmentation: max log zoom")
+    ap.add_argument("--shift", type=float, default=0.10, help="augmentation: max shift (fraction of the side)")
+    ap.add_argument("--contrast", type=float, default=0.3, help="augmentation: max log contrast factor")
+    ap.add_argument("--brightness", type=float, default=0.2, help="augmentation: max brightness offset (of 2)")
+    ap.add_argument("--erase", type=float, default=0.25, help="augmentation: random erasing probability")
     ap.add_argument("--inner", type=int, default=48, help="resolution the network runs at inside the graph")
     ap.add_argument("--smoothing", type=float, default=0.1)
     ap.add_argument("--ema", type=float, default=0.999, help="weight EMA decay (0 = off)")
@@ -358,6 +369,7 @@ def main() -> None:
 
     t_start = time.time()
     torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
@@ -370,12 +382,12 @@ def main() -> None:
     print(f"train {len(x_tr)}  val {len(x_va)}  (from {args.data / 'train'}), "
           f"load {time.time() - t_start:.1f}s", flush=True)
 
-    model = build_model(args.width, args.fc, args.drop, args.inner)
+    model = build_model(args.width, args.fc, args.drop, args.inner, args.drop2d)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"EmotionNet width {args.width} fc {args.fc} inner {args.inner}: {n_params / 1e6:.2f} M parameters", flush=True)
     ema = None
     if args.ema > 0:
-        ema = build_model(args.width, args.fc, args.drop, args.inner)
+        ema = build_model(args.width, args.fc, args.drop, args.inner, args.drop2d)
         ema.load_state_dict(model.state_dict())
         for p in ema.parameters():
             p.requires_grad_(False)
@@ -407,7 +419,8 @@ def main() -> None:
                    file=sys.stdout)
         for i in bar:
             idx = perm[i * args.batch:(i + 1) * args.batch]
-            xb = augment(x_tr_t[idx], gen)
+            xb = augment(x_tr_t[idx], gen, rot=args.rot, scale=args.scale, shift=args.shift, erase=args.erase,
+                         contrast=args.contrast, brightness=args.brightness)
             yb = y_tr_t[idx]
             logits = model(xb)
             loss = F.cross_entropy(logits, yb, label_smoothing=args.smoothing)
@@ -423,19 +436,19 @@ def main() -> None:
                         pe.mul_(d).add_(pm.detach(), alpha=1 - d)
                     for be, bm in zip(ema.buffers(), model.buffers()):
                         be.copy_(bm)
-            tot += float(loss) * len(idx)
+            tot += loss.item() * len(idx)
             correct += int((logits.argmax(1) == yb).sum())
             seen += len(idx)
             if i % 20 == 0:
                 bar.set_postfix(loss=f"{tot / seen:.3f}", acc=f"{correct / seen:.3f}")
         bar.close()
-        evals = {"net": model} if ema is None else {"net": model, "ema": ema}
+        evals = {"net": model} if ema is None else {"ema": ema}  # EMA weights: one evaluation per epoch
         accs = {}
         for k, m in evals.items():
             accs[k] = float(np.mean(evaluate_torch(m, x_va).argmax(1) == y_va))
         pick = max(accs, key=accs.get)
         row = {"epoch": epoch, "train_loss": tot / seen, "train_acc": correct / seen,
-               "val_acc": accs["net"], "val_acc_ema": accs.get("ema"), "lr": sched.get_last_lr()[0],
+               "val_acc": accs[pick], "weights": pick, "lr": sched.get_last_lr()[0],
                "seconds": time.time() - t0}
         history.append(row)
         mark = ""
@@ -444,12 +457,11 @@ def main() -> None:
             best_state = {k: v.detach().clone() for k, v in evals[pick].state_dict().items()}
             best_src = pick
             mark = f"  * best ({pick})"
-        ema_s = f"  val ema {accs['ema']:.4f}" if "ema" in accs else ""
         print(f"epoch {epoch:3d}  train loss {row['train_loss']:.4f}  train acc {row['train_acc']:.4f}  "
-              f"val acc {accs['net']:.4f}{ema_s}  lr {row['lr']:.2e}  {row['seconds']:.0f}s{mark}", flush=True)
+              f"val acc{' (ema)' if ema is not None else ''} {accs[pick]:.4f}  lr {row['lr']:.2e}  {row['seconds']:.0f}s{mark}", flush=True)
     train_seconds = time.time() - t_train
 
-    final = build_model(args.width, args.fc, args.drop, args.inner)
+    final = build_model(args.width, args.fc, args.drop, args.inner, args.drop2d)
     final.load_state_dict(best_state)
     final.eval()
     if args.checkpoint:

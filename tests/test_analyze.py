@@ -50,15 +50,34 @@ def test_built_in_and_own_models_mix(astronaut):
 
 
 def test_emotion_on_face_crops_of_known_expression():
-    """FER2013 test faces (48x48 crops, used whole): the model gets most happy and surprise right."""
+    """FER2013 test faces (48x48 crops): both networks get most happy and surprise right, and
+    faceforge's own (the default) at least as many as fer's over four expressions."""
     root = shared_path("emotion", "fer2013", "public_test")
-    m = EmotionModel()
-    an = Analyzer(["emotion"])
-    for cls in ("happy", "surprise"):
-        files = sorted((root / cls).iterdir())[:20]
-        labels = [an.analyze(f)[0]["emotion"].label for f in files]
-        assert labels.count(cls) >= 12, (cls, labels)
-    assert m.classes[3] == "happy"
+    assert EmotionModel().backend == "faceforge"
+    right = {}
+    for backend in ("faceforge", "fer"):
+        an = Analyzer([], {"emotion": EmotionModel(backend=backend)})
+        right[backend] = 0
+        for cls in ("happy", "surprise", "angry", "sad"):
+            files = sorted((root / cls).iterdir())[:20]
+            labels = [an.analyze(f)[0]["emotion"].label for f in files]
+            if cls in ("happy", "surprise"):
+                assert labels.count(cls) >= 12, (backend, cls, labels)
+            right[backend] += labels.count(cls)
+    assert right["faceforge"] >= right["fer"], right
+
+
+def test_emotion_backends(astronaut):
+    from faceforge.detectors import get_detector
+
+    faces = get_detector("photo")(astronaut)
+    for backend in ("faceforge", "fer"):
+        m = EmotionModel(backend=backend)
+        p = m.predict_proba(m.crops(astronaut, faces))
+        assert p.shape == (1, 7) and abs(p.sum() - 1) < 1e-3 and m.classes[int(p.argmax())] == "happy"
+        assert m.predict_proba(m.crops(astronaut, faces[:0])).shape == (0, 7)
+    with pytest.raises(FaceforgeError, match="Unknown emotion backend"):
+        EmotionModel(backend="magic")
 
 
 def test_cli_analyze_photo_and_video(tmp_path, astronaut):

