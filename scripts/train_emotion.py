@@ -360,6 +360,8 @@ def main() -> None:
     ap.add_argument("--no-tta-graph", action="store_true", help="export without the built-in flip averaging")
     ap.add_argument("--fp16-weights", choices=["auto", "yes", "no"], default="auto",
                     help="store weights as float16 in the ONNX file (auto: if fp32 would exceed 6 MB)")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start from this PyTorch state dict (a --checkpoint of an earlier run): continue training")
     ap.add_argument("--checkpoint", type=Path, default=None, help="also save the best PyTorch state dict here")
     args = ap.parse_args()
 
@@ -383,6 +385,9 @@ def main() -> None:
           f"load {time.time() - t_start:.1f}s", flush=True)
 
     model = build_model(args.width, args.fc, args.drop, args.inner, args.drop2d)
+    if args.init:
+        model.load_state_dict(torch.load(args.init, map_location="cpu"))
+        print(f"starting from {args.init}", flush=True)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"EmotionNet width {args.width} fc {args.fc} inner {args.inner}: {n_params / 1e6:.2f} M parameters", flush=True)
     ema = None
