@@ -164,7 +164,7 @@ for _spec in [
     ),
     ModelSpec(
         "faceforge-emotion", "emotion", "faceforge", "faceforge.attributes", "models/emotion.onnx",
-        "fceb78e255473a9a378ba86db35a1edd6d75813df2fee32c084c189959892648",
+        "1f8d525918e6a877ecbf44b0f34b72841790e4f261d79528e31fe7e695969ac9",
         "trained by faceforge on FER2013 (research use only)", "pip install faceforge",
         "faceforge's 7-class emotion CNN (FER2013 train split), 64x64 grey, flip TTA in the graph",
         _EMOTION_INPUT,
