@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from faceforge.errors import FaceforgeError, ImageError, ModelNotFoundError, ParameterError
 from faceforge.service.safety import (IMAGE_TYPES, VIDEO_TYPES, RequestError, check_type, fetch_url,
-                                      limit_error)
+                                      limit_error, sniff)
 from faceforge.service.state import Home
 
 log = logging.getLogger("faceforge.service")
@@ -184,15 +184,18 @@ def create_app(settings: Settings | None = None, **kwargs: Any) -> Any:
         return await call_next(request)
 
     # -- inputs ----------------------------------------------------------------------------------
-    async def _read_upload(f: UploadFile, limit: int, allowed: tuple[str, ...]) -> tuple[bytes, str]:
-        name = _client_name(f)
+    async def _read_limited(f: UploadFile, limit: int) -> bytes:
+        """An upload's bytes, read in chunks; over ``limit`` -> 413 naming the file."""
         buf = bytearray()
         while chunk := await f.read(1 << 20):
             buf += chunk
             if len(buf) > limit:
-                raise limit_error(name, limit)
-        data = bytes(buf)
-        return data, check_type(data, allowed, name)
+                raise limit_error(_client_name(f), limit)
+        return bytes(buf)
+
+    async def _read_upload(f: UploadFile, limit: int, allowed: tuple[str, ...]) -> tuple[bytes, str]:
+        data = await _read_limited(f, limit)
+        return data, check_type(data, allowed, _client_name(f))
 
     async def _image_input(file: UploadFile | None, url: str | None) -> tuple[Any, str]:
         """The request's image as an RGB array, and how to call it in messages."""
@@ -285,14 +288,10 @@ def create_app(settings: Settings | None = None, **kwargs: Any) -> Any:
         return info
 
     async def _read_model(f: UploadFile) -> bytes:
-        buf = bytearray()
-        while chunk := await f.read(1 << 20):
-            buf += chunk
-            if len(buf) > settings.max_request_bytes:
-                raise limit_error(_client_name(f), settings.max_request_bytes)
-        if not bytes(buf[:4]) == b"PK\x03\x04":
+        data = await _read_limited(f, settings.max_request_bytes)
+        if not data.startswith(b"PK\x03\x04"):
             raise RequestError(f"{_client_name(f)}: not a faceforge model (.ffm files are zip archives).", 415)
-        return bytes(buf)
+        return data
 
     @app.get("/api/models/{name}", tags=["models"])
     def get_model(name: str) -> dict[str, Any]:
@@ -502,7 +501,7 @@ def create_app(settings: Settings | None = None, **kwargs: Any) -> Any:
             while True:
                 data = await ws.receive_bytes()
                 t0 = time.perf_counter()
-                if len(data) > settings.max_image_bytes or check_type_soft(data) is None:
+                if len(data) > settings.max_image_bytes or sniff(data) not in IMAGE_TYPES:
                     await ws.send_json({"error": "frames must be JPEG/PNG images under the size limit"})
                     continue
                 try:
@@ -519,12 +518,6 @@ def create_app(settings: Settings | None = None, **kwargs: Any) -> Any:
             pass
         finally:
             la.close()
-
-    def check_type_soft(data: bytes) -> str | None:
-        from faceforge.service.safety import sniff
-
-        kind = sniff(data)
-        return kind if kind in IMAGE_TYPES else None
 
     # -- the web page ----------------------------------------------------------------------------
     @app.get("/", include_in_schema=False)
