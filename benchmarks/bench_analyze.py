@@ -38,12 +38,12 @@ def utk(data: Path, limit: int | None) -> dict[str, Any]:
     t = time.perf_counter()
     for r in rows:
         res = an.analyze(data / "utkface" / "images" / r["file"])
-        if not res:
+        if not len(res):
             continue
         g_true.append(r["gender"])
-        g_pred.append(res[0]["gender"].label)
+        g_pred.append(res.predictions["gender"][0].label)
         a_true.append(float(r["age"]))
-        a_pred.append(res[0]["age"].value)
+        a_pred.append(res.predictions["age"][0].value)
     secs = time.perf_counter() - t
     out = {"images": len(rows), "faces": len(g_true), "s_per_image": secs / max(1, len(rows)),
            **_gender_age(g_true, g_pred, a_true, a_pred)}
@@ -89,7 +89,7 @@ def fer(data: Path, limit: int | None) -> dict[str, Any]:
         files = sorted(cls.iterdir())
         for f in files[:limit] if limit else files:
             res = an.analyze(f)
-            per.setdefault(cls.name, []).append(bool(res) and res[0]["emotion"].label == cls.name)
+            per.setdefault(cls.name, []).append(bool(len(res)) and res.predictions["emotion"][0].label == cls.name)
             n += 1
     secs = time.perf_counter() - t
     acc = {c: float(np.mean(v)) for c, v in per.items()}
@@ -102,22 +102,21 @@ def latency(runs: int) -> dict[str, Any]:
     from skimage import data as skdata
 
     from faceforge.attributes import load_attribute
-    from faceforge.data.embed import find_faces
-    from faceforge.pipeline import FacePipeline
+    from faceforge.pipeline import FaceFinder
 
     img = skdata.astronaut()
-    finder = FacePipeline("photo", "dlib-resnet")
-    faces, det, _ = find_faces(img, finder)
-    out = {"detect (photo, 512x512)": C.stats_ms(C.time_calls(lambda: find_faces(img, finder), runs))}
+    finder = FaceFinder("photo", crops="auto")
+    faces, det, _ = finder.find_scaled(img)
+    out = {"detect (photo, 512x512)": C.stats_ms(C.time_calls(lambda: finder.find_scaled(img), runs))}
     for name in ("gender", "age", "emotion"):
         m = load_attribute(name)
         out[name] = C.stats_ms(C.time_calls(lambda m=m: m.predict_faces(det, faces), runs))
     gender, age = load_attribute("gender"), load_attribute("age")
 
     def both() -> None:
-        memo: dict = {}
-        gender.predict_faces(det, faces, memo=memo)
-        age.predict_faces(det, faces, memo=memo)
+        from faceforge.pipeline import run_models
+
+        run_models(det, faces, {"gender": gender, "age": age})
 
     out["gender + age (one shared embedding)"] = C.stats_ms(C.time_calls(both, runs))
     return out

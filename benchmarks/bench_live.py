@@ -54,10 +54,10 @@ def faceforge_run(video: Path, models: dict[str, Any], detect_every: int, tile_e
     per_track: dict[int, list[str | None]] = {}
     shown: list[int] = []
 
-    def on_frame(i: int, faces: list) -> None:
+    def on_frame(i: int, faces: Any) -> None:
         shown.append(len(faces))
-        for f in faces:
-            p = f.labels.get("gender")
+        for f in faces.rows():
+            p = f.predictions.get("gender")
             per_track.setdefault(f.track_id, []).append(p.label if p else None)
 
     stats = run_live(video, models, detect_every=detect_every, workers=1, on_frame=on_frame,

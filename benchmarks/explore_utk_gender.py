@@ -28,16 +28,15 @@ def gender_net_features(paths: list[str]) -> dict[str, np.ndarray]:
     """Cydral gender net on faceforge's chips: logits, last hidden layer (16), pooled convs (4096)."""
     import cv2
 
-    from faceforge.data.embed import find_faces
     from faceforge.embedders.agegender import _net_input, _session
     from faceforge.pipeline import FacePipeline
     from faceforge.sources import load_image
 
     sess = _session("agegender.gender", ["layer_5_multiply", "layer_3_relu", "logits"], None)
-    pipe = FacePipeline("photo", "agegender")
+    pipe = FacePipeline("photo", "agegender", crops="auto")
     out: dict[str, list[np.ndarray]] = {"logits": [], "hidden16": [], "conv4096": []}
     for p in paths:
-        faces, det, _ = find_faces(load_image(p), pipe)
+        faces, det, _ = pipe.finder.find_scaled(load_image(p))
         chip = pipe.chips(det, faces[:1])[0]
         x = _net_input(cv2.resize(chip, (32, 32), interpolation=cv2.INTER_AREA)[None])
         conv, hid, logit = sess.run(["layer_5_multiply", "layer_3_relu", "logits"], {sess.get_inputs()[0].name: x})

@@ -23,7 +23,7 @@ def analyzer():
 def test_astronaut_is_a_smiling_adult_woman(analyzer, astronaut):
     res = analyzer.analyze(astronaut)
     assert len(res) == 1
-    face = res[0]
+    (face,) = res.rows()
     x0, y0, x1, y1 = face.box
     assert 150 < x0 < 230 and 50 < y0 < 120 and 230 < x1 < 300  # skimage's documented box
     assert face["gender"].label == "female" and face["gender"].score > 0.7
@@ -36,13 +36,13 @@ def test_astronaut_is_a_smiling_adult_woman(analyzer, astronaut):
 
 
 def test_no_face_gives_nothing_with_crops_off(astronaut, coffee):
-    assert Analyzer(["emotion"], crops=False).analyze(coffee) == []
+    assert len(Analyzer(["emotion"], crops=False).analyze(coffee)) == 0
 
 
 def test_built_in_and_own_models_mix(astronaut):
     own = load_attribute("gender")  # any FaceClassifier works as "your own" model
     an = Analyzer(["age"], models={"mine": own})
-    face = an.analyze(astronaut)[0]
+    face = next(an.analyze(astronaut).rows())
     assert set(face.predictions) == {"age", "mine"} and face["mine"].label == "female"
     with pytest.raises(FaceforgeError, match="Unknown attribute"):
         Analyzer(["beauty"])
@@ -60,7 +60,7 @@ def test_emotion_on_face_crops_of_known_expression():
         right[backend] = 0
         for cls in ("happy", "surprise", "angry", "sad"):
             files = sorted((root / cls).iterdir())[:20]
-            labels = [an.analyze(f)[0]["emotion"].label for f in files]
+            labels = [an.analyze(f).predictions["emotion"][0].label for f in files]
             if cls in ("happy", "surprise"):
                 assert labels.count(cls) >= 12, (backend, cls, labels)
             right[backend] += labels.count(cls)

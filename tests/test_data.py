@@ -23,7 +23,7 @@ from faceforge.data import (
     Sample,
     check_duplicates,
     embed_dataset,
-    embedding_key,
+    cache_key,
     face_config,
     load_dataset,
 )
@@ -444,7 +444,7 @@ def test_warm_run_of_5000_is_fast(tmp_path, monkeypatch):
     ds = load_dataset(root)
     cfg = face_config()
     with EmbeddingCache(tmp_path / "c.sqlite") as c:
-        c.put_many((embedding_key(info.sha256, cfg), Record(v, "detected", 1, [0, 0, 1, 1]))
+        c.put_many((cache_key(info.sha256, cfg), Record(v, "detected", 1, [0, 0, 1, 1]))
                    for info, v in zip(c.file_infos(ds.paths), rng.standard_normal((n, 128)).astype(np.float32)))
         import faceforge.data.embed as emb
 

@@ -16,7 +16,7 @@ def pipe():
 def test_astronaut_is_an_adult_woman(pipe, astronaut):
     faces = pipe.embed(astronaut)
     assert len(faces) == 1
-    e = faces.data["embedding"]
+    e = faces.embedding
     assert e.shape == (1, 99) and e.dtype == np.float32
     assert gender_proba(e)[0, 0] > 0.8                  # female
     assert 25 <= expected_age(e)[0] <= 60                # Eileen Collins was about 40
@@ -25,8 +25,8 @@ def test_astronaut_is_an_adult_woman(pipe, astronaut):
 
 
 def test_flip_gives_nearly_the_same_answer(pipe, astronaut):
-    a = pipe.embed(astronaut).data["embedding"]
-    b = pipe.embed(np.ascontiguousarray(astronaut[:, ::-1])).data["embedding"]
+    a = pipe.embed(astronaut).embedding
+    b = pipe.embed(np.ascontiguousarray(astronaut[:, ::-1])).embedding
     assert abs(expected_age(a)[0] - expected_age(b)[0]) < 8
     assert np.argmax(gender_proba(a)) == np.argmax(gender_proba(b))
 
@@ -41,8 +41,8 @@ def test_bad_chips_are_refused():
 def test_gendernet_is_the_small_fast_half(astronaut):
     from faceforge.embedders.agegender import LAYOUT
 
-    full = FacePipeline("photo", "agegender").embed(astronaut).data["embedding"]
-    small = FacePipeline("photo", "gendernet").embed(astronaut).data["embedding"]
+    full = FacePipeline("photo", "agegender").embed(astronaut).embedding
+    small = FacePipeline("photo", "gendernet").embed(astronaut).embedding
     assert small.shape == (1, 18)
     # exactly the gender half of agegender (same chip, same network)
     assert np.allclose(small[0], full[0, :18], atol=1e-4)

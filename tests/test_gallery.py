@@ -47,11 +47,11 @@ def test_enrol_refuses_a_new_person_without_faces_and_bad_names(tmp_path, coffee
 
 def test_identify_and_verify(gallery, astronaut, grace, coffee):
     shifted = np.roll(astronaut, 40, axis=1)
-    (m,) = gallery.identify(shifted)
-    assert m.label == "eileen" and m.distance < 0.4
+    (m,) = gallery.identify(shifted).predictions[gallery.name]
+    assert m.label == "eileen" and m.distance < 0.4 and m.threshold == gallery.threshold
     assert [n for n, _ in m.top_k] == ["eileen", "grace"]
-    assert gallery.identify(grace[:, ::-1].copy())[0].label == "grace"
-    assert gallery.identify(coffee) == []
+    assert gallery.identify(grace[:, ::-1].copy()).predictions[gallery.name][0].label == "grace"
+    assert len(gallery.identify(coffee)) == 0
     v = gallery.verify(shifted, "eileen")
     assert v.same and v.distance < 0.4
     assert not gallery.verify(shifted, "grace").same
@@ -64,7 +64,7 @@ def test_identify_and_verify(gallery, astronaut, grace, coffee):
 def test_remove_deletes_every_face(gallery, astronaut):
     assert gallery.remove("eileen") == 2
     assert [p.name for p in gallery.people()] == ["grace"]
-    (m,) = gallery.identify(astronaut)
+    (m,) = gallery.identify(astronaut).predictions[gallery.name]
     assert m.label == "unknown" and m.distance > gallery.threshold
     db = sqlite3.connect(gallery.path)
     assert db.execute("SELECT COUNT(*) FROM faces").fetchone()[0] == 2  # grace's only
@@ -75,7 +75,7 @@ def test_remove_deletes_every_face(gallery, astronaut):
 def test_galleries_in_one_file_are_separate(gallery, tmp_path, astronaut):
     other = Gallery(gallery.path, "visitors")
     assert other.people() == []
-    assert other.identify(astronaut)[0].label == "unknown"
+    assert other.identify(astronaut).predictions["visitors"][0].label == "unknown"
     assert list_galleries(gallery.path) == ["crew", "visitors"]
     other.drop()
     assert list_galleries(gallery.path) == ["crew"]
@@ -85,7 +85,7 @@ def test_galleries_in_one_file_are_separate(gallery, tmp_path, astronaut):
 def test_gallery_is_a_face_model_for_the_analyzer(gallery, astronaut):
     from faceforge.attributes import Analyzer
 
-    (face,) = Analyzer(["gender"], {"identity": gallery}).analyze(astronaut)
+    (face,) = Analyzer(["gender"], {"identity": gallery}).analyze(astronaut).rows()
     assert face["identity"].label == "eileen" and face["gender"].label == "female"
     assert face.to_dict()["identity"]["known_score"] > 0.6
 
@@ -95,10 +95,10 @@ def test_strangers_are_unknown_on_real_photos(tmp_path):
     g = Gallery(tmp_path / "g.db")
     for person in ["obama", "biden", "kit_harington"]:
         g.enrol(person, sorted((root / "train" / person).iterdir()))
-    labels = sorted(m.label for m in g.identify(root / "test" / "obama_and_biden.jpg"))
+    labels = sorted(m.label for m in g.identify(root / "test" / "obama_and_biden.jpg").predictions[g.name])
     assert labels == ["biden", "obama", "unknown"]  # the third face is nobody enrolled
-    assert g.identify(root / "test" / "alex_lacamoire1.jpg")[0].label == "unknown"
-    assert g.identify(root / "test" / "johnsnow_test1.jpg")[0].label == "kit_harington"
+    assert g.identify(root / "test" / "alex_lacamoire1.jpg").predictions[g.name][0].label == "unknown"
+    assert g.identify(root / "test" / "johnsnow_test1.jpg").predictions[g.name][0].label == "kit_harington"
 
 
 def test_cli_enrol_identify_verify_remove(tmp_path, astronaut, grace):

@@ -58,8 +58,8 @@ def test_classification_runs_on_a_worker(clip, models):
     an.flush()
     an.close()
     assert an.classifications >= 1 and len(an.latencies) == an.classifications
-    assert any(f.labels for faces in seen for f in faces)
-    assert all(f.track_id == 1 for faces in seen for f in faces)
+    assert any(f.predictions for faces in seen for f in faces.rows())
+    assert all(f.track_id == 1 for faces in seen for f in faces.rows())
 
 
 def test_image_folder_and_glob_sources(astronaut, tmp_path, models):
@@ -136,7 +136,7 @@ def test_tiled_rounds_keep_small_face_tracks_alive(clip, models):
     an = LiveAnalyzer({"emotion": models["emotion"]}, workers=0, tile_every=4, fps=10, hold_s=0.2)
     assert an.tracker.max_age >= 6  # tracks must outlive the untiled rounds in between
     cap = CaptureThread(clip)
-    ids = {f.track_id for frame in cap for f in an.process(frame.image, frame.index)}
+    ids = {int(t) for frame in cap for t in an.process(frame.image, frame.index).track_id}
     assert ids == {1}
 
 
@@ -144,12 +144,12 @@ def test_a_lost_face_keeps_its_label_for_the_hold_time(astronaut, models):
     an = LiveAnalyzer({"emotion": models["emotion"]}, detector="yunet", workers=0, fps=10, hold_s=0.5)
     for i in range(3):
         faces = an.process(np.roll(astronaut, 4 * i, axis=1), i)
-    assert faces[0].labels["emotion"].label == "happy"
+    assert faces.predictions["emotion"][0].label == "happy"
     blank = np.full_like(astronaut, 128)
     held = [an.process(blank, i) for i in range(3, 12)]
     kept = [len(f) for f in held]
     assert kept[:5] == [1] * 5 and kept[-1] == 0                  # ~0.5 s at 10 FPS, then gone
-    assert all(f[0].labels["emotion"].label == "happy" and not f[0].visible for f in held[:5])
+    assert all(f.predictions["emotion"][0].label == "happy" and not f.data["visible"][0] for f in held[:5])
 
 
 def test_no_flicker_on_a_real_street_clip(models):
@@ -160,8 +160,8 @@ def test_no_flicker_on_a_real_street_clip(models):
     per_track = {}
 
     def on_frame(i, faces):
-        for f in faces:
-            p = f.labels.get("gender")
+        for f in faces.rows():
+            p = f.predictions.get("gender")
             per_track.setdefault(f.track_id, []).append(p.label if p else None)
 
     stats = run_live(video, {"gender": models["gender"]}, workers=0, max_frames=60, tile_every=15,

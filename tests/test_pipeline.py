@@ -15,16 +15,16 @@ def test_facade_detect_embed_verify(astronaut, tmp_path):
     faces = faceforge.detect(astronaut)
     assert len(faces) == 1 and faces.has_landmarks.all()
     emb = faceforge.embed(astronaut)
-    assert emb.data["embedding"].shape == (1, 128) and emb.data["embedding"].dtype == np.float32
+    assert emb.embedding.shape == (1, 128) and emb.embedding.dtype == np.float32
     Image.fromarray(astronaut[:, ::-1]).save(tmp_path / "mirror.jpg")
     v = faceforge.verify(astronaut, tmp_path / "mirror.jpg")
     assert v.same and v.distance < 0.4 and v.threshold == 0.6 and v.embedder == "dlib-resnet"
 
 
 def test_alignment_override_changes_chips_not_identity(astronaut):
-    a = FacePipeline("yunet", "dlib-resnet", alignment="dlib5").embed(astronaut).data["embedding"]
-    b = FacePipeline("yunet", "dlib-resnet", alignment="dlib150").embed(astronaut).data["embedding"]
-    c = FacePipeline("yunet", "dlib-resnet", alignment="arcface112").embed(astronaut).data["embedding"]
+    a = FacePipeline("yunet", "dlib-resnet", alignment="dlib5").embed(astronaut).embedding
+    b = FacePipeline("yunet", "dlib-resnet", alignment="dlib150").embed(astronaut).embedding
+    c = FacePipeline("yunet", "dlib-resnet", alignment="arcface112").embed(astronaut).embedding
     assert not np.allclose(a, b)
     # dlib150 (our landmarks) approximates dlib's own chip; arcface112 framing is what the
     # network was not trained on, so it moves the embedding much further.
@@ -36,17 +36,20 @@ def test_whole_image_fallback_for_tight_crops(coffee):
 
     det = faceforge.get_detector("yunet")
     lfw = (data.lfw_subset()[:100] * 255).astype(np.uint8)  # 25x25 face crops shipped in scikit-image
-    crop = next(im for im in lfw if not len(det(im)))  # one the detector cannot find
+    crop = next(im for im in lfw if not len(det(im)))  # one the detector cannot find at 25x25 ...
     pipe = FacePipeline("yunet", "dlib-resnet", whole_image_fallback=True)
-    faces = pipe.embed(crop)
-    assert len(faces) == 1 and faces.detector == "whole-image" and faces.data["whole_image"].all()
+    faces = pipe.embed(crop)  # ... but the face finder does: small images are upscaled first
+    assert len(faces) == 1 and faces.detector == "yunet" and not faces.whole_image.any()
+    assert (faces.xyxy[0, 2:] <= 26).all() and faces.image_size == (25, 25)  # boxes in the crop's pixels
+    faces = pipe.embed(coffee)  # no face at all: the whole image is the face
+    assert len(faces) == 1 and faces.detector == "whole-image" and faces.whole_image.all()
     with pytest.raises(ImageError, match="no face found"):
         FacePipeline("yunet", "dlib-resnet").main_face(coffee, "coffee.jpg")
 
 
 def test_effnet_pipeline_margin_chips(astronaut):
     faces = FacePipeline("yunet", "effnet-lite0").embed(astronaut)
-    assert faces.data["embedding"].shape == (1, 1280)
+    assert faces.embedding.shape == (1, 1280)
 
 
 def test_identities_separate_on_real_people():

@@ -6,7 +6,7 @@ import pytest
 from faceforge.detectors import get_detector
 from faceforge.errors import ParameterError
 from faceforge.track import LabelSmoother, Tracker, count_flips, flips_per_second
-from faceforge.train.classifier import Prediction
+from faceforge.types import Prediction
 from faceforge.types import Faces
 
 

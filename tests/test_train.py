@@ -64,7 +64,7 @@ def test_train_classify_evaluate_on_real_identities(att_subset, tmp_path):
     person = sorted((att_subset / "test").iterdir())[0]
     faces = clf.classify(sorted(person.iterdir())[0], top_k=3)
     assert len(faces) == 1
-    face, pred = faces[0]
+    (pred,) = faces.predictions[clf.name]
     assert pred.label == person.name and len(pred.top_k) == 3
     assert pred.top_k[0][1] >= pred.top_k[1][1] >= pred.top_k[2][1]
     assert _digest(att_subset) == before  # the user's photos are never changed
@@ -76,9 +76,9 @@ def test_strangers_are_unknown(att_subset, tmp_path):
     clf = load_classifier(model)
     src = shared_path("identity", "att_faces")
     strangers = sorted(p for p in src.iterdir() if p.is_dir())[20:26]
-    preds = [clf.classify(sorted(p.iterdir())[0])[0][1] for p in strangers]
+    preds = [clf.classify(sorted(p.iterdir())[0]).predictions[clf.name][0] for p in strangers]
     assert sum(p.label == UNKNOWN for p in preds) >= 4  # at a 1% false-accept target
-    knowns = [clf.classify(sorted(p.iterdir())[0])[0][1] for p in sorted((att_subset / "test").iterdir())]
+    knowns = [clf.classify(sorted(p.iterdir())[0]).predictions[clf.name][0] for p in sorted((att_subset / "test").iterdir())]
     assert sum(p.label != UNKNOWN for p in knowns) >= 5
 
 
@@ -122,9 +122,9 @@ def test_me_not_me(att_subset, tmp_path):
     clf = load_classifier(model)
     assert clf.rejected_label == "not_me"
     me_test = sorted((att_subset / "test" / me_dir.name).iterdir())
-    assert sum(clf.classify(f)[0][1].label == "me" for f in me_test) >= 2
+    assert sum(clf.classify(f).predictions[clf.name][0].label == "me" for f in me_test) >= 2
     strangers = [sorted(p.iterdir())[0] for p in people[20:30]]  # in neither folder
-    labels = [clf.classify(f)[0][1].label for f in strangers]
+    labels = [clf.classify(f).predictions[clf.name][0].label for f in strangers]
     assert labels.count("not_me") >= 9, labels
     # the same with the classes named explicitly, through the CLI
     r = runner.invoke(app, ["train", str(data), "-o", str(tmp_path / "me2.ffm"), "--known", "me", "--val", "0",
@@ -147,7 +147,7 @@ def test_attribute_classes_get_no_unknown(tmp_path):
     assert "disabled" in res.report["unknown"] and "openset" not in res.manifest
     clf = load_classifier(tmp_path / "g.ffm")
     assert clf.openset is None
-    labels = [clf.classify(root / "images" / r["file"])[0][1].label for r in pick[:5] + pick[-5:]]
+    labels = [clf.classify(root / "images" / r["file"]).predictions[clf.name][0].label for r in pick[:5] + pick[-5:]]
     assert UNKNOWN not in labels and set(labels) <= {"male", "female"}
 
 

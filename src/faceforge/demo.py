@@ -12,7 +12,6 @@ import numpy as np
 
 from faceforge.align import align_faces
 from faceforge.detectors import DEFAULT_LIVE_DETECTOR, DEFAULT_PHOTO_DETECTOR, available_detectors, get_detector
-from faceforge.detectors.base import concat_faces
 from faceforge.errors import FaceforgeError
 from faceforge.pipeline import FacePipeline
 from faceforge.registry import is_installed
@@ -91,8 +90,8 @@ def run_demo(output: str | Path, console: Any = None) -> dict[str, Any]:
     if len(faces):
         chips = align_faces(collage, faces, "arcface112")
         save_image(output / "collage_chips.png", np.concatenate(list(chips), axis=1))
-        emb = faces.data["embedding"]
-        ref = pipe.embed(images["astronaut"]).data["embedding"]
+        emb = faces.embedding
+        ref = pipe.embed(images["astronaut"]).embedding
         d = np.linalg.norm(emb - ref[:1], axis=1) if len(ref) else np.array([])
         results["identity"] = {
             "embedder": "dlib-resnet", "threshold": pipe.embedder.threshold,
@@ -109,12 +108,13 @@ def run_demo(output: str | Path, console: Any = None) -> dict[str, Any]:
         results["attributes"] = {}
         for name in ("astronaut", "collage"):
             res = an.analyze(images[name])
-            results["attributes"][name] = [r.to_dict() for r in res]
-            if res:
+            results["attributes"][name] = res.to_dicts()
+            if len(res):
                 save_image(output / f"{name}_analyze.jpg",
-                           annotate(images[name], concat_faces([r.face for r in res]), [r.label_text() for r in res]))
+                           annotate(images[name], res, [r.label_text() for r in res.rows()]))
             say(f"{name:>10} analyze: " + "; ".join(
-                f"{r['gender'].label} {r['gender'].score:.2f}, age {r['age'].value:.0f}, {r['emotion'].label}" for r in res))
+                f"{r['gender'].label} {r['gender'].score:.2f}, age {r['age'].value:.0f}, {r['emotion'].label}"
+                for r in res.rows()))
     except FaceforgeError as e:
         results["attributes"] = {"error": str(e)}
         say(f"analyze: {e}")

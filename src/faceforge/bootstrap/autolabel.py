@@ -48,8 +48,9 @@ class _LabelTask:
         if self._clf is None:
             self._clf = load_classifier(self.model)
         out = []
-        for face, pred in self._clf.classify(image, top_k=2):
-            whole = bool(face.data.get("whole_image", np.zeros(1, bool))[0])
+        faces = self._clf.classify(image, top_k=2)
+        for i, (face, pred) in enumerate(zip(faces, faces.predictions[self._clf.name])):
+            whole = bool(faces.whole_image[i])
             crop = image if whole else align_faces(image, face, "margin", size=self.crop_size, margin=1.6)[0]
             out.append({"box": [round(float(v), 1) for v in face.xyxy[0]], "label": pred.label,
                         "confidence": float(pred.score), "crop": crop, "whole_image": whole})

@@ -78,7 +78,7 @@ class _FacesTask:
             self._pipe = FacePipeline(self.detector, self.embedder)
         faces = self._pipe.embed(image)
         crops = align_faces(image, faces, "margin", size=self.crop_size, margin=1.6) if len(faces) else []
-        return {"boxes": faces.xyxy.tolist(), "embeddings": faces.data["embedding"], "crops": list(crops)}
+        return {"boxes": faces.xyxy.tolist(), "embeddings": faces.embedding, "crops": list(crops)}
 
 
 def embed_faces_of(paths: Iterable[str | os.PathLike], *, detector: str = "photo", embedder: str = "dlib-resnet",

@@ -69,11 +69,11 @@ class _DetectTask:
 
     def __call__(self, image: np.ndarray, item: Any) -> dict[str, Any]:
         from faceforge.align import align_faces
-        from faceforge.detectors import get_detector
+        from faceforge.pipeline import FaceFinder
         from faceforge.sinks import annotate, output_name, save_image
 
         t0 = time.perf_counter()
-        faces = get_detector(self.detector, min_score=self.min_score)(image)
+        faces = FaceFinder(self.detector, detector_options={"min_score": self.min_score}).find(image)
         ms = (time.perf_counter() - t0) * 1000
         stem = output_name(item.source) + (f"_f{item.index:06d}" if item.index else "")
         if self.crops is not None and len(faces):
@@ -127,11 +127,9 @@ class _EmbedTask:
 
     def __call__(self, image: np.ndarray, item: Any) -> dict[str, Any]:
         pipe = _pipeline(self.detector, self.embedder, self.whole_image)
-        faces = pipe.embed(image)
-        if not self.all_faces and len(faces) > 1:
-            faces = faces.sorted("area")[0]
+        faces = pipe.embed(image, main_only=not self.all_faces)
         return {"file": item.source, "frame": item.index, "faces": faces.to_dicts(),
-                "embedding": faces.data["embedding"], "whole_image": bool(faces.detector == "whole-image")}
+                "embedding": faces.embedding, "whole_image": bool(faces.whole_image.any())}
 
 
 _PIPES: dict[tuple, Any] = {}
@@ -342,18 +340,10 @@ class _ClassifyTask:
         if self._clf is None:
             self._clf = load_classifier(self.model)
         res = self._clf.classify(image, self.top_k)
-        faces = []
-        for f, p in res:
-            d = f.to_dicts()[0]
-            d["detection_score"] = d.pop("score")
-            d["whole_image"] = bool(f.data["whole_image"][0])  # a face crop used whole: no face detected
-            faces.append({**d, **p.to_dict()})
+        faces = res.to_dicts(flatten=self._clf.name)
         if self.annotate is not None:
-            from faceforge.detectors.base import concat_faces
-
-            allf = concat_faces([f for f, _ in res]) if res else None
-            labels = [f"{p.label} {p.score:.2f}" for _, p in res]
-            img = annotate(image, allf, labels) if allf is not None else image
+            labels = [f"{p.label} {p.score:.2f}" for p in res.predictions[self._clf.name]]
+            img = annotate(image, res, labels) if len(res) else image
             stem = output_name(item.source) + (f"_f{item.index:06d}" if item.index else "")
             save_image(self.annotate / f"{stem}.jpg", img, self.protect)
         return {"file": item.source, "frame": item.index, "faces": faces}
@@ -470,12 +460,10 @@ class _AnalyzeTask:
                                 top_k=self.top_k)
         res = self._an.analyze(image)
         if self.annotate is not None:
-            from faceforge.detectors.base import concat_faces
-
-            img = annotate(image, concat_faces([r.face for r in res]), [r.label_text() for r in res]) if res else image
+            img = annotate(image, res, [r.label_text() for r in res.rows()]) if len(res) else image
             stem = output_name(item.source) + (f"_f{item.index:06d}" if item.index else "")
             save_image(self.annotate / f"{stem}.jpg", img, self.protect)
-        return {"file": item.source, "frame": item.index, "faces": [r.to_dict() for r in res]}
+        return {"file": item.source, "frame": item.index, "faces": res.to_dicts()}
 
 
 @app.command()
@@ -742,11 +730,11 @@ def gallery_identify(
             except FaceforgeError as e:
                 _print_skipped([(str(f), str(e))])
                 continue
-            for m in res:
-                out.print(f"{f}: {m.label} (distance {m.distance:.3f}) at {[round(v) for v in m.box]}", highlight=False)
-            if not res:
+            for box, m in zip(res.xyxy.tolist(), res.predictions[g.name]):
+                out.print(f"{f}: {m.label} (distance {m.distance:.3f}) at {[round(v) for v in box]}", highlight=False)
+            if not len(res):
                 out.print(f"{f}: no face", highlight=False)
-            lines.append(json.dumps({"file": str(f), "faces": [m.to_dict() for m in res]}))
+            lines.append(json.dumps({"file": str(f), "faces": res.to_dicts(flatten=g.name)}))
         if jsonl:
             from faceforge._fs import atomic_write
 

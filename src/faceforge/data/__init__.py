@@ -18,16 +18,14 @@ from faceforge.data.embed import (
     EmbeddedDataset,
     augment_image,
     embed_dataset,
-    embed_faces,
     embed_image,
-    find_faces,
-    embedding_key,
+    cache_key,
     face_config,
 )
 from faceforge.errors import DatasetError
 
 __all__ = [
     "AUGMENTATIONS", "UPSCALE", "Dataset", "DatasetError", "EmbeddedDataset", "EmbeddingCache", "Problem",
-    "Record", "Sample", "augment_image", "check_duplicates", "dhash", "embed_dataset", "embed_faces", "embed_image", "find_faces",
-    "embedding_key", "face_config", "load_dataset",
+    "Record", "Sample", "augment_image", "check_duplicates", "dhash", "embed_dataset", "embed_image",
+    "cache_key", "face_config", "load_dataset",
 ]

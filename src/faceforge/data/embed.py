@@ -22,6 +22,7 @@ from faceforge.data.cache import EmbeddingCache, Record
 from faceforge.data.dataset import Dataset, Problem
 from faceforge import __version__
 from faceforge.errors import DatasetError, ImageError, ParameterError
+from faceforge.pipeline.finder import UPSCALE, check_crops
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +35,9 @@ AUGMENTATIONS: dict[str, str] = {
     "bright1.2": "brightness x1.2",
 }
 
-#: Images whose shorter side is below this many pixels are upscaled to it (bicubic) before
-#: detection. Measured with yunet on 300 random images of each set (benchmark in the report of
-#: issue 3): FER2013 48x48 faces found 82% -> 96%; AT&T 92x112 and UTKFace 200x200 100% either way.
-UPSCALE = 160
-
-#: Bump when the way faces are found or cropped here changes, so old cache entries are not reused.
-FACE_RULES_VERSION = "1"
-
-CROPS = ("auto", True, False)
+#: Bump when the way faces are found or cropped changes, so old cache entries are not reused.
+#: 2: the main face is chosen by size and distance from the centre (was: the largest).
+FACE_RULES_VERSION = "2"
 
 
 @dataclass
@@ -105,99 +100,25 @@ def augment_image(image: np.ndarray, aug: str) -> np.ndarray:
     raise ParameterError(f"Unknown augmentation {aug!r}; choose from {', '.join(AUGMENTATIONS)}")
 
 
-def find_faces(image: np.ndarray, pipeline: Any, *, crops: str | bool = "auto",
-               upscale: int | None = UPSCALE) -> tuple["Faces", np.ndarray, float]:
-    """Detect the faces of one image with the rules training uses (no embedding).
-
-    Small images (shorter side below ``upscale``) are upscaled before detection; when no face
-    is found, ``crops="auto"`` uses the whole image as the face (``crops=True``: always).
-
-    Returns:
-        ``(faces, det_image, scale)``: faces largest first, in the pixels of ``det_image`` (the
-        image detection ran on: ``image`` scaled by ``scale``), with ``data["whole_image"]``
-        and, for detected faces, ``data["faces_found"]``.
-    """
-    from faceforge.sources import to_rgb_uint8
-    from faceforge.types import Faces
-
-    img = to_rgb_uint8(image)
-    h, w = img.shape[:2]
-    if crops is not True:
-        s, det_img = 1.0, img
-        if upscale and min(h, w) < upscale:
-            import cv2
-
-            s = upscale / min(h, w)
-            det_img = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_CUBIC)
-        faces = pipeline.detector(det_img)
-        if pipeline.min_face > 0 and len(faces):
-            faces = faces[np.flatnonzero(np.minimum(faces.width, faces.height) >= pipeline.min_face * s)]
-        if len(faces) or crops is False:
-            n = len(faces)
-            return (faces.sorted("area").with_data(whole_image=np.zeros(n, bool), faces_found=np.full(n, n)),
-                    det_img, s)
-    whole = Faces(np.array([[0, 0, w, h]], np.float32), np.zeros(1, np.float32), None, (w, h), "whole-image",
-                  {"whole_image": np.array([True]), "faces_found": np.zeros(1, int)})
-    return whole, img, 1.0
-
-
-def rescale_faces(faces: "Faces", scale: float, image_size: tuple[int, int]) -> "Faces":
-    """``faces`` found on an image scaled by ``scale``, in the original image's pixels."""
-    from faceforge.types import Faces
-
-    if scale == 1.0:
-        return faces
-    return Faces(faces.xyxy / scale, faces.score, faces.landmarks / scale, image_size, faces.detector, dict(faces.data))
-
-
-def embed_faces(image: np.ndarray, pipeline: Any, *, crops: str | bool = "auto", upscale: int | None = UPSCALE,
-                main_only: bool = False) -> "Faces":
-    """Find and embed the faces of one image with the rules training uses.
-
-    Training (one main face per image) and classification (every face) both go through here,
-    so a photo is seen the same way by both. Face finding: :func:`find_faces`.
+def embed_image(image: np.ndarray, pipeline: Any) -> Record:
+    """Find the main face of one image and embed it, as :func:`embed_dataset` does.
 
     Args:
         image: ``(H, W, 3) uint8`` RGB.
-        pipeline: a :class:`faceforge.pipeline.FacePipeline` (its detector, embedder and alignment).
-        crops: ``"auto"`` (detect; no face -> the whole image is the face), ``True`` (always the
-            whole image) or ``False`` (no face -> no faces).
-        upscale: images whose shorter side is below this are upscaled to it before detection
-            (small face crops are found far more often); None never upscales.
-        main_only: keep only the largest face.
-
-    Returns:
-        :class:`~faceforge.types.Faces` in ``image``'s pixels, largest first, with
-        ``data["embedding"]``, ``data["whole_image"]`` (True: the whole image was used as the
-        face, score 0) and ``data["faces_found"]`` (faces detected before ``main_only``).
-    """
-    faces, det_img, s = find_faces(image, pipeline, crops=crops, upscale=upscale)
-    if main_only:
-        faces = faces[:1]
-    if len(faces):
-        emb = pipeline.embedder.embed(pipeline.chips(det_img, faces)).astype(np.float32)
-    else:
-        emb = np.zeros((0, pipeline.embedder.dim), np.float32)
-    h, w = np.asarray(image).shape[:2]
-    return rescale_faces(faces, s, (w, h)).with_data(embedding=emb)
-
-
-def embed_image(image: np.ndarray, pipeline: Any, *, crops: str | bool = "auto", upscale: int | None = UPSCALE) -> Record:
-    """Find the main (largest) face of one image and embed it, as :func:`embed_dataset` does.
-
-    Args and rules: see :func:`embed_faces`.
+        pipeline: a :class:`faceforge.pipeline.FacePipeline`; its face finder decides crops and
+            upscaling, and the main face is :func:`faceforge.types.main_face_order`'s first.
 
     Returns:
         :class:`Record`; ``box`` is in ``image``'s pixels; ``face`` is ``"detected"``,
         ``"whole_image"`` or ``"none"`` (``crops=False`` and no face).
     """
-    faces = embed_faces(image, pipeline, crops=crops, upscale=upscale, main_only=True)
+    faces = pipeline.embed(image, main_only=True)
     if not len(faces):
         return Record(np.zeros(0, np.float32), "none", 0, None)
     box = [float(v) for v in faces.xyxy[0]]
-    if faces.data["whole_image"][0]:
-        return Record(faces.data["embedding"][0], "whole_image", 0, box)
-    return Record(faces.data["embedding"][0], "detected", int(faces.data["faces_found"][0]), box)
+    if faces.whole_image[0]:
+        return Record(faces.embedding[0], "whole_image", 0, box)
+    return Record(faces.embedding[0], "detected", int(faces.data["faces_found"][0]), box)
 
 
 # -- worker side ---------------------------------------------------------------------------
@@ -220,8 +141,8 @@ class _Result:
 _PIPELINES: dict[tuple, Any] = {}
 
 
-def _pipeline(detector: str, embedder: str, alignment: str) -> Any:
-    key = (detector, embedder, alignment)
+def _pipeline(detector: str, embedder: str, alignment: str, crops: Any = "auto", upscale: int | None = UPSCALE) -> Any:
+    key = (detector, embedder, alignment, crops, upscale)
     pipe = _PIPELINES.get(key)
     if pipe is None:
         if os.environ.get("FACEFORGE_THREADS") == "1":
@@ -233,7 +154,7 @@ def _pipeline(detector: str, embedder: str, alignment: str) -> Any:
         from faceforge.pipeline import FacePipeline
 
         pipe = FacePipeline(detector if detector != "-" else "photo", embedder,
-                            alignment=json.loads(alignment) if alignment else None)
+                            alignment=json.loads(alignment) if alignment else None, crops=crops, upscale=upscale)
         _PIPELINES[key] = pipe
     return pipe
 
@@ -259,9 +180,8 @@ class _EmbedTask:
             img = load_image(order.path)
         except ImageError as e:
             return _Result(error=str(e))
-        pipe = _pipeline(self.detector, self.embedder, self.alignment)
-        recs = {a: embed_image(augment_image(img, a), pipe, crops=self.crops, upscale=self.upscale)
-                for a in order.augs}
+        pipe = _pipeline(self.detector, self.embedder, self.alignment, self.crops, self.upscale)
+        recs = {a: embed_image(augment_image(img, a), pipe) for a in order.augs}
         return _Result(recs, fingerprint(img))
 
 
@@ -280,7 +200,7 @@ def _single_openmp(cfg: dict[str, Any]) -> Any:
     except ImportError:  # pragma: no cover - scikit-learn brings it
         return contextlib.nullcontext()
     if cfg["crops"] is not True:
-        _pipeline(cfg["detector"], cfg["embedder"], cfg["alignment"]).detector
+        _pipeline(cfg["detector"], cfg["embedder"], cfg["alignment"], cfg["crops"], cfg["upscale"]).detector
     return threadpool_limits(1, user_api="openmp")
 
 
@@ -309,9 +229,7 @@ def face_config(embedder: str = "dlib-resnet", detector: str = "photo", crops: s
 
     if not isinstance(embedder, str) or embedder not in EMBEDDERS:
         raise ParameterError(f"Unknown embedder {embedder!r}. Choose one of: {', '.join(available_embedders())}")
-    if not (crops is True or crops is False or crops == "auto"):
-        raise ParameterError(f"crops must be 'auto', True (always the whole image) or False (drop images "
-                             f"without a face), got {crops!r}")
+    crops = check_crops(crops)
     if upscale is not None and (isinstance(upscale, bool) or not isinstance(upscale, int) or upscale < 1):
         raise ParameterError(f"upscale must be a positive number of pixels or None, got {upscale!r}")
     det = "-"
@@ -335,7 +253,7 @@ def face_config(embedder: str = "dlib-resnet", detector: str = "photo", crops: s
             "faceforge": __version__}  # a new release may find or crop faces differently
 
 
-def embedding_key(file_sha256: str, config: dict[str, Any], augmentation: str = "") -> str:
+def cache_key(file_sha256: str, config: dict[str, Any], augmentation: str = "") -> str:
     """Cache key: file content hash + hash of the face-finding config + augmentation id."""
     cfg = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:24]
     return f"{file_sha256}:{cfg}:{augmentation or 'orig'}"
@@ -404,7 +322,7 @@ def _embed(ds: Dataset, cfg: dict[str, Any], augs: tuple[str, ...], db: Embeddin
             bad[i] = f"{s.path}: cannot be read any more (moved or deleted since the dataset was loaded); skipped."
         elif info.error:
             bad[i] = f"{s.path}: {info.error} Skipped."
-        keys.append([] if i in bad else [embedding_key(info.sha256, cfg, a) for a in augs])  # type: ignore[union-attr]
+        keys.append([] if i in bad else [cache_key(info.sha256, cfg, a) for a in augs])  # type: ignore[union-attr]
     found = db.get_many([k for ks in keys for k in ks])
     hits = sum(k in found for ks in keys for k in ks)
     orders: list[tuple[int, tuple[str, ...]]] = []
@@ -445,7 +363,7 @@ def _embed(ds: Dataset, cfg: dict[str, Any], augs: tuple[str, ...], db: Embeddin
                     notes.append((path, sha, None, reason))
                     continue
                 for a, rec in res.records.items():
-                    k = embedding_key(sha, cfg, a)
+                    k = cache_key(sha, cfg, a)
                     db.put(k, rec)
                     found[k] = rec
                 notes.append((path, sha, res.fingerprint, None))

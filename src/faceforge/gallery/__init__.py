@@ -9,11 +9,12 @@ Example:
     >>> from faceforge.gallery import Gallery
     >>> g = Gallery("people.db")                                 # doctest: +SKIP
     >>> g.enrol("alice", ["alice1.jpg", "alice2.jpg"])           # doctest: +SKIP
-    >>> for m in g.identify("group.jpg"):                        # doctest: +SKIP
-    ...     print(m.box, m.label, m.distance)
+    >>> faces = g.identify("group.jpg")                          # doctest: +SKIP
+    >>> for box, who in zip(faces.xyxy, faces.predictions[g.name]):  # doctest: +SKIP
+    ...     print(box, who.label, who.distance)
 
-A gallery is also a face model: :meth:`Gallery.predict_faces` lets :class:`~faceforge.attributes.Analyzer`
-and ``faceforge live`` show who each face is beside the attributes.
+A gallery is also a :class:`~faceforge.types.FaceModel`: :class:`~faceforge.attributes.Analyzer` and
+``faceforge live`` show who each face is beside the attributes.
 """
 
 from __future__ import annotations
@@ -33,9 +34,7 @@ import numpy as np
 
 from faceforge._sqlite import Transaction, connect
 from faceforge.errors import FaceforgeError, ImageError, ParameterError
-from faceforge.types import Faces
-
-UNKNOWN = "unknown"
+from faceforge.types import UNKNOWN, Faces, Prediction, embedding_key
 #: Names of people and galleries: letters, digits, space, ``_ . -``; 1-64 characters.
 NAME_RE = re.compile(r"^[^\W_][\w .\-]{0,63}$")
 
@@ -92,35 +91,6 @@ class Person:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "faces": self.faces, "created": self.created}
-
-
-@dataclass
-class Match:
-    """One face of an image and who it is.
-
-    Attributes:
-        face: the face (one row of :class:`~faceforge.types.Faces`, image pixels).
-        label: the nearest enrolled person, or ``"unknown"`` when none is within the threshold.
-        distance: embedding distance to that person's nearest stored face.
-        top_k: ``[(person, distance), ...]`` nearest first.
-    """
-
-    face: Faces
-    label: str
-    distance: float
-    threshold: float
-    top_k: list[tuple[str, float]] = field(default_factory=list)
-
-    @property
-    def box(self) -> list[float]:
-        return [float(v) for v in self.face.xyxy[0]]
-
-    def to_dict(self, ndigits: int = 4) -> dict[str, Any]:
-        d = self.face.to_dicts()[0]
-        d["detection_score"] = d.pop("score")
-        d.update({"label": self.label, "distance": round(self.distance, ndigits), "threshold": self.threshold,
-                  "top_k": [{"label": n, "distance": round(dist, ndigits)} for n, dist in self.top_k]})
-        return d
 
 
 @dataclass
@@ -206,7 +176,8 @@ class Gallery:
 
     # -- people ----------------------------------------------------------------------------------
     def enrol(self, person: str, photos: Iterable[Any], names: Sequence[str] | None = None) -> EnrolReport:
-        """Add photos of ``person`` (created if new). Each photo's largest face is stored.
+        """Add photos of ``person`` (created if new). Each photo's main face is stored
+        (:func:`faceforge.types.main_face_order`: size and closeness to the centre).
 
         Args:
             person: the person's name.
@@ -220,7 +191,6 @@ class Gallery:
         Raises:
             ParameterError: invalid name, or no photo could be enrolled for a new person.
         """
-        from faceforge.data.embed import embed_faces
         from faceforge.sources import load_image
 
         person = check_name(person, "person name")
@@ -235,7 +205,7 @@ class Gallery:
                 img = load_image(raw if isinstance(raw, bytes) else np.asarray(raw))
                 sha = hashlib.sha256(raw if isinstance(raw, bytes) else np.ascontiguousarray(img).tobytes()).hexdigest()
                 with self._lock:
-                    faces = embed_faces(img, self.pipeline, crops=False, main_only=True)
+                    faces = self.pipeline.embed(img, main_only=True)
             except (FaceforgeError, OSError) as e:
                 report.problems.append((label, str(e)))
                 continue
@@ -245,7 +215,7 @@ class Gallery:
                 continue
             if int(faces.data["faces_found"][0]) > 1:
                 report.several_faces.append(label)
-            rows.append((faces.data["embedding"][0].astype(np.float32).tobytes(), sha, label,
+            rows.append((faces.embedding[0].astype(np.float32).tobytes(), sha, label,
                          json.dumps([round(float(v), 1) for v in faces.xyxy[0]])))
         with self._db() as db:
             pid = self._person_id(db, person)
@@ -331,70 +301,74 @@ class Gallery:
         k = max(1, min(int(top_k), len(names)))
         return [[(names[j], float(row[j])) for j in np.argsort(row)[:k]] for row in per]
 
-    def _matches(self, faces: Faces, embeddings: np.ndarray, top_k: int) -> list[Match]:
+    def _predictions(self, embeddings: np.ndarray, top_k: int) -> list[Prediction]:
+        """One prediction per embedding: the nearest person within the threshold, else ``"unknown"``.
+        ``score``, ``known_score`` and ``top_k`` scores are similarities ``1 - distance``."""
         thr = self.threshold
         out = []
-        for i, tops in enumerate(self.nearest(embeddings, top_k)):
+        for tops in self.nearest(embeddings, top_k):
             if tops and tops[0][1] <= thr:
                 label, dist = tops[0]
             else:
                 label, dist = UNKNOWN, (tops[0][1] if tops else float("inf"))
-            out.append(Match(faces[i], label, dist, thr, tops))
+            out.append(Prediction(label, 1.0 - dist, [(n, 1.0 - d) for n, d in tops], 1.0 - dist,
+                                  distance=dist, threshold=thr))
         return out
 
-    def identify(self, image: Any, top_k: int = 3) -> list[Match]:
-        """Every face of ``image`` (path, bytes or RGB array), largest first, with who it is."""
-        from faceforge.data.embed import embed_faces
+    def identify(self, image: Any, top_k: int = 3) -> Faces:
+        """Every face of ``image`` (path, bytes or RGB array), main face first, with who it is.
+
+        Returns:
+            :class:`~faceforge.types.Faces` with ``predictions[self.name]``: per face the nearest
+            enrolled person (or ``"unknown"``), its ``distance`` and the ``threshold`` in force.
+        """
         from faceforge.sources import load_image
 
         img = load_image(image)
         with self._lock:
-            faces = embed_faces(img, self.pipeline, crops=False)
-        return self._matches(faces, faces.data["embedding"], top_k) if len(faces) else []
+            faces = self.pipeline.embed(img)
+        return faces.with_predictions(self.name, self._predictions(faces.embedding, top_k) if len(faces) else [])
 
     def verify(self, image: Any, person: str) -> GalleryVerification:
-        """Is the largest face of ``image`` the enrolled ``person``?
+        """Is the main face of ``image`` the enrolled ``person``?
 
         Raises:
             GalleryError: no such person. ImageError: no face in the image.
         """
-        from faceforge.data.embed import embed_faces
         from faceforge.sources import load_image
 
         if person not in self:
             raise GalleryError(f"No person {person!r} in gallery {self.name!r}.")
         img = load_image(image)
         with self._lock:
-            faces = embed_faces(img, self.pipeline, crops=False, main_only=True)
+            faces = self.pipeline.embed(img, main_only=True)
         if not len(faces):
             raise ImageError(f"{_label(image)}: no face found to verify.")
         names, owner, stored = self._stored()
         mine = stored[owner == names.index(person)]
-        d = float(self.pipeline.embedder.distance(np.repeat(faces.data["embedding"][:1], len(mine), 0), mine).min())
+        d = float(self.pipeline.embedder.distance(np.repeat(faces.embedding[:1], len(mine), 0), mine).min())
         return GalleryVerification(person, d <= self.threshold, d, self.threshold, faces[0])
 
     # -- as a face model (Analyzer, live) --------------------------------------------------------
     task = "classification"
 
-    def predict_faces(self, image: np.ndarray, faces: Faces, top_k: int = 3,
-                      memo: dict[Any, np.ndarray] | None = None) -> list[Any]:
-        """One :class:`~faceforge.train.Prediction` per face: the person (or ``"unknown"``);
-        ``score`` and ``top_k`` scores are similarities ``1 - distance``, ``known_score`` too."""
-        from faceforge.train.classifier import Prediction
+    @property
+    def embedding_key(self) -> str:
+        """Which embedding the gallery compares (shared with models of the same embedder)."""
+        return embedding_key(self.embedder_name)
 
-        key = (self.embedder_name, "null")  # shares embeddings with dlib-resnet models (see FaceClassifier)
-        emb = None if memo is None else memo.get(key)
+    def embed(self, image: np.ndarray, faces: Faces) -> np.ndarray:
+        """``(n, d)`` embeddings of ``faces`` in RGB ``image``."""
+        with self._lock:
+            return self.pipeline.embed_chips(image, faces)
+
+    def predict_faces(self, image: np.ndarray, faces: Faces, top_k: int = 3) -> list[Prediction]:
+        """One :class:`~faceforge.types.Prediction` per face: the person (or ``"unknown"``), with
+        ``distance`` and ``threshold``; ``score`` and ``top_k`` scores are similarities ``1 - distance``."""
+        emb = faces.embeddings.get(self.embedding_key)
         if emb is None:
-            pipe = self.pipeline
-            with self._lock:
-                emb = pipe.embedder.embed(pipe.chips(image, faces)) if len(faces) else np.zeros((0, pipe.embedder.dim))
-            if memo is not None:
-                memo[key] = emb
-        preds = []
-        for m in self._matches(faces, emb, top_k) if len(faces) else []:
-            tops = [(n, 1.0 - d) for n, d in m.top_k]
-            preds.append(Prediction(m.label, 1.0 - m.distance, tops, 1.0 - m.distance))
-        return preds
+            emb = self.embed(image, faces)
+        return self._predictions(emb, top_k) if len(faces) else []
 
     def __repr__(self) -> str:
         return f"Gallery({str(self.path)!r}, name={self.name!r}, embedder={self.embedder_name!r})"
@@ -418,5 +392,5 @@ def _label(x: Any) -> str:
     return str(x) if isinstance(x, (str, os.PathLike)) else "image"
 
 
-__all__ = ["EnrolReport", "Gallery", "GalleryError", "GalleryVerification", "Match", "Person", "UNKNOWN",
+__all__ = ["EnrolReport", "Gallery", "GalleryError", "GalleryVerification", "Person", "UNKNOWN",
            "check_name", "list_galleries"]

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from faceforge.live.pipeline import LiveAnalyzer, LiveFace
+from faceforge.live.pipeline import LiveAnalyzer
 from faceforge.live.sinks import MjpegServer, VideoSink, WindowSink, has_gui
 from faceforge.live.source import CaptureThread, describe_source, open_frames
 from faceforge.types import Faces
@@ -45,16 +45,15 @@ class LiveStats:
                 "label_flips": self.label_flips, "latency_ms": self.latency_ms}
 
 
-def draw(image: np.ndarray, faces: list[LiveFace], fps: float | None = None) -> np.ndarray:
-    """Boxes with track id and labels (coasting tracks dimmer), and the FPS in the corner."""
+def draw(image: np.ndarray, faces: Faces, fps: float | None = None) -> np.ndarray:
+    """Boxes with track id and labels, and the FPS in the corner."""
     import cv2
 
     from faceforge.sinks import annotate
 
     h, w = image.shape[:2]
-    if faces:
-        boxes = Faces(np.stack([f.xyxy for f in faces]), np.ones(len(faces), np.float32), None, (w, h), "track")
-        out = annotate(image, boxes, [f.text() for f in faces], landmarks=False)
+    if len(faces):
+        out = annotate(image, faces, [f.label_text() for f in faces.rows()], landmarks=False)
     else:
         out = image.copy()
     if fps is not None:
@@ -68,7 +67,7 @@ def run_live(source: str | int | os.PathLike, models: dict[str, Any], *, detecto
              detect_every: int = 1, output: str | os.PathLike | None = None,
              jsonl: str | os.PathLike | None = None, show: bool = False, mjpeg: int | None = None,
              max_frames: int | None = None, realtime: bool = False, drop: bool | None = None, workers: int = 1,
-             hold_s: float = 0.5, reclassify_every: int = 15, on_frame: Callable[[int, list[LiveFace]], Any] | None = None,
+             hold_s: float = 0.5, reclassify_every: int = 15, on_frame: Callable[[int, Faces], Any] | None = None,
              fps: float | None = None, overlay: bool = True,
              detector_options: dict[str, Any] | None = None, tile_every: int = 0) -> LiveStats:
     """Run the live pipeline on ``source`` until it ends (or ``max_frames``, or ``q`` in the window).
@@ -128,13 +127,13 @@ def run_live(source: str | int | os.PathLike, models: dict[str, Any], *, detecto
             ema = inst if ema is None else 0.9 * ema + 0.1 * inst
             last = now
             stats.frames += 1
-            for f in faces:
+            for tid, i in zip(faces.track_id.tolist(), range(len(faces))):
                 for name in models:
-                    p = f.labels.get(name)
-                    history.setdefault(f.track_id, {}).setdefault(name, []).append(None if p is None else p.label)
+                    p = faces.predictions[name][i]
+                    history.setdefault(tid, {}).setdefault(name, []).append(None if p is None else p.label)
             if writer:
                 writer.write({"frame": frame.index, "time": round(frame.timestamp, 3),
-                              "faces": [f.to_dict() for f in faces]})
+                              "faces": faces.to_dicts(1)})
             if sinks:
                 img = draw(frame.image, faces, ema if overlay else None)
                 for s in sinks:
@@ -180,5 +179,5 @@ def _source_fps(source: Any) -> float | None:
         cap.release()
 
 
-__all__ = ["CaptureThread", "LiveAnalyzer", "LiveFace", "LiveStats", "MjpegServer", "VideoSink", "WindowSink",
+__all__ = ["CaptureThread", "LiveAnalyzer", "LiveStats", "MjpegServer", "VideoSink", "WindowSink",
            "describe_source", "draw", "has_gui", "open_frames", "run_live"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,26 +18,6 @@ import numpy as np
 from faceforge.errors import ParameterError
 from faceforge.track import LabelSmoother, Track, Tracker
 from faceforge.types import Faces
-
-
-@dataclass
-class LiveFace:
-    """One tracked face in one frame: its id, box and the smoothed label of every model."""
-
-    track_id: int
-    xyxy: np.ndarray
-    visible: bool
-    labels: dict[str, Any] = field(default_factory=dict)  # model name -> smoothed Prediction
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"track": self.track_id, "box": [round(float(v), 1) for v in self.xyxy], "visible": self.visible,
-                **{name: p.to_dict() for name, p in self.labels.items()}}
-
-    def text(self) -> str:
-        parts = [f"#{self.track_id}"]
-        for p in self.labels.values():
-            parts.append(f"{p.value:.0f}" if p.value is not None else p.label)
-        return " ".join(parts)
 
 
 def sharpness(image: np.ndarray, xyxy: np.ndarray, size: int = 64) -> float:
@@ -58,8 +37,8 @@ class LiveAnalyzer:
     """Tracks faces through frames and keeps a steady label per face for each model.
 
     Args:
-        models: ``{name: model}``; each model has ``predict_faces(image, faces, top_k, memo)``
-            (a :class:`~faceforge.train.FaceClassifier` or a built-in attribute).
+        models: ``{name: model}``, each a :class:`~faceforge.types.FaceModel` (trained classifiers,
+            galleries, built-in attributes).
         detector: detector name (``"live"`` by default: BlazeFace full-range).
         detect_every: run the detector on every n-th frame; the tracker carries boxes between.
         fps: frame rate of the source, for ``hold_s`` (default 30).
@@ -84,12 +63,12 @@ class LiveAnalyzer:
                  workers: int = 1,
                  alpha: float = 0.3, switch_margin: float = 0.15, min_face: int = 20,
                  detector_options: dict[str, Any] | None = None, tile_every: int = 0) -> None:
-        from faceforge.detectors import get_detector
+        from faceforge.pipeline import FaceFinder
 
         if detect_every < 1 or reclassify_every < 1:
             raise ParameterError("detect_every and reclassify_every must be >= 1")
         self.models = dict(models)
-        self.detector = get_detector(detector, **(detector_options or {}))
+        self.finder = FaceFinder(detector, detector_options=detector_options)
         self.detect_every = int(detect_every)
         self.reclassify_every = int(reclassify_every)
         self.grow = float(grow)
@@ -100,7 +79,7 @@ class LiveAnalyzer:
         self.tile_every = int(tile_every)
         self.tiled = None
         if self.tile_every > 0:
-            self.tiled = get_detector(detector, **{**(detector_options or {}), "tile": True})
+            self.tiled = FaceFinder(detector, detector_options={**(detector_options or {}), "tile": True})
             rounds = max(rounds, self.tile_every + 2)  # small faces are only seen on tiled rounds
         self.tracker = Tracker(max_age=rounds)
         self._rounds = 0
@@ -111,9 +90,16 @@ class LiveAnalyzer:
         self.latencies: list[float] = []  # seconds from a frame's arrival to its labels being applied
 
     # -- classification ------------------------------------------------------------------------
+    @property
+    def detector(self) -> Any:
+        """The detector of the face finder."""
+        return self.finder.detector
+
     def _classify(self, image: np.ndarray, faces: Faces) -> dict[str, Any]:
-        memo: dict = {}
-        return {name: m.predict_faces(image, faces, 3, memo=memo)[0] for name, m in self.models.items()}
+        from faceforge.pipeline import run_models
+
+        out = run_models(image, faces, self.models, 3)
+        return {name: preds[0] for name, preds in out.predictions.items()}
 
     def _due(self, t: Track, frame: int, sharp: float) -> bool:
         last = t.data.get("classified_frame")
@@ -144,15 +130,22 @@ class LiveAnalyzer:
                     self._apply(t, preds, t_arrived)
 
     # -- one frame -----------------------------------------------------------------------------
-    def process(self, image: np.ndarray, frame: int | None = None) -> list[LiveFace]:
-        """Process one RGB frame; returns every live track with its current labels."""
+    def process(self, image: np.ndarray, frame: int | None = None) -> Faces:
+        """Process one RGB frame.
+
+        Returns:
+            :class:`~faceforge.types.Faces` of every live track: ``track_id``, the track's box,
+            ``data["visible"]`` (False: coasting on its predicted box, its face not detected in
+            this frame) and each model's smoothed label in ``predictions`` (None until the track's
+            first classification arrives).
+        """
         t_arrived = time.perf_counter()
         frame = self.frames if frame is None else int(frame)
         self.frames += 1
         if frame % self.detect_every == 0:
             tiled = self.tiled is not None and self._rounds % self.tile_every == 0
             self._rounds += 1
-            tracks = self.tracker.update((self.tiled if tiled else self.detector)(image), frame)
+            tracks = self.tracker.update((self.tiled if tiled else self.finder).find(image), frame)
         else:
             tracks = self.tracker.predict(frame)
         self._collect()
@@ -166,14 +159,23 @@ class LiveAnalyzer:
             t.data["classified_size"] = t.size
             t.data["classified_sharpness"] = sharp
             faces = Faces(t.xyxy[None], np.array([t.score], np.float32), t.landmarks[None],
-                          (image.shape[1], image.shape[0]), self.detector.name)
+                          (image.shape[1], image.shape[0]), self.finder.detector_name)
             if self._pool is None:
                 self._apply(t, self._classify(image, faces), t_arrived)
             else:
                 img = image  # frames are not modified after capture; no copy needed
                 self._pending[t.id] = self._pool.submit(lambda i=img, f=faces, ta=t_arrived: (self._classify(i, f), ta))
-        return [LiveFace(t.id, t.xyxy.copy(), t.visible, dict(t.data.get("labels", {})))
-                for t in tracks if t.confirmed or t.data.get("labels")]
+        shown = [t for t in tracks if t.confirmed or t.data.get("labels")]
+        size = (image.shape[1], image.shape[0])
+        if not shown:
+            return Faces.empty(size, self.finder.detector_name).replace(track_id=np.zeros(0, np.int64),
+                                                                         data={"visible": np.zeros(0, bool)})
+        labels = [t.data.get("labels", {}) for t in shown]
+        return Faces(np.stack([t.xyxy for t in shown]), np.array([t.score for t in shown], np.float32),
+                     np.stack([t.landmarks for t in shown]), size, self.finder.detector_name,
+                     data={"visible": np.array([t.visible for t in shown], bool)},
+                     track_id=np.array([t.id for t in shown], np.int64),
+                     predictions={name: [lab.get(name) for lab in labels] for name in self.models})
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait for pending classifications and apply them."""

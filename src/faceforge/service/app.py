@@ -253,7 +253,7 @@ def create_app(settings: Settings | None = None, **kwargs: Any) -> Any:
         img, _ = await _image_input(file, url)
         an = await run_in_threadpool(engine.analyzer, _split(attributes), _split(models), gallery or None, "photo", top_k)
         res = await run_in_threadpool(_infer, an.analyze, img)
-        return {"width": img.shape[1], "height": img.shape[0], "faces": [f.to_dict() for f in res]}
+        return {"width": img.shape[1], "height": img.shape[0], "faces": res.to_dicts()}
 
     @app.post("/api/classify", tags=["faces"])
     async def classify(model: Annotated[str, Form(description="a model name (GET /api/models)")],
@@ -262,11 +262,7 @@ def create_app(settings: Settings | None = None, **kwargs: Any) -> Any:
         img, _ = await _image_input(file, url)
         clf = await run_in_threadpool(engine.model, model)
         res = await run_in_threadpool(_infer, clf.classify, img, top_k)
-        faces = []
-        for face, pred in res:
-            d = face.to_dicts()[0]
-            d.update(pred.to_dict())
-            faces.append(d)
+        faces = res.to_dicts(flatten=clf.name)
         return {"model": model, "width": img.shape[1], "height": img.shape[0], "faces": faces}
 
     # -- models ----------------------------------------------------------------------------------
@@ -464,7 +460,7 @@ def create_app(settings: Settings | None = None, **kwargs: Any) -> Any:
         g = engine.gallery(gallery)
         img, _ = await _image_input(file, url)
         res = await run_in_threadpool(_infer, g.identify, img, top_k)
-        return {"gallery": gallery, "faces": [m.to_dict() for m in res]}
+        return {"gallery": gallery, "faces": res.to_dicts(flatten=g.name)}
 
     @app.post("/api/galleries/{gallery}/verify", tags=["galleries"])
     async def verify(gallery: str, person: Annotated[str, Form()], file: FileField = None,
@@ -512,7 +508,7 @@ def create_app(settings: Settings | None = None, **kwargs: Any) -> Any:
                 faces = await run_in_threadpool(_infer, la.process, img, frame)
                 await ws.send_json({"frame": frame, "width": img.shape[1], "height": img.shape[0],
                                     "ms": round((time.perf_counter() - t0) * 1000, 1),
-                                    "faces": [f.to_dict() for f in faces]})
+                                    "faces": faces.to_dicts(1)})
                 frame += 1
         except WebSocketDisconnect:
             pass

@@ -125,14 +125,12 @@ class JobRunner:
                 with self.engine.lock:  # the detector and models are shared with request threads
                     faces = live.process(fr.image, frames)
                 frames += 1
-                rows = []
-                for f in faces:
-                    row = f.to_dict()
-                    rows.append(row)
+                rows = faces.to_dicts(1)
+                for f in faces.rows():
                     t = tracks.setdefault(f.track_id, {"track": f.track_id, "first_frame": fr.index,
                                                        "labels": {}})
                     t["last_frame"] = fr.index
-                    for name, p in f.labels.items():
+                    for name, p in f.predictions.items():
                         t["labels"].setdefault(name, Counter())[p.label] += 1
                 buf.write(json.dumps({"frame": fr.index, "time_s": fr.timestamp, "faces": rows}) + "\n")
                 if frames % 10 == 0:

@@ -38,7 +38,7 @@ class LabelSmoother:
 
     def update(self, prediction: Any) -> Any:
         """Add one :class:`~faceforge.train.Prediction`; return the smoothed prediction."""
-        from faceforge.train.classifier import Prediction
+        from faceforge.types import Prediction
 
         self.updates += 1
         a = self.alpha if self.updates > 1 else 1.0

@@ -3,49 +3,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from faceforge.errors import BundleError, ModelNotFoundError
-from faceforge.types import Faces
-
-UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """What the classifier says about one face.
-
-    Attributes:
-        label: the best label, or ``"unknown"`` when the open-set check rejects the face
-            (a person the model was not trained on); in a model with one negative class
-            (``me`` / ``not_me``) a rejected face gets that class. For regression models, the value as text.
-        score: probability of ``label`` (classification) or the predicted value (regression).
-        top_k: ``[(label, probability), ...]`` best first (classification only).
-        known_score: open-set similarity to the nearest known class; below the model's
-            threshold means ``unknown``. ``None`` when the model has no open-set threshold.
-        value: the predicted number (regression only).
-    """
-
-    label: str
-    score: float
-    top_k: list[tuple[str, float]] = field(default_factory=list)
-    known_score: float | None = None
-    value: float | None = None
-
-    def to_dict(self, ndigits: int = 4) -> dict[str, Any]:
-        d: dict[str, Any] = {"label": self.label, "score": round(float(self.score), ndigits)}
-        if self.top_k:
-            d["top_k"] = [{"label": lab, "score": round(float(p), ndigits)} for lab, p in self.top_k]
-        if self.known_score is not None:
-            d["known_score"] = round(float(self.known_score), ndigits)
-        if self.value is not None:
-            d["value"] = round(float(self.value), ndigits)
-        return d
-
+from faceforge.types import UNKNOWN, Faces, Prediction, embedding_key
 
 class FaceClassifier:
     """A model file (``.ffm``) ready to classify faces.
@@ -53,10 +17,15 @@ class FaceClassifier:
     Load with :func:`load_classifier`. The detector, alignment and embedder recorded in the model
     are used, so classification sees faces exactly as training did.
 
+    It is a :class:`~faceforge.types.FaceModel`: :func:`faceforge.pipeline.run_models`,
+    :class:`~faceforge.attributes.Analyzer` and live video run it beside other models, sharing
+    embeddings with models of the same embedder.
+
     Example:
         >>> clf = load_classifier("people.ffm")  # doctest: +SKIP
-        >>> for face, pred in clf.classify("group.jpg"):  # doctest: +SKIP
-        ...     print(face.xyxy[0], pred.label, pred.score)
+        >>> faces = clf.classify("group.jpg")  # doctest: +SKIP
+        >>> for box, pred in zip(faces.xyxy, faces.predictions[clf.name]):  # doctest: +SKIP
+        ...     print(box, pred.label, pred.score)
     """
 
     def __init__(self, manifest: dict[str, Any], head: Any, openset: Any | None, path: str = "") -> None:
@@ -66,18 +35,28 @@ class FaceClassifier:
         self.path = path
         self.task = manifest["task"]
         self.classes: list[str] = list(manifest.get("classes", []))
+        #: The name its predictions are reported under (the model file's stem).
+        self.name = Path(path).stem if path else "model"
         self._pipeline = None
 
     # -- the face pipeline recorded in the model ---------------------------------------------
     @property
     def pipeline(self):
+        """The face pipeline recorded in the model (detector, crop mode, upscaling, alignment, embedder)."""
         if self._pipeline is None:
-            from faceforge.pipeline import FacePipeline
+            from faceforge.pipeline import UPSCALE, FacePipeline
+            from faceforge.train.core import crops_mode
 
             m = self.manifest
             self._pipeline = FacePipeline(m.get("detector", "photo"), m["embedder"],
-                                          alignment=m.get("alignment") or None)
+                                          alignment=m.get("alignment") or None,
+                                          crops=crops_mode(m.get("crops", "auto")), upscale=m.get("upscale", UPSCALE))
         return self._pipeline
+
+    @property
+    def embedding_key(self) -> str:
+        """Which embedding the model reads (see :func:`faceforge.types.embedding_key`)."""
+        return embedding_key(self.manifest["embedder"], self.manifest.get("alignment"))
 
     # -- prediction on embeddings -------------------------------------------------------------
     def predict_embeddings(self, X: np.ndarray, top_k: int = 3) -> list[Prediction]:
@@ -119,51 +98,39 @@ class FaceClassifier:
         neg = [c for c in self.classes if c not in self.known_classes]
         return neg[0] if len(neg) == 1 else UNKNOWN
 
-    def predict_faces(self, image: np.ndarray, faces: Faces, top_k: int = 3,
-                      memo: dict[Any, np.ndarray] | None = None) -> list[Prediction]:
+    def embed(self, image: np.ndarray, faces: Faces) -> np.ndarray:
+        """``(n, d)`` embeddings of ``faces`` (in RGB ``image``'s pixels) from the model's embedder."""
+        return self.pipeline.embed_chips(image, faces)
+
+    def predict_faces(self, image: np.ndarray, faces: Faces, top_k: int = 3) -> list[Prediction]:
         """Predictions for ``faces`` already found in RGB ``image`` (in its pixels).
 
-        ``memo`` shares embeddings between models of one image: models with the same embedder
-        and alignment embed each face once.
+        The faces' embedding under :attr:`embedding_key` is used when the record has it (shared
+        with other models of the same embedder), else the faces are embedded here.
         """
-        import json
-
-        key = (self.manifest["embedder"], json.dumps(self.manifest.get("alignment"), sort_keys=True))
-        emb = None if memo is None else memo.get(key)
+        emb = faces.embeddings.get(self.embedding_key)
         if emb is None:
-            pipe = self.pipeline
-            emb = (pipe.embedder.embed(pipe.chips(image, faces)) if len(faces)
-                   else np.zeros((0, pipe.embedder.dim), np.float32))
-            if memo is not None:
-                memo[key] = emb
+            emb = self.embed(image, faces)
         return self.predict_embeddings(emb, top_k)
 
     # -- prediction on images -----------------------------------------------------------------
-    def classify(self, image: Any, top_k: int = 3) -> list[tuple[Faces, Prediction]]:
-        """Detect every face in an image and classify each.
+    def classify(self, image: Any, top_k: int = 3) -> Faces:
+        """Find every face in an image and classify each.
 
         Args:
             image: a path, encoded bytes or an RGB array.
             top_k: labels to keep per face.
 
         Returns:
-            ``[(face, prediction), ...]`` one per face, largest face first. Images that are
-            already face crops (no face detected) give the whole image as one face when the
-            model was trained with the crop fallback (``face.data["whole_image"]`` is then True).
-            Faces are found with the same rules as in training (small images upscaled before
-            detection: see :func:`faceforge.data.embed_faces`).
+            :class:`~faceforge.types.Faces`, main face first, with the embeddings and
+            ``predictions[self.name]``. Faces are found as in training (the face finder recorded
+            in the model: small images upscaled; with the crop fallback an image where no face is
+            detected gives the whole image as one face, ``whole_image`` True).
         """
-        from faceforge.data.embed import UPSCALE, embed_faces
         from faceforge.sources import load_image
-        from faceforge.train.core import crops_mode
 
-        m = self.manifest
-        faces = embed_faces(load_image(image), self.pipeline, crops=crops_mode(m.get("crops", "auto")),
-                            upscale=m.get("upscale", UPSCALE))
-        if not len(faces):
-            return []
-        preds = self.predict_embeddings(faces.data["embedding"], top_k)
-        return [(faces[i], p) for i, p in enumerate(preds)]
+        faces = self.pipeline.embed(load_image(image))
+        return faces.with_predictions(self.name, self.predict_embeddings(faces.embedding, top_k) if len(faces) else [])
 
     def __repr__(self) -> str:
         m = self.manifest
