@@ -85,6 +85,8 @@ class FaceFinder:
             return resolve_detector_name(self._detector_arg)
         return self._detector_arg.name
 
+    name = detector_name
+
     def find_scaled(self, image: np.ndarray) -> tuple[Faces, np.ndarray, float]:
         """Faces in the pixels of the image detection ran on (for cutting chips at full detail).
 

@@ -29,14 +29,16 @@ class Engine:
 
     # -- pieces --------------------------------------------------------------------------------
     def detector(self, name: str) -> Any:
-        from faceforge.detectors import available_detectors, get_detector
+        """The shared face finder (:class:`~faceforge.pipeline.FaceFinder`) for detector ``name``."""
+        from faceforge.detectors import available_detectors
+        from faceforge.pipeline import FaceFinder
 
         allowed = {"photo", "live", *available_detectors()}
         if name not in allowed:
             raise RequestError(f"Unknown detector {name!r}; choose from: {', '.join(sorted(allowed))}.", 422)
         with self._guard:
             if name not in self._detectors:
-                self._detectors[name] = get_detector(name)
+                self._detectors[name] = FaceFinder(name)
             return self._detectors[name]
 
     def model(self, name: str) -> Any:
