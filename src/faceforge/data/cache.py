@@ -82,11 +82,8 @@ def _to_unsigned(v: int | None) -> int | None:
 
 def hash_file(path: str | os.PathLike) -> str:
     """SHA-256 hex digest of a file's bytes."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 class EmbeddingCache:
