@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from typing import Sequence
+from collections.abc import Sequence
 
 from faceforge.errors import FaceforgeError
 

@@ -36,8 +36,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, *, home: str | os.PathLike 
     """
     import uvicorn
 
-    from faceforge.service.settings import make_settings
     from faceforge.service.safety import is_loopback_host
+    from faceforge.service.settings import make_settings
     from faceforge.service.state import default_home
 
     api_key = api_key or os.environ.get("FACEFORGE_API_KEY") or None

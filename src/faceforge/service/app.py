@@ -11,8 +11,9 @@ The routes live in :mod:`faceforge.service.routers` (one router per area); what 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 
 from faceforge.service.schemas import Error
 from faceforge.service.settings import Settings, make_settings

@@ -9,7 +9,8 @@ Every route takes what it needs as an ``Annotated`` alias (``settings: SettingsD
 from __future__ import annotations
 
 import secrets
-from typing import Annotated, Mapping
+from collections.abc import Mapping
+from typing import Annotated
 
 from fastapi import Depends, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer

@@ -17,13 +17,21 @@ its family unless it gets a handler of its own.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from faceforge.errors import (BundleError, DatasetError, FaceforgeError, ImageError, ModelNotFoundError,
-                              ParameterError, SourceError)
+from faceforge.errors import (
+    BundleError,
+    DatasetError,
+    FaceforgeError,
+    ImageError,
+    ModelNotFoundError,
+    ParameterError,
+    SourceError,
+)
 from faceforge.service.safety import RequestError
 
 Handler = Callable[[Request, Exception], Awaitable[JSONResponse]]

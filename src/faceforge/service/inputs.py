@@ -3,7 +3,8 @@ the image of a request (an upload or a URL), comma-separated lists, and inferenc
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Callable
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import File, Form, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -57,7 +58,7 @@ async def image_input(file: UploadFile | None, url: str | None, settings: Settin
         data, _ = await read_upload(file, settings.max_image_bytes, IMAGE_TYPES)
         name = client_name(file)
     else:
-        got = await run_in_threadpool(fetch_url, url, max_bytes=settings.max_image_bytes,
+        got = await run_in_threadpool(fetch_url, url or "", max_bytes=settings.max_image_bytes,
                                       allow_private=settings.allow_private_urls, timeout=settings.url_timeout_s)
         data, name = got.data, f"URL {url!r}"
         check_type(data, IMAGE_TYPES, name)

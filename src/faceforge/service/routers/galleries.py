@@ -9,8 +9,16 @@ from fastapi.concurrency import run_in_threadpool
 
 from faceforge.errors import ImageError
 from faceforge.service.deps import ApiKey, EngineDep, HomeDep, SettingsDep
-from faceforge.service.inputs import (FileField, TopK, UrlField, check_photo_count, client_name, image_input, infer,
-                                      read_upload)
+from faceforge.service.inputs import (
+    FileField,
+    TopK,
+    UrlField,
+    check_photo_count,
+    client_name,
+    image_input,
+    infer,
+    read_upload,
+)
 from faceforge.service.safety import IMAGE_TYPES, RequestError
 from faceforge.service.schemas import Deleted, DeletedPerson, Enrolled, Galleries, Identified, People, Verified
 

@@ -16,7 +16,7 @@ from faceforge.service.schemas import Job, Jobs
 router = APIRouter(prefix="/api", dependencies=[ApiKey])
 
 HEADS = ("logreg", "svm", "knn", "mlp")
-_NDJSON = {200: {"description": "one JSON object per analysed frame: `{frame, time_s, faces}`",
+_NDJSON: dict[int | str, dict[str, Any]] = {200: {"description": "one JSON object per analysed frame: `{frame, time_s, faces}`",
                  "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}}
 
 

@@ -15,7 +15,7 @@ from faceforge.service.schemas import Deleted, ModelInfo, Models
 
 router = APIRouter(prefix="/api/models", tags=["models"], dependencies=[ApiKey])
 
-_ZIP = {200: {"description": "the model file (a zip archive)",
+_ZIP: dict[int | str, dict[str, Any]] = {200: {"description": "the model file (a zip archive)",
               "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
