@@ -276,3 +276,27 @@ def test_enrol_from_webcam_then_live(page):
 
     labels = run_live(d, gallery="crew", expect="eileen")
     assert re.search(r"#\d+ eileen \d\.\d\d", labels), labels
+
+
+def test_every_tab_loads_and_a_photo_is_analysed(page, server, tmp_path, astronaut):
+    """The page's ES modules are served as JavaScript, every tab opens without a script error, and
+    the Photo tab analyses an uploaded photo (gender, age and emotion of the one face)."""
+    from conftest import jpeg
+
+    for name in ("main", "util", "api", "camera", "tabs", "faces", "train", "live", "photo", "people", "models"):
+        with urllib.request.urlopen(f"{server}/static/{name}.js", timeout=5) as r:
+            assert r.headers["content-type"].startswith("text/javascript"), (name, r.headers["content-type"])
+    d = page
+    for name in ("live", "photo", "people", "models", "train"):
+        tab(d, name)
+    tab(d, "models")
+    wait_for(d, lambda d: "No models yet" in text(d, "#models-empty"), 10, "the empty model list")
+    tab(d, "photo")
+    path = tmp_path / "astronaut.jpg"
+    path.write_bytes(jpeg(astronaut))
+    el(d, "#photo-file").send_keys(str(path))
+    wait_for(d, lambda d: text(d, "#photo-status") == "1 face found.", 60, "the photo to be analysed")
+    table = text(d, "#photo-table")
+    assert "female" in table and "happy" in table and "years" in table, table
+    errors = [e["message"] for e in d.get_log("browser") if "Uncaught" in e["message"] or ".js" in e["message"]]
+    assert not errors, errors

@@ -1,9 +1,19 @@
-"""SQLite helpers shared by the stores (galleries, the service's database)."""
+"""SQLite helpers shared by the stores (galleries, the service's database, caches).
+
+:func:`connect` opens a file, :class:`Transaction` wraps one write transaction, and
+:func:`migrate` keeps a file's schema current with ``PRAGMA user_version``.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
+from collections.abc import Sequence
+
+from faceforge.errors import FaceforgeError
+
+log = logging.getLogger("faceforge.sqlite")
 
 
 def connect(path: str | os.PathLike) -> sqlite3.Connection:
@@ -32,3 +42,82 @@ class Transaction:
         finally:
             if self.close:
                 self.db.close()
+
+
+class SchemaVersionError(FaceforgeError):
+    """An SQLite file was written by a newer faceforge than this one (its schema is unknown here)."""
+
+
+def migrate(db: sqlite3.Connection, migrations: Sequence[str], *, name: str) -> int:
+    """Bring ``db``'s schema up to date with ``PRAGMA user_version``.
+
+    ``migrations[i]`` is the SQL script that takes the schema from version ``i`` to ``i + 1``
+    (version 0 is an empty file). Each script still to apply runs once, inside its own write
+    transaction that also stores the new version, so a failing script leaves the file as it was
+    and several processes opening the same file apply it once. Scripts are append-only: never
+    edit a released one, add the next. Migration 1 should use ``CREATE ... IF NOT EXISTS`` when
+    files created before versioning (``user_version`` 0 with tables) must open.
+
+    Example:
+        >>> MIGRATIONS = ["CREATE TABLE IF NOT EXISTS t (a TEXT);", "ALTER TABLE t ADD COLUMN b REAL;"]
+        >>> migrate(connect(":memory:"), MIGRATIONS, name="example store")
+        2
+
+    Args:
+        db: an open connection in autocommit mode (as :func:`connect` makes).
+        migrations: the scripts, oldest first; ``len(migrations)`` is the current version.
+        name: what the file is, for messages (e.g. ``"service store"``).
+
+    Returns:
+        The schema version of ``db`` afterwards (``len(migrations)``).
+
+    Raises:
+        SchemaVersionError: ``db`` has a newer version than ``len(migrations)``.
+        sqlite3.Error: a script failed (its transaction is rolled back).
+    """
+    target = len(migrations)
+    while True:
+        version = _user_version(db)
+        if version > target:
+            where = _db_file(db)
+            raise SchemaVersionError(
+                f"The {name}{f' at {where}' if where else ''} has schema version {version}, but this faceforge "
+                f"knows versions up to {target}: it was written by a newer faceforge. Upgrade faceforge "
+                f"(pip install -U faceforge), or use another file.")
+        if version == target:
+            return version
+        with Transaction(db):
+            if _user_version(db) != version:  # another connection migrated meanwhile: look again
+                continue
+            for statement in _statements(migrations[version]):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {version + 1}")
+        log.info("%s: schema migrated to version %d", name, version + 1)
+
+
+def _user_version(db: sqlite3.Connection) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _db_file(db: sqlite3.Connection) -> str:
+    for _, schema, file in db.execute("PRAGMA database_list").fetchall():
+        if schema == "main":
+            return file or ""
+    return ""
+
+
+def _statements(script: str) -> list[str]:
+    """The complete SQL statements of ``script`` (``executescript`` would commit the transaction)."""
+    out, buf = [], ""
+    for part in script.split(";"):
+        buf += part + ";"
+        if sqlite3.complete_statement(buf):
+            if buf.strip(" \t\r\n;"):
+                out.append(buf.strip())
+            buf = ""
+    rest = buf[:-1]  # the ";" added after the last part
+    if rest.strip():
+        if not sqlite3.complete_statement(rest + "\n;"):
+            raise sqlite3.OperationalError(f"incomplete SQL statement at the end of a migration: {rest.strip()[:200]!r}")
+        out.append(rest.strip() + "\n;")  # a statement without its ";", or a trailing comment
+    return out

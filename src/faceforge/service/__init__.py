@@ -13,7 +13,7 @@ from faceforge.errors import ParameterError
 
 
 def create_app(settings: Any = None, **kwargs: Any) -> Any:
-    """The FastAPI app; see :class:`faceforge.service.app.Settings` for ``kwargs``."""
+    """The FastAPI app; see :class:`faceforge.service.settings.Settings` for ``kwargs``."""
     from faceforge.service.app import create_app as _create
 
     return _create(settings, **kwargs)
@@ -29,22 +29,22 @@ def serve(host: str = "127.0.0.1", port: int = 8000, *, home: str | os.PathLike 
         home: data directory (default ``$FACEFORGE_HOME`` or ``~/.faceforge``).
         api_key: required on API requests when set (default ``$FACEFORGE_API_KEY``).
         on_ready: called with the URL once the server listens.
-        **settings: other :class:`~faceforge.service.app.Settings` fields.
+        **settings: other :class:`~faceforge.service.settings.Settings` fields.
 
     Raises:
         ParameterError: a non-loopback host without an API key.
     """
     import uvicorn
 
-    from faceforge.service.app import Settings
     from faceforge.service.safety import is_loopback_host
+    from faceforge.service.settings import make_settings
     from faceforge.service.state import default_home
 
     api_key = api_key or os.environ.get("FACEFORGE_API_KEY") or None
     if not is_loopback_host(host) and not api_key:
         raise ParameterError(f"Serving on {host!r} makes the API reachable from other machines: set an API key "
                              f"(--api-key or FACEFORGE_API_KEY), or bind to 127.0.0.1.")
-    s = Settings(home=Path(home) if home else default_home(), api_key=api_key, **settings)
+    s = make_settings(home=Path(home) if home else default_home(), api_key=api_key, **settings)
     app = create_app(s)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, ws_max_size=int(s.max_image_bytes) + 1024)
     server = uvicorn.Server(config)

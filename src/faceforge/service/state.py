@@ -21,17 +21,21 @@ from pathlib import Path
 from typing import Any
 
 from faceforge._fs import atomic_write
-from faceforge._sqlite import Transaction, connect
+from faceforge._sqlite import Transaction, connect, migrate
 from faceforge.gallery import check_name
 from faceforge.service.safety import RequestError
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS models (name TEXT PRIMARY KEY, file TEXT NOT NULL, source TEXT NOT NULL,
-    info TEXT NOT NULL, created REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, kind TEXT NOT NULL, status TEXT NOT NULL,
-    params TEXT NOT NULL, progress REAL NOT NULL DEFAULT 0, message TEXT NOT NULL DEFAULT '',
-    result TEXT, error TEXT, created REAL NOT NULL, updated REAL NOT NULL);
-"""
+#: The service store's schema, one script per version (see :func:`faceforge._sqlite.migrate`); append only.
+#: Version 1 is the schema of the files made before versioning (``user_version`` 0), hence IF NOT EXISTS.
+MIGRATIONS = [
+    """
+    CREATE TABLE IF NOT EXISTS models (name TEXT PRIMARY KEY, file TEXT NOT NULL, source TEXT NOT NULL,
+        info TEXT NOT NULL, created REAL NOT NULL);
+    CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, kind TEXT NOT NULL, status TEXT NOT NULL,
+        params TEXT NOT NULL, progress REAL NOT NULL DEFAULT 0, message TEXT NOT NULL DEFAULT '',
+        result TEXT, error TEXT, created REAL NOT NULL, updated REAL NOT NULL);
+    """,
+]
 JOB_STATES = ("queued", "running", "done", "failed")
 
 
@@ -50,11 +54,7 @@ class Home:
         self.db_path = self.path / "service.db"
         self.galleries_path = self.path / "galleries.db"
         self._local = threading.local()
-        db = sqlite3.connect(self.db_path)
-        try:
-            db.executescript(_SCHEMA)
-        finally:
-            db.close()
+        migrate(self._conn(), MIGRATIONS, name="service store")
 
     def _conn(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)

@@ -1,0 +1,108 @@
+"""Galleries of enrolled people: list, enrol photos, identify, verify, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, UploadFile
+from fastapi.concurrency import run_in_threadpool
+
+from faceforge.errors import ImageError
+from faceforge.service.deps import ApiKey, EngineDep, HomeDep, SettingsDep
+from faceforge.service.inputs import (
+    FileField,
+    TopK,
+    UrlField,
+    check_photo_count,
+    client_name,
+    image_input,
+    infer,
+    read_upload,
+)
+from faceforge.service.safety import IMAGE_TYPES, RequestError
+from faceforge.service.schemas import Deleted, DeletedPerson, Enrolled, Galleries, Identified, People, Verified
+
+router = APIRouter(prefix="/api/galleries", tags=["galleries"], dependencies=[ApiKey])
+
+
+@router.get("", response_model=Galleries)
+def galleries(home: HomeDep, engine: EngineDep) -> dict[str, Any]:
+    """Every gallery and how many people it holds."""
+    from faceforge.gallery import list_galleries
+
+    return {"galleries": [{"name": g, "people": len(engine.gallery(g).people())}
+                          for g in list_galleries(home.galleries_path)]}
+
+
+@router.delete("/{gallery}", response_model=Deleted)
+def delete_gallery(gallery: str, engine: EngineDep) -> dict[str, Any]:
+    """Delete a gallery with everyone in it."""
+    engine.gallery(gallery).drop()
+    engine.forget_gallery(gallery)
+    return {"deleted": gallery}
+
+
+@router.get("/{gallery}/people", response_model=People, response_model_exclude_unset=True)
+def people(gallery: str, engine: EngineDep) -> dict[str, Any]:
+    """The people of a gallery with their number of stored faces."""
+    return {"gallery": gallery, "people": [p.to_dict() for p in engine.gallery(gallery).people()]}
+
+
+@router.post("/{gallery}/people/{person}/photos", status_code=201, response_model=Enrolled,
+             response_model_exclude_unset=True)
+async def enrol(gallery: str, person: str, settings: SettingsDep, engine: EngineDep,
+                files: Annotated[list[UploadFile], File(description="photos of the person")]) -> dict[str, Any]:
+    """Enrol photos of a person (creating the gallery and the person if needed)."""
+    from faceforge.gallery import check_name
+    from faceforge.sources import load_image
+
+    person = check_name(person, "person name")
+    check_photo_count(len(files), settings)
+    g = engine.gallery(gallery, create=True)
+    datas, names = [], []
+    for f in files:
+        data, _ = await read_upload(f, settings.max_image_bytes, IMAGE_TYPES)
+        datas.append(data)
+        names.append(client_name(f))
+
+    def run() -> Any:
+        imgs, ok_names, bad = [], [], []
+        for data, nm in zip(datas, names):
+            try:
+                imgs.append(load_image(data, settings.max_pixels))
+                ok_names.append(nm)
+            except ImageError as e:
+                bad.append((nm, str(e)))
+        rep = infer(engine, g.enrol, person, imgs, names=ok_names) if imgs else None
+        if rep is None:
+            raise RequestError(f"No readable photo for {person!r}: " + "; ".join(f"{n}: {m}" for n, m in bad), 422)
+        rep.problems.extend(bad)
+        return rep
+
+    return (await run_in_threadpool(run)).to_dict()
+
+
+@router.delete("/{gallery}/people/{person}", response_model=DeletedPerson)
+def delete_person(gallery: str, person: str, engine: EngineDep) -> dict[str, Any]:
+    """Delete a person and every stored face of theirs."""
+    n = engine.gallery(gallery).remove(person)
+    return {"deleted": person, "faces": n}
+
+
+@router.post("/{gallery}/identify", response_model=Identified, response_model_exclude_unset=True)
+async def identify(gallery: str, settings: SettingsDep, engine: EngineDep, file: FileField = None,
+                   url: UrlField = None, top_k: TopK = 3) -> dict[str, Any]:
+    """Every face of the image with the nearest enrolled person, or ``unknown``."""
+    g = engine.gallery(gallery)
+    img, _ = await image_input(file, url, settings)
+    res = await run_in_threadpool(infer, engine, g.identify, img, top_k)
+    return {"gallery": gallery, "faces": [m.to_dict() for m in res]}
+
+
+@router.post("/{gallery}/verify", response_model=Verified, response_model_exclude_unset=True)
+async def verify(gallery: str, settings: SettingsDep, engine: EngineDep, person: Annotated[str, Form()],
+                 file: FileField = None, url: UrlField = None) -> dict[str, Any]:
+    """Is the main face of the image this person?"""
+    g = engine.gallery(gallery)
+    img, _ = await image_input(file, url, settings)
+    return (await run_in_threadpool(infer, engine, g.verify, img, person)).to_dict()

@@ -1,0 +1,116 @@
+"""Background jobs: queue a training job or a video analysis, then poll ``GET /api/jobs/{id}``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import PlainTextResponse
+
+from faceforge.service.deps import ApiKey, EngineDep, HomeDep, RunnerDep, SettingsDep
+from faceforge.service.inputs import check_photo_count, read_upload, split
+from faceforge.service.safety import IMAGE_TYPES, VIDEO_TYPES, RequestError
+from faceforge.service.schemas import Job, Jobs
+
+router = APIRouter(prefix="/api", dependencies=[ApiKey])
+
+HEADS = ("logreg", "svm", "knn", "mlp")
+_NDJSON: dict[int | str, dict[str, Any]] = {200: {"description": "one JSON object per analysed frame: `{frame, time_s, faces}`",
+                 "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}}
+
+
+@router.post("/training", tags=["training"], status_code=202, response_model=Job)
+async def create_training(
+        settings: SettingsDep, home: HomeDep, runner: RunnerDep,
+        name: Annotated[str, Form(description="name of the model to create")],
+        files: Annotated[list[UploadFile], File(description="photos, any number per class")],
+        labels: Annotated[list[str], Form(description="one class label per photo, in the same order")],
+        embedder: Annotated[str, Form()] = "dlib-resnet", head: Annotated[str, Form()] = "logreg",
+        known: Annotated[str, Form(description="comma-separated known classes (me / not-me models)")] = "",
+        augment: Annotated[bool, Form()] = False, replace: Annotated[bool, Form()] = False) -> dict[str, Any]:
+    """Queue a training job on uploaded photos; poll ``GET /api/jobs/{id}``."""
+    from faceforge.embedders import available_embedders
+    from faceforge.gallery import check_name
+    from faceforge.service.jobs import write_training_inputs
+
+    name = check_name(name, "model name")
+    if embedder not in available_embedders():
+        raise RequestError(f"Unknown embedder {embedder!r}; choose from: {', '.join(available_embedders())}.", 422)
+    if head not in HEADS:
+        raise RequestError(f"Unknown head {head!r}; choose from: {', '.join(HEADS)}.", 422)
+    if len(files) != len(labels):
+        raise RequestError(f"Got {len(files)} photos but {len(labels)} labels; send one label per photo.", 422)
+    check_photo_count(len(files), settings)
+    labels = [check_name(x, "class label") for x in labels]
+    counts: dict[str, int] = {}
+    for x in labels:
+        counts[x] = counts.get(x, 0) + 1
+    small = [f"{c} ({n})" for c, n in counts.items() if n < 2]
+    if len(counts) < 2 or small:
+        raise RequestError("Training needs at least 2 classes with at least 2 photos each"
+                           + (f"; too few photos in: {', '.join(small)}" if small else
+                              f"; got only {', '.join(counts) or 'none'}") + ". Add photos and try again.", 422)
+    known_list = [check_name(x, "known class") for x in split(known)]
+    if any(k not in counts for k in known_list):
+        raise RequestError(f"Known classes {known_list} must be among the labels {sorted(counts)}.", 422)
+    if not replace and any(m["name"] == name for m in home.models()):
+        raise RequestError(f"A model called {name!r} exists; choose another name or send replace=true.", 409)
+    items = []
+    for f, label in zip(files, labels):
+        data, kind = await read_upload(f, settings.max_image_bytes, IMAGE_TYPES)
+        items.append((label, data, kind))
+    params = {"name": name, "embedder": embedder, "head": head, "known": known_list, "augment": augment,
+              "replace": replace, "photos": len(items), "classes": counts}
+    job_id, d = home.new_job("train", params)
+    try:
+        await run_in_threadpool(write_training_inputs, d, items)
+    except BaseException:
+        home.discard_job_dir(job_id)
+        raise
+    home.queue_job(job_id, "train", params)
+    runner.wake()
+    return home.job(job_id)
+
+
+@router.post("/videos", tags=["faces"], status_code=202, response_model=Job)
+async def analyze_video(settings: SettingsDep, home: HomeDep, engine: EngineDep, runner: RunnerDep,
+                        file: Annotated[UploadFile, File(description="a video (MP4, AVI, MKV/WebM, MPEG)")],
+                        attributes: Annotated[str, Form()] = "gender,age,emotion",
+                        models: Annotated[str, Form()] = "", gallery: Annotated[str, Form()] = "",
+                        every: Annotated[int, Form(ge=1, le=1000)] = 1) -> dict[str, Any]:
+    """Queue the analysis of a video (tracked faces with steady labels); poll ``GET /api/jobs/{id}``."""
+    attrs, mods = split(attributes), split(models)
+    await run_in_threadpool(engine.face_models, attrs, mods, gallery or None)  # fail now, not in the job
+    if not (attrs or mods or gallery):
+        raise RequestError("Nothing to analyse: give attributes, models or a gallery.", 422)
+    data, kind = await read_upload(file, settings.max_request_bytes, VIDEO_TYPES)
+    params = {"attributes": attrs, "models": mods, "gallery": gallery or None, "every": every,
+              "bytes": len(data), "type": kind}
+    job_id, d = home.new_job("video", params)
+    (d / "video").write_bytes(data)
+    home.queue_job(job_id, "video", params)
+    runner.wake()
+    return home.job(job_id)
+
+
+@router.get("/jobs", tags=["jobs"], response_model=Jobs)
+def list_jobs(home: HomeDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+    """The latest jobs, newest first."""
+    return {"jobs": home.jobs(limit)}
+
+
+@router.get("/jobs/{job_id}", tags=["jobs"], response_model=Job)
+def get_job(job_id: str, home: HomeDep) -> dict[str, Any]:
+    """A job's status (queued, running, done, failed), progress and result."""
+    return home.job(job_id)
+
+
+@router.get("/jobs/{job_id}/frames", tags=["jobs"], response_class=PlainTextResponse, responses=_NDJSON)
+def job_frames(job_id: str, home: HomeDep) -> Any:
+    """A finished video job's faces per frame, as JSON lines."""
+    job = home.job(job_id)
+    path = home.job_dir(job_id) / "frames.jsonl"
+    if job["kind"] != "video" or not path.exists():
+        raise RequestError(f"Job {job_id} has no frames (kind {job['kind']}, status {job['status']}).", 404)
+    return PlainTextResponse(path.read_text(), media_type="application/x-ndjson")

@@ -1,0 +1,68 @@
+"""The service's model files: list, upload, download, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+
+from faceforge.service.deps import ApiKey, EngineDep, HomeDep, SettingsDep
+from faceforge.service.inputs import client_name, read_limited
+from faceforge.service.safety import RequestError
+from faceforge.service.schemas import Deleted, ModelInfo, Models
+
+router = APIRouter(prefix="/api/models", tags=["models"], dependencies=[ApiKey])
+
+_ZIP: dict[int | str, dict[str, Any]] = {200: {"description": "the model file (a zip archive)",
+              "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+@router.get("", response_model=Models, response_model_exclude_unset=True)
+def list_models(home: HomeDep) -> dict[str, Any]:
+    """Your models and the built-in attributes."""
+    from faceforge.attributes import available_attributes
+
+    return {"models": home.models(), "builtin": available_attributes()}
+
+
+@router.post("", status_code=201, response_model=ModelInfo, response_model_exclude_unset=True)
+async def upload_model(settings: SettingsDep, home: HomeDep, engine: EngineDep,
+                       file: Annotated[UploadFile, File(description="a .ffm model file")],
+                       name: Annotated[str, Form()], replace: Annotated[bool, Form()] = False) -> dict[str, Any]:
+    """Add a model file made by ``faceforge train``."""
+    from faceforge.gallery import check_name
+
+    name = check_name(name, "model name")
+    data = await read_limited(file, settings.max_request_bytes)
+    if not data.startswith(b"PK\x03\x04"):
+        raise RequestError(f"{client_name(file)}: not a faceforge model (.ffm files are zip archives).", 415)
+    info = await run_in_threadpool(home.add_model, name, data, "upload", replace=replace)
+    engine.forget_model(name)
+    return info
+
+
+@router.get("/{name}", response_model=ModelInfo, response_model_exclude_unset=True)
+def get_model(name: str, home: HomeDep) -> dict[str, Any]:
+    """One model's task, classes, embedder, head and validation metrics."""
+    for m in home.models():
+        if m["name"] == name:
+            return m
+    raise RequestError(f"No model called {name!r}.", 404)
+
+
+@router.get("/{name}/file", response_class=FileResponse, responses=_ZIP)
+def download_model(name: str, home: HomeDep) -> Any:
+    """The model file itself (to use with the Python API or the CLI)."""
+    path = home.model_file(name)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return FileResponse(path, media_type="application/zip", filename=f"{safe}.ffm")
+
+
+@router.delete("/{name}", response_model=Deleted)
+def delete_model(name: str, home: HomeDep, engine: EngineDep) -> dict[str, Any]:
+    """Delete a model and its file."""
+    home.delete_model(name)
+    engine.forget_model(name)
+    return {"deleted": name}

@@ -1,0 +1,84 @@
+"""The service's settings: limits and switches, read from ``FACEFORGE_*`` environment variables.
+
+``Settings()`` reads the environment (``FACEFORGE_HOME``, ``FACEFORGE_API_KEY``,
+``FACEFORGE_MAX_IMAGE_MB``, ...); keyword arguments win over it. Routes get the settings through
+the :func:`faceforge.service.deps.get_settings` dependency, which tests may override.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from faceforge.errors import ParameterError
+
+
+def _default_home() -> Path:
+    return Path.home() / ".faceforge"
+
+
+class Settings(BaseSettings):
+    """Limits and switches of one service.
+
+    Attributes:
+        home: data directory (models, galleries, jobs); ``$FACEFORGE_HOME`` or ``~/.faceforge``.
+        api_key: required on every ``/api`` request (header ``X-API-Key``, ``Authorization: Bearer``
+            or ``?key=``) when set. ``faceforge serve`` refuses a non-loopback address without one.
+        max_image_mb: largest image upload or fetched image.
+        max_request_mb: largest request body (a video, or a training request with many photos).
+        max_pixels: largest image in pixels (decompression bombs are refused before decoding).
+        max_photos: most photos in one training or enrolment request.
+        allow_private_urls: let image URLs point at private / loopback addresses (off: SSRF).
+        url_timeout_s: timeout for fetching an image URL.
+        run_jobs: run background jobs in this process (tests may turn it off).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="FACEFORGE_", extra="forbid")
+
+    home: Path = Field(default_factory=_default_home)
+    api_key: str | None = None
+    max_image_mb: float = Field(20.0, gt=0)
+    max_request_mb: float = Field(256.0, gt=0)
+    max_pixels: int = Field(40_000_000, gt=0)
+    max_photos: int = Field(2000, ge=1)
+    allow_private_urls: bool = False
+    url_timeout_s: float = Field(10.0, gt=0)
+    run_jobs: bool = True
+
+    @property
+    def max_image_bytes(self) -> int:
+        """:attr:`max_image_mb` in bytes."""
+        return int(self.max_image_mb * 1e6)
+
+    @property
+    def max_request_bytes(self) -> int:
+        """:attr:`max_request_mb` in bytes."""
+        return int(self.max_request_mb * 1e6)
+
+
+def make_settings(settings: Settings | None = None, **overrides: Any) -> Settings:
+    """``settings`` with ``overrides`` applied, or new :class:`Settings` (environment + ``overrides``).
+
+    Args:
+        settings: settings to start from (``None``: read the environment).
+        **overrides: :class:`Settings` fields, e.g. ``home=``, ``api_key=``, ``max_image_mb=``.
+
+    Returns:
+        The validated settings.
+
+    Raises:
+        ParameterError: an unknown field or a value out of range.
+    """
+    try:
+        if settings is None:
+            return Settings(**overrides)
+        if not overrides:
+            return settings
+        return Settings(**{**settings.model_dump(), **overrides})
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'settings'}: {err['msg']}" for err in e.errors())
+        raise ParameterError(f"Invalid service settings ({problems}); the fields are: "
+                             f"{', '.join(Settings.model_fields)}.") from e

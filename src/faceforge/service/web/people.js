@@ -1,0 +1,191 @@
+/* faceforge web page: The People tab: galleries, enrolling photos of a person, the people list. */
+
+import { $, checkName, confirmClick, h, NAME_RE, show, showError, toast } from './util.js';
+import { api, refreshGalleries, store } from './api.js';
+import { camera, grab, isImageFile } from './camera.js';
+import { panels } from './tabs.js';
+
+// ---------------------------------------------------------------------------------- People
+const people = { pending: [], loadTimer: null, shownGallery: null };
+
+function galleryName() { return $('#people-gallery').value.trim(); }
+
+async function peopleShow() {
+  try {
+    await refreshGalleries();
+    const dl = $('#people-galleries');
+    dl.textContent = '';
+    for (const g of store.galleries) dl.append(h('option', { value: g.name }));
+    if (!people.shownGallery && store.galleries.length && !store.galleries.some((g) => g.name === galleryName())) {
+      $('#people-gallery').value = store.galleries[0].name;
+    }
+  } catch (e) {
+    showError($('#people-error'), e);
+  }
+  await loadPeople();
+}
+
+async function loadPeople() {
+  const g = galleryName();
+  const table = $('#people-list');
+  const empty = $('#people-empty');
+  people.shownGallery = g;
+  $('#people-list-title').textContent = g ? `People in "${g}"` : 'People';
+  table.textContent = '';
+  if (!g) { empty.textContent = 'Type a gallery name.'; return; }
+  if (!NAME_RE.test(g)) { empty.textContent = 'Gallery names use letters, digits, spaces, "_", "." or "-".'; return; }
+  let list;
+  try {
+    list = (await api(`/api/galleries/${encodeURIComponent(g)}/people`)).people || [];
+  } catch (e) {
+    if (e.status === 404) { empty.textContent = `No gallery "${g}" yet: enrol someone to create it.`; return; }
+    empty.textContent = '';
+    showError($('#people-error'), e);
+    return;
+  }
+  if (people.shownGallery !== g) return;
+  empty.textContent = list.length ? '' : 'Nobody here yet.';
+  if (!list.length) return;
+  table.append(h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Faces'), h('th', {}, 'Added'), h('th', {}, ''))));
+  const body = h('tbody');
+  for (const p of list) {
+    const del = h('button', { class: 'btn danger ghost small person-delete', dataset: { person: p.name } }, 'Delete');
+    confirmClick(del, async () => {
+      try {
+        await api(`/api/galleries/${encodeURIComponent(g)}/people/${encodeURIComponent(p.name)}`, { method: 'DELETE' });
+        toast(`Deleted ${p.name}.`);
+      } catch (e) { showError($('#people-error'), e); }
+      loadPeople();
+    });
+    body.append(h('tr', { dataset: { person: p.name } },
+      h('td', { class: 'person-name' }, p.name),
+      h('td', { class: 'person-faces' }, String(p.faces)),
+      h('td', { class: 'muted small' }, p.created ? new Date(p.created * 1000).toLocaleDateString() : ''),
+      h('td', { class: 'right' }, del)));
+  }
+  table.append(body);
+}
+
+function addPending(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const item = { blob, name, url };
+  people.pending.push(item);
+  const thumb = h('div', { class: 'thumb', title: 'Click to remove' }, h('img', { src: url, alt: '' }));
+  thumb.addEventListener('click', () => {
+    people.pending.splice(people.pending.indexOf(item), 1);
+    URL.revokeObjectURL(url);
+    thumb.remove();
+    updatePending();
+  });
+  $('#people-pending').append(thumb);
+  updatePending();
+}
+
+function updatePending() { $('#people-pending-count').textContent = String(people.pending.length); }
+
+function clearPending() {
+  for (const p of people.pending) URL.revokeObjectURL(p.url);
+  people.pending = [];
+  $('#people-pending').textContent = '';
+  updatePending();
+}
+
+async function enrol() {
+  const err = $('#people-error');
+  showError(err, null);
+  show($('#people-report'), false);
+  let g, person;
+  try {
+    g = checkName(galleryName(), 'Gallery name');
+    person = checkName($('#people-person').value.trim(), 'Name');
+    if (!people.pending.length) throw new Error('Add a few photos of the person first (upload or webcam).');
+  } catch (e) {
+    showError(err, e);
+    return;
+  }
+  const fd = new FormData();
+  for (const p of people.pending) fd.append('files', p.blob, p.name);
+  const button = $('#people-enrol');
+  button.disabled = true;
+  button.textContent = 'Enrolling…';
+  try {
+    const rep = await api(`/api/galleries/${encodeURIComponent(g)}/people/${encodeURIComponent(person)}/photos`,
+                          { method: 'POST', body: fd });
+    const box = $('#people-report');
+    box.textContent = '';
+    const added = (rep.added || []).length;
+    box.append(h('p', {}, h('b', {}, rep.person), ` — ${added} photo${added === 1 ? '' : 's'} added, ` +
+                                                   `${rep.faces} face${rep.faces === 1 ? '' : 's'} stored.`));
+    if ((rep.duplicates || []).length) box.append(h('p', { class: 'muted small' }, `${rep.duplicates.length} already enrolled (skipped).`));
+    if ((rep.problems || []).length) {
+      box.append(h('ul', { class: 'problems-list' }, rep.problems.map((p) => h('li', {}, `${p.photo}: ${p.message}`))));
+    }
+    show(box);
+    clearPending();
+    await refreshGalleries().catch(() => {});
+    const dl = $('#people-galleries');
+    dl.textContent = '';
+    for (const x of store.galleries) dl.append(h('option', { value: x.name }));
+  } catch (e) {
+    showError(err, e);
+  } finally {
+    button.disabled = false;
+    button.textContent = 'Enrol';
+  }
+  await loadPeople();
+}
+
+async function openPeopleCamera() {
+  showError($('#people-error'), null);
+  show($('#people-camera'));
+  $('#people-camera-start').disabled = true;
+  try {
+    await camera.attach($('#people-video'));
+  } catch (e) {
+    closePeopleCamera();
+    showError($('#people-error'), e);
+  }
+}
+
+function closePeopleCamera() {
+  camera.detach($('#people-video'));
+  show($('#people-camera'), false);
+  $('#people-camera-start').disabled = false;
+}
+
+export function initPeople() {
+  const gal = $('#people-gallery');
+  gal.addEventListener('input', () => {
+    clearTimeout(people.loadTimer);
+    people.loadTimer = setTimeout(loadPeople, 350);
+  });
+  gal.addEventListener('change', () => { clearTimeout(people.loadTimer); loadPeople(); });
+  const files = $('#people-files');
+  files.addEventListener('change', () => {
+    const list = Array.from(files.files);
+    const ok = list.filter(isImageFile);
+    for (const f of ok) addPending(f, f.name);
+    if (ok.length < list.length) toast(`${list.length - ok.length} file(s) skipped: not images.`);
+    files.value = '';
+  });
+  $('#people-camera-start').addEventListener('click', openPeopleCamera);
+  $('#people-camera-stop').addEventListener('click', closePeopleCamera);
+  $('#people-capture').addEventListener('click', async () => {
+    const blob = await grab($('#people-video'));
+    if (blob) addPending(blob, `webcam-${Date.now()}.jpg`);
+  });
+  $('#people-clear').addEventListener('click', clearPending);
+  $('#people-enrol').addEventListener('click', enrol);
+  $('#people-person').addEventListener('keydown', (ev) => { if (ev.key === 'Enter') enrol(); });
+  confirmClick($('#people-delete-gallery'), async () => {
+    const g = galleryName();
+    if (!g) return;
+    try {
+      await api(`/api/galleries/${encodeURIComponent(g)}`, { method: 'DELETE' });
+      toast(`Deleted the gallery "${g}".`);
+    } catch (e) { showError($('#people-error'), e); }
+    await refreshGalleries().catch(() => {});
+    loadPeople();
+  });
+  panels.people = { show: peopleShow, hide: closePeopleCamera };
+}

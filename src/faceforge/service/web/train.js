@@ -1,0 +1,362 @@
+/* faceforge web page: The Train tab: classes of photos (webcam or files), a training job, its result. */
+
+import { $, ATTRIBUTES, checkName, h, PALETTE, pct, show, showError, sleep, toast } from './util.js';
+import { api, refreshModels } from './api.js';
+import { camera, grab, isImageFile } from './camera.js';
+import { panels, switchTab } from './tabs.js';
+import { live } from './live.js';
+import { photo } from './photo.js';
+
+// ----------------------------------------------------------------------------------- Train
+const EMBEDDER_HELP = {
+  'dlib-resnet': 'Best for telling people apart: it looks at who a face belongs to and ignores expression and lighting.',
+  agegender: 'Best for attributes like age group, gender, beard or glasses: it looks at what a face is like, not whose it is.',
+  'effnet-lite0': 'A general image model: use it for anything else visible on or around the face (hats, masks, headphones…).',
+};
+
+const train = {
+  classes: [],
+  next: 0,
+  cameraFor: null,   // class open in the webcam panel
+  recordTimer: null,
+  busy: false,
+  lastModel: null,
+};
+
+function classById(i) { return train.classes.find((c) => c.index === i); }
+
+function addClass(name) {
+  const i = train.next++;
+  const cls = { index: i, photos: [] };
+  const nameInput = h('input', { id: `class-name-${i}`, class: 'class-name', type: 'text', value: name,
+                                 maxlength: 64, autocomplete: 'off', spellcheck: 'false', 'aria-label': 'Class name' });
+  const upload = h('input', { id: `class-upload-${i}`, class: 'visually-hidden', type: 'file', accept: 'image/*', multiple: true });
+  const count = h('span', { id: `class-count-${i}`, class: 'count', text: '0' });
+  const thumbs = h('div', { id: `class-thumbs-${i}`, class: 'thumbs' });
+  const empty = h('p', { class: 'thumbs-empty muted small', text: 'No photos yet. Add some from the webcam or your files.' });
+  const card = h('div', { id: `class-${i}`, class: 'card class-card', dataset: { index: String(i) } },
+    h('div', { class: 'class-head' },
+      h('span', { class: 'class-dot', style: `background:${PALETTE[i % PALETTE.length]}` }),
+      nameInput,
+      h('span', { class: 'class-count' }, count, ' photos'),
+      h('button', { id: `class-clear-${i}`, class: 'btn ghost small', title: 'Remove all photos of this class',
+                    onclick: () => clearClass(cls) }, 'Clear'),
+      h('button', { id: `class-remove-${i}`, class: 'icon-btn', title: 'Remove this class', 'aria-label': 'Remove this class',
+                    onclick: () => removeClass(cls) }, '×')),
+    h('div', { class: 'class-body' },
+      h('div', { class: 'class-camera-slot' }),
+      h('div', { class: 'class-photos' },
+        h('div', { class: 'class-actions' },
+          h('button', { id: `class-webcam-${i}`, class: 'btn small', onclick: () => openTrainCamera(cls) },
+            h('span', { class: 'ico', 'aria-hidden': 'true' }, '●'), ' Webcam'),
+          upload,
+          h('label', { for: `class-upload-${i}`, class: 'btn small' }, h('span', { class: 'ico', 'aria-hidden': 'true' }, '↑'), ' Upload')),
+        empty, thumbs)));
+  Object.assign(cls, { card, nameInput, count, thumbs, empty });
+  cls.name = () => cls.nameInput.value.trim();
+  upload.addEventListener('change', () => {
+    addFiles(cls, Array.from(upload.files));
+    upload.value = '';
+  });
+  // drag and drop photos onto a class
+  card.addEventListener('dragover', (ev) => { ev.preventDefault(); card.classList.add('drag'); });
+  card.addEventListener('dragleave', () => card.classList.remove('drag'));
+  card.addEventListener('drop', (ev) => {
+    ev.preventDefault();
+    card.classList.remove('drag');
+    addFiles(cls, Array.from(ev.dataTransfer.files || []));
+  });
+  train.classes.push(cls);
+  $('#train-classes').append(card);
+  updateClass(cls);
+  return cls;
+}
+
+function addFiles(cls, files) {
+  const ok = files.filter(isImageFile);
+  for (const f of ok) addPhoto(cls, f, f.name);
+  if (ok.length < files.length) toast(`${files.length - ok.length} file(s) skipped: not images.`);
+}
+
+function addPhoto(cls, blob, name) {
+  const url = URL.createObjectURL(blob);
+  const photo = { blob, url, name };
+  cls.photos.push(photo);
+  const img = h('img', { src: url, alt: '', loading: 'lazy' });
+  const thumb = h('div', { class: 'thumb', title: 'Click to remove' }, img);
+  thumb.addEventListener('click', () => {
+    cls.photos.splice(cls.photos.indexOf(photo), 1);
+    URL.revokeObjectURL(url);
+    thumb.remove();
+    updateClass(cls);
+  });
+  cls.thumbs.prepend(thumb);
+  updateClass(cls);
+}
+
+function updateClass(cls) {
+  cls.count.textContent = String(cls.photos.length);
+  show(cls.empty, cls.photos.length === 0 && train.cameraFor !== cls);
+}
+
+function clearClass(cls) {
+  for (const p of cls.photos) URL.revokeObjectURL(p.url);
+  cls.photos = [];
+  cls.thumbs.textContent = '';
+  updateClass(cls);
+}
+
+function removeClass(cls) {
+  if (train.cameraFor === cls) closeTrainCamera();
+  clearClass(cls);
+  cls.card.remove();
+  train.classes.splice(train.classes.indexOf(cls), 1);
+}
+
+async function openTrainCamera(cls) {
+  const panel = $('#train-camera');
+  const video = $('#train-video');
+  if (train.cameraFor && train.cameraFor !== cls) {
+    const old = train.cameraFor;
+    train.cameraFor = null;
+    old.card.classList.remove('recording-target');
+    updateClass(old);
+  }
+  train.cameraFor = cls;
+  $('.class-camera-slot', cls.card).append(panel);
+  cls.card.classList.add('recording-target');
+  show(panel);
+  updateClass(cls);
+  showError($('#train-error'), null);
+  try {
+    await camera.attach(video);
+  } catch (e) {
+    closeTrainCamera();
+    showError($('#train-error'), e);
+  }
+}
+
+function closeTrainCamera() {
+  stopRecording();
+  const cls = train.cameraFor;
+  train.cameraFor = null;
+  camera.detach($('#train-video'));
+  show($('#train-camera'), false);
+  $('#panel-train').append($('#train-camera'));  // out of the card: its slot collapses
+  if (cls) {
+    cls.card.classList.remove('recording-target');
+    updateClass(cls);
+  }
+}
+
+async function captureTrain() {
+  const cls = train.cameraFor;
+  if (!cls) return;
+  const blob = await grab($('#train-video'));
+  if (blob && train.cameraFor === cls) {
+    addPhoto(cls, blob, `webcam-${Date.now()}-${cls.photos.length + 1}.jpg`);
+  }
+}
+
+function startRecording(ev) {
+  if (ev) ev.preventDefault();
+  if (train.recordTimer || !train.cameraFor) return;
+  $('#train-record').classList.add('active');
+  $('#train-record').textContent = 'Recording…';
+  captureTrain();
+  train.recordTimer = setInterval(captureTrain, 150);
+}
+
+function stopRecording() {
+  if (!train.recordTimer) return;
+  clearInterval(train.recordTimer);
+  train.recordTimer = null;
+  $('#train-record').classList.remove('active');
+  $('#train-record').textContent = 'Hold to record';
+}
+
+function setProgress(p, text) {
+  const bar = $('#train-progress');
+  const v = Math.max(0, Math.min(100, Math.round(p * 100)));
+  bar.style.width = `${v}%`;
+  bar.setAttribute('aria-valuenow', String(v));
+  $('#train-status').textContent = text;
+}
+
+const STEP_TEXT = {
+  queued: 'Waiting for the trainer…',
+  'reading photos': 'Reading the photos…',
+  dataset: 'Finding the faces and learning what they look like…',
+  'embedding faces': 'Finding the faces and learning what they look like…',
+  embedded: 'Training the classifier…',
+  fitting: 'Training the classifier…',
+  validated: 'Checking accuracy and saving…',
+  saving: 'Checking accuracy and saving…',
+  saved: 'Saving the model…',
+};
+
+function stepText(job) {
+  if (STEP_TEXT[job.message]) return STEP_TEXT[job.message];
+  if (job.status === 'queued') return STEP_TEXT.queued;
+  return job.message ? `${job.message[0].toUpperCase()}${job.message.slice(1)}…` : 'Working…';
+}
+
+async function startTraining() {
+  if (train.busy) return;
+  const err = $('#train-error');
+  showError(err, null);
+  show($('#train-result'), false);
+  let name, used;
+  try {
+    name = checkName($('#train-model-name').value.trim(), 'Model name');
+    used = train.classes.filter((c) => c.photos.length > 0);
+    const names = new Set();
+    for (const c of train.classes) {
+      if (!c.photos.length) continue;
+      checkName(c.name(), 'Class name');
+      if (names.has(c.name().toLowerCase())) throw new Error(`Two classes are called "${c.name()}": give each class its own name.`);
+      names.add(c.name().toLowerCase());
+    }
+    if (used.length < 2) throw new Error('Add photos to at least 2 classes (2 photos or more in each) before training.');
+    const few = used.filter((c) => c.photos.length < 2).map((c) => `"${c.name()}"`);
+    if (few.length) throw new Error(`Each class needs at least 2 photos; add more to ${few.join(', ')}.`);
+    if (name && ATTRIBUTES.includes(name)) throw new Error(`"${name}" is the name of a built-in attribute; choose another model name.`);
+  } catch (e) {
+    showError(err, e);
+    return;
+  }
+  if (train.cameraFor) closeTrainCamera();
+  const fd = new FormData();
+  fd.append('name', name);
+  const order = [];   // photo i of the request -> (class, number)
+  for (const c of used) {
+    c.photos.forEach((p, k) => {
+      fd.append('files', p.blob, p.name || `photo-${k + 1}.jpg`);
+      fd.append('labels', c.name());
+      order.push({ cls: c.name(), n: k + 1, name: p.name });
+    });
+  }
+  fd.append('embedder', $('#train-embedder').value);
+  fd.append('head', $('#train-head').value);
+  fd.append('augment', $('#train-augment').checked ? 'true' : 'false');
+  fd.append('replace', $('#train-replace').checked ? 'true' : 'false');
+
+  train.busy = true;
+  const button = $('#train-start');
+  button.disabled = true;
+  button.textContent = 'Training…';
+  show($('#train-progress-box'));
+  setProgress(0.01, `Uploading ${order.length} photos…`);
+  try {
+    let job;
+    try {
+      job = await api('/api/training', { method: 'POST', body: fd });
+    } catch (e) {
+      if (e.status === 409) {
+        throw Object.assign(new Error(`A model called "${name}" already exists. Choose another name, or tick ` +
+                                      '"Replace a model with the same name" under Advanced.'), { status: 409 });
+      }
+      throw e;
+    }
+    while (job.status === 'queued' || job.status === 'running') {
+      setProgress(Math.max(0.03, job.progress || 0), stepText(job));
+      await sleep(600);
+      job = await api(`/api/jobs/${encodeURIComponent(job.id)}`);
+    }
+    if (job.status === 'failed') throw new Error(`Training failed: ${job.error || 'no reason given'}`);
+    setProgress(1, 'Done.');
+    showTrainResult(job.result || {}, order);
+    refreshModels().catch(() => {});
+  } catch (e) {
+    showError(err, e);
+    show($('#train-progress-box'), false);
+  } finally {
+    train.busy = false;
+    button.disabled = false;
+    button.textContent = 'Train model';
+  }
+}
+
+function showTrainResult(result, order) {
+  const report = result.report || {};
+  const model = result.model || {};
+  train.lastModel = model.name || null;
+  $('#train-accuracy').textContent = pct(report.accuracy);
+  $('#train-balanced').textContent = pct(report.balanced_accuracy);
+  const classes = report.per_class ? Object.keys(report.per_class) : (model.classes || []);
+  const cm = report.confusion_matrix;
+  const table = $('#train-confusion');
+  table.textContent = '';
+  let nval = 0;
+  if (Array.isArray(cm) && cm.length === classes.length) {
+    table.append(h('caption', {}, 'Rows: the right class · columns: what the model said'));
+    const head = h('tr', {}, h('th', { class: 'corner' }), classes.map((c) => h('th', { scope: 'col', title: c }, c)));
+    table.append(h('thead', {}, head));
+    const body = h('tbody');
+    cm.forEach((row, i) => {
+      const total = row.reduce((a, b) => a + b, 0) || 1;
+      body.append(h('tr', {}, h('th', { scope: 'row', title: classes[i] }, classes[i]), row.map((v, j) => {
+        nval += v;
+        const cell = h('td', { class: i === j ? 'diag' : (v ? 'miss' : '') }, String(v));
+        cell.style.setProperty('--a', (v / total).toFixed(3));
+        return cell;
+      })));
+    });
+    table.append(body);
+  }
+  const note = [];
+  if (nval) note.push(`Checked on ${nval} photo${nval === 1 ? '' : 's'} held back from training.`);
+  if (nval && nval < 20) note.push('Add more photos for a more reliable number.');
+  if (report.validation && !nval) note.push(`Validation: ${report.validation}.`);
+  $('#train-result-note').textContent = note.join(' ');
+  // problems, with the server's photo file names mapped back to the classes
+  const probs = $('#train-problems');
+  probs.textContent = '';
+  const list = (result.problems || []).filter((p) => p && p.severity !== 'info');
+  if (list.length) {
+    const items = list.slice(0, 50).map((p) => {
+      const msg = String(p.message || p.kind || JSON.stringify(p)).replace(/\b(\d{5})\.[a-z]+\b/g, (m, num) => {
+        const o = order[Number(num)];
+        return o ? `photo ${o.n} of "${o.cls}"` : m;
+      });
+      return h('li', {}, msg);
+    });
+    probs.append(h('details', {}, h('summary', {}, `${list.length} note${list.length === 1 ? '' : 's'} about the photos`),
+                   h('ul', {}, items)));
+  }
+  show($('#train-result'));
+  toast(`Model "${model.name}" is ready.`);
+}
+
+export function initTrain() {
+  addClass('Class 1');
+  addClass('Class 2');
+  $('#train-add-class').addEventListener('click', () => {
+    const cls = addClass(`Class ${train.classes.length + 1}`);
+    cls.nameInput.focus();
+    cls.nameInput.select();
+  });
+  const emb = $('#train-embedder');
+  const help = () => { $('#train-embedder-help').textContent = EMBEDDER_HELP[emb.value] || ''; };
+  emb.addEventListener('change', help);
+  help();
+  const rec = $('#train-record');
+  rec.addEventListener('pointerdown', (ev) => { rec.setPointerCapture && rec.setPointerCapture(ev.pointerId); startRecording(ev); });
+  for (const t of ['pointerup', 'pointercancel', 'lostpointercapture']) rec.addEventListener(t, stopRecording);
+  rec.addEventListener('keydown', (ev) => { if ((ev.key === ' ' || ev.key === 'Enter') && !ev.repeat) startRecording(ev); });
+  rec.addEventListener('keyup', (ev) => { if (ev.key === ' ' || ev.key === 'Enter') stopRecording(); });
+  rec.addEventListener('contextmenu', (ev) => ev.preventDefault());
+  window.addEventListener('blur', stopRecording);
+  $('#train-capture').addEventListener('click', captureTrain);
+  $('#train-camera-close').addEventListener('click', closeTrainCamera);
+  $('#train-start').addEventListener('click', startTraining);
+  $('#train-try-live').addEventListener('click', () => {
+    live.preselect = train.lastModel;
+    switchTab('live');
+  });
+  $('#train-try-photo').addEventListener('click', () => {
+    photo.preselect = train.lastModel;
+    switchTab('photo');
+  });
+  panels.train = { hide: closeTrainCamera };
+}
