@@ -91,3 +91,34 @@ def test_concurrent_openers_apply_a_migration_once(tmp_path):
         t.join()
     assert not errors
     assert connect(path).execute("SELECT count(*) FROM counted").fetchone() == (1,)
+
+
+def test_gallery_and_cache_files_are_versioned(tmp_path, astronaut):
+    """Files made before versioning (user_version 0, tables present) open; newer ones are refused."""
+    import sqlite3
+
+    from faceforge._sqlite import SchemaVersionError
+    from faceforge.data.cache import MIGRATIONS as CACHE
+    from faceforge.data.cache import EmbeddingCache
+    from faceforge.gallery import MIGRATIONS as GALLERY
+    from faceforge.gallery import Gallery
+
+    old = tmp_path / "old.db"
+    db = sqlite3.connect(old)
+    db.executescript(GALLERY[0])  # what an unversioned gallery file held
+    db.close()
+    g = Gallery(old)
+    g.enrol("eileen", [astronaut])
+    assert sqlite3.connect(old).execute("PRAGMA user_version").fetchone()[0] == len(GALLERY)
+    assert [p.name for p in Gallery(old).people()] == ["eileen"]
+
+    cache = tmp_path / "cache.sqlite"
+    EmbeddingCache(cache).close()
+    assert sqlite3.connect(cache).execute("PRAGMA user_version").fetchone()[0] == len(CACHE)
+    for path, opener in ((old, Gallery), (cache, EmbeddingCache)):
+        db = sqlite3.connect(path)
+        db.execute("PRAGMA user_version = 99")
+        db.commit()
+        db.close()
+        with pytest.raises(SchemaVersionError, match="99"):
+            opener(path)

@@ -28,13 +28,26 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from faceforge._sqlite import migrate
 from faceforge.errors import DatasetError
 
 log = logging.getLogger(__name__)
 
 #: SQLite limits the number of ``?`` in one statement (999 in old builds).
 _CHUNK = 900
-_SCHEMA = 1
+#: Schema migrations (``PRAGMA user_version``; see :func:`faceforge._sqlite.migrate`). Append only.
+MIGRATIONS = [
+    """
+    CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT);
+    CREATE TABLE IF NOT EXISTS embeddings (
+        key TEXT PRIMARY KEY, dim INTEGER NOT NULL, embedding BLOB NOT NULL,
+        face TEXT NOT NULL, n_faces INTEGER NOT NULL, box TEXT, created REAL);
+    CREATE TABLE IF NOT EXISTS files (
+        path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+        sha256 TEXT NOT NULL, dhash INTEGER, thumb BLOB, error TEXT);
+    INSERT OR IGNORE INTO meta VALUES ('schema', '1');
+    """,
+]
 
 
 @dataclass
@@ -118,18 +131,7 @@ class EmbeddingCache:
             except sqlite3.OperationalError:  # e.g. some network file systems; rollback journal then
                 log.debug("WAL journal unavailable for %s", self.path)
             self._db.execute("PRAGMA synchronous = NORMAL")
-            self._db.executescript(
-                """
-                CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT);
-                CREATE TABLE IF NOT EXISTS embeddings (
-                    key TEXT PRIMARY KEY, dim INTEGER NOT NULL, embedding BLOB NOT NULL,
-                    face TEXT NOT NULL, n_faces INTEGER NOT NULL, box TEXT, created REAL);
-                CREATE TABLE IF NOT EXISTS files (
-                    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
-                    sha256 TEXT NOT NULL, dhash INTEGER, thumb BLOB, error TEXT);
-                """
-            )
-            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(_SCHEMA),))
+            migrate(self._db, MIGRATIONS, name="embedding cache")
         except sqlite3.DatabaseError as e:
             raise DatasetError(
                 f"{self.path}: cannot use this embedding cache ({e}). Delete the file (it only holds "

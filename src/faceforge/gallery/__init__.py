@@ -32,13 +32,14 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from faceforge._sqlite import Transaction, connect
+from faceforge._sqlite import Transaction, connect, migrate
 from faceforge.errors import FaceforgeError, ImageError, ParameterError
 from faceforge.types import UNKNOWN, Faces, Prediction, embedding_key
 #: Names of people and galleries: letters, digits, space, ``_ . -``; 1-64 characters.
 NAME_RE = re.compile(r"^[^\W_][\w .\-]{0,63}$")
 
-_SCHEMA = """
+#: Schema migrations (``PRAGMA user_version``; see :func:`faceforge._sqlite.migrate`). Append only.
+MIGRATIONS = ["""
 CREATE TABLE IF NOT EXISTS galleries (name TEXT PRIMARY KEY, embedder TEXT NOT NULL,
     embedder_version TEXT NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS people (id INTEGER PRIMARY KEY, gallery TEXT NOT NULL, name TEXT NOT NULL,
@@ -48,7 +49,7 @@ CREATE TABLE IF NOT EXISTS faces (id INTEGER PRIMARY KEY,
     embedding BLOB NOT NULL, sha256 TEXT NOT NULL, source TEXT NOT NULL, box TEXT,
     created REAL NOT NULL, UNIQUE (person, sha256));
 CREATE INDEX IF NOT EXISTS faces_person ON faces(person);
-"""
+"""]
 
 
 class GalleryError(FaceforgeError, KeyError):
@@ -130,9 +131,9 @@ class Gallery:
         self._cache: tuple[int, list[str], np.ndarray, np.ndarray] | None = None
         self._pipeline = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=30)
+        db = connect(self.path)
         try:
-            db.executescript(_SCHEMA)
+            migrate(db, MIGRATIONS, name="gallery file")
         finally:
             db.close()
         with self._db() as db:

@@ -34,7 +34,7 @@ async def analyze(settings: SettingsDep, engine: EngineDep, file: FileField = No
     img, _ = await image_input(file, url, settings)
     an = await run_in_threadpool(engine.analyzer, split(attributes), split(models), gallery or None, "photo", top_k)
     res = await run_in_threadpool(infer, engine, an.analyze, img)
-    return {"width": img.shape[1], "height": img.shape[0], "faces": [f.to_dict() for f in res]}
+    return {"width": img.shape[1], "height": img.shape[0], "faces": res.to_dicts()}
 
 
 @router.post("/classify", response_model=Classified, response_model_exclude_unset=True)
@@ -45,9 +45,5 @@ async def classify(settings: SettingsDep, engine: EngineDep,
     img, _ = await image_input(file, url, settings)
     clf = await run_in_threadpool(engine.model, model)
     res = await run_in_threadpool(infer, engine, clf.classify, img, top_k)
-    faces = []
-    for face, pred in res:
-        d = face.to_dicts()[0]
-        d.update(pred.to_dict())
-        faces.append(d)
+    faces = res.to_dicts(flatten=clf.name)
     return {"model": model, "width": img.shape[1], "height": img.shape[0], "faces": faces}

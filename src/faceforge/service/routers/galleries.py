@@ -96,7 +96,7 @@ async def identify(gallery: str, settings: SettingsDep, engine: EngineDep, file:
     g = engine.gallery(gallery)
     img, _ = await image_input(file, url, settings)
     res = await run_in_threadpool(infer, engine, g.identify, img, top_k)
-    return {"gallery": gallery, "faces": [m.to_dict() for m in res]}
+    return {"gallery": gallery, "faces": res.to_dicts(flatten=g.name)}
 
 
 @router.post("/{gallery}/verify", response_model=Verified, response_model_exclude_unset=True)

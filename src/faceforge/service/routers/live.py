@@ -58,7 +58,7 @@ async def live(ws: WebSocket, settings: SettingsDep, engine: EngineDep, models: 
             faces = await run_in_threadpool(infer, engine, la.process, img, frame)
             await ws.send_json({"frame": frame, "width": img.shape[1], "height": img.shape[0],
                                 "ms": round((time.perf_counter() - t0) * 1000, 1),
-                                "faces": [f.to_dict() for f in faces]})
+                                "faces": faces.to_dicts(1)})
             frame += 1
     except WebSocketDisconnect:
         pass
