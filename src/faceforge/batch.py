@@ -8,8 +8,9 @@ New code calls :func:`faceforge.runner.run` with a source; these keep ``Item``, 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ class Item:
     timestamp: float = 0.0
     image: np.ndarray | None = None
 
-    def light(self) -> "Item":
+    def light(self) -> Item:
         """A copy without ``image``, to hand back with a result."""
         return Item(self.source, self.index, self.timestamp)
 

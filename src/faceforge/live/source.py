@@ -10,7 +10,7 @@ falls behind; a file source is read in order without dropping, unless ``realtime
 from __future__ import annotations
 
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 from faceforge.errors import SourceError
 from faceforge.sources import Frame, Source, media_kind, open_source

@@ -13,8 +13,18 @@ Example:
     ...     print(out.item.name, out.error or out.value)
 """
 
-from faceforge.runner.engines import (Engine, LocalEngine, Outcome, SerialEngine, apply, default_workers,
-                                      engine_names, get_engine, register_engine, start_method)
+from faceforge.runner.engines import (
+                                      Engine,
+                                      LocalEngine,
+                                      Outcome,
+                                      SerialEngine,
+                                      apply,
+                                      default_workers,
+                                      engine_names,
+                                      get_engine,
+                                      register_engine,
+                                      start_method,
+)
 from faceforge.runner.run import ImageTask, Run, frame_key, run, run_items
 
 __all__ = ["Engine", "ImageTask", "LocalEngine", "Outcome", "Run", "SerialEngine", "apply", "default_workers",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Collection, Hashable, Iterable, Iterator
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator
+from typing import Any
 
 from faceforge.runner.engines import Engine, Outcome, _light, get_engine
 from faceforge.sources import Skipped, Source, load_image, open_source

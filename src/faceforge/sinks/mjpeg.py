@@ -32,7 +32,7 @@ class MjpegServer:
             def log_message(self, *args: Any) -> None:  # quiet
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server API
+            def do_GET(self) -> None:
                 if self.path.startswith("/frame.jpg"):
                     jpeg = server.wait_frame(timeout=5.0)
                     if jpeg is None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,8 @@ class VideoSink:
 
         if self._vw is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
+            fourcc = cv2.VideoWriter_fourcc(  # type: ignore[attr-defined]
+                *("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
             h, w = rgb.shape[:2]
             self._vw = cv2.VideoWriter(str(self._tmp), fourcc, self.fps, (w, h))
             if not self._vw.isOpened():

@@ -4,9 +4,20 @@
 """
 
 from faceforge.sources.frame import Frame, Skipped
-from faceforge.sources.image import IMAGE_SUFFIXES, VIDEO_SUFFIXES, load_image, to_rgb_uint8
+from faceforge.sources.image import (
+           IMAGE_SUFFIXES,
+           VIDEO_SUFFIXES,
+           load_image,
+           to_rgb_uint8,
+)
 from faceforge.sources.media import expand_paths, iter_frames
-from faceforge.sources.source import KINDS, CaptureSource, FileSource, Source, open_source
+from faceforge.sources.source import (
+           KINDS,
+           CaptureSource,
+           FileSource,
+           Source,
+           open_source,
+)
 from faceforge.sources.video import frame_count, iter_video
 from faceforge.sources.walk import media_kind
 

@@ -14,7 +14,8 @@ import os
 import queue
 import threading
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from faceforge.errors import SourceError
 from faceforge.sources.frame import Frame
@@ -150,7 +151,7 @@ class CaptureThread:
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
 
-    def __enter__(self) -> "CaptureThread":
+    def __enter__(self) -> CaptureThread:
         return self
 
     def __exit__(self, *exc: object) -> None:

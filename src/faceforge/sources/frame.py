@@ -50,7 +50,7 @@ class Frame:
         (512, 512, 3)
     """
 
-    __slots__ = ("source", "index", "timestamp", "name", "position", "_pixels", "_encoded", "_from_file")
+    __slots__ = ("_encoded", "_from_file", "_pixels", "index", "name", "position", "source", "timestamp")
 
     def __init__(self, image: np.ndarray | bytes | None = None, source: str = "", index: int = 0,
                  timestamp: float = 0.0, *, name: str | None = None, position: int | None = None) -> None:
@@ -92,7 +92,7 @@ class Frame:
         """Whether the pixels are in memory (reading :attr:`image` costs nothing)."""
         return self._pixels is not None
 
-    def load(self) -> "Frame":
+    def load(self) -> Frame:
         """Decode now (see :attr:`image`) and return this frame.
 
         Raises:
@@ -101,11 +101,11 @@ class Frame:
         self.image  # noqa: B018 - decodes and keeps the pixels
         return self
 
-    def light(self) -> "Frame":
+    def light(self) -> Frame:
         """A copy without pixels, to hand back with a result: a still can read its file again."""
         return self.replace(light=True)
 
-    def replace(self, *, index: int | None = None, light: bool = False) -> "Frame":
+    def replace(self, *, index: int | None = None, light: bool = False) -> Frame:
         """A copy with another ``index`` (pixels shared, never copied), or without pixels.
 
         Args:

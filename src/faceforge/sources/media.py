@@ -7,8 +7,8 @@ New code opens a :class:`~faceforge.sources.source.Source` instead; these keep t
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from faceforge.errors import SourceError
 from faceforge.sources.frame import Frame

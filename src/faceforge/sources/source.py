@@ -13,8 +13,9 @@ the camera should drop frames rather than fall behind (see
 from __future__ import annotations
 
 import os
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -59,7 +60,7 @@ class Source:
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError
 
-    def frames(self, decode: bool = False) -> Iterator[Frame]:
+    def frames(self, decode: bool = False) -> Generator[Frame, None, None]:
         """Iterate over the frames; with ``decode=True`` each still image is decoded first.
 
         Args:

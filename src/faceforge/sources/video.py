@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Generator
 from pathlib import Path
-from typing import Iterator
 
 from faceforge.errors import SourceError
 from faceforge.sources.frame import Frame
@@ -22,7 +22,7 @@ def is_webcam(source: object) -> bool:
 
 
 def iter_video(source: str | int | os.PathLike, every: int = 1, max_frames: int | None = None,
-               name: str | None = None) -> Iterator[Frame]:
+               name: str | None = None) -> Generator[Frame, None, None]:
     """Read frames from a video file, webcam index or stream URL with OpenCV.
 
     Args:
@@ -42,10 +42,10 @@ def iter_video(source: str | int | os.PathLike, every: int = 1, max_frames: int 
 
     if every < 1:
         raise SourceError(f"every must be >= 1, got {every}")
-    webcam = is_webcam(source)
-    if not webcam and not is_url(str(source)) and not Path(source).is_file():
+    target: int | str = int(str(source)) if is_webcam(source) else os.fspath(source)  # type: ignore[arg-type]
+    if isinstance(target, str) and not is_url(target) and not Path(target).is_file():
         raise SourceError(f"{source}: no such video file. Check the path.")
-    cap = cv2.VideoCapture(int(source) if webcam else str(source))
+    cap = cv2.VideoCapture(target)
     if not cap.isOpened():
         raise SourceError(
             f"{source}: OpenCV could not open this video/stream. Check the path or URL, "

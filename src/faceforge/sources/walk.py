@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from faceforge.errors import ParameterError, SourceError
 from faceforge.sources.archive import extracted, is_archive
