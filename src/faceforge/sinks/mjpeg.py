@@ -72,18 +72,21 @@ class MjpegServer:
         threading.Thread(target=self._httpd.serve_forever, name="faceforge-mjpeg", daemon=True).start()
 
     def wait_frame(self, timeout: float, newer_than: bytes | None = None) -> bytes | None:
+        """The newest JPEG, waiting up to ``timeout`` s for one (other than ``newer_than``)."""
         with self._cond:
             self._cond.wait_for(lambda: self._jpeg is not None and self._jpeg is not newer_than or self._closed,
                                 timeout=timeout)
             return self._jpeg
 
     def write(self, rgb: np.ndarray) -> None:
+        """Publish one ``(H, W, 3) uint8`` RGB frame to every viewer."""
         jpeg = encode_image(rgb, ".jpg", self.quality)
         with self._cond:
             self._jpeg = jpeg
             self._cond.notify_all()
 
     def close(self) -> None:
+        """Stop serving and free the port."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()

@@ -31,6 +31,11 @@ class VideoSink:
         self.frames = 0
 
     def write(self, rgb: np.ndarray) -> None:
+        """Append one ``(H, W, 3) uint8`` RGB frame (the first one sets the video's size).
+
+        Raises:
+            SourceError: OpenCV cannot write this format here.
+        """
         import cv2
 
         if self._vw is None:
@@ -45,6 +50,7 @@ class VideoSink:
         self.frames += 1
 
     def close(self) -> None:
+        """Finish the file and move it to its final name."""
         if self._vw is not None:
             self._vw.release()
             self._vw = None
@@ -72,6 +78,7 @@ class WindowSink:
         self.stop_requested = False
 
     def write(self, rgb: np.ndarray) -> None:
+        """Show one ``(H, W, 3) uint8`` RGB frame; sets :attr:`stop_requested` on ``q`` or Esc."""
         import cv2
 
         cv2.imshow(self.title, rgb[:, :, ::-1])
@@ -79,6 +86,7 @@ class WindowSink:
             self.stop_requested = True
 
     def close(self) -> None:
+        """Close the window."""
         import cv2
 
         cv2.destroyWindow(self.title)

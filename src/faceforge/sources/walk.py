@@ -95,9 +95,9 @@ def walk(inputs: Iterable[str | os.PathLike], *, videos: bool = True,
             else:
                 kind = media_kind(p)
                 if kind == "video" and not videos:
-                    skipped.append(Skipped(text, "a video; only images are read here", "unsupported"))
+                    skipped.append(Skipped(str(p), "a video; only images are read here", "unsupported"))
                 else:  # named explicitly: the reader gives the precise error if it is no image
-                    entries.append(Entry(text, text, "video" if kind == "video" else "image"))
+                    entries.append(Entry(str(p), str(p), "video" if kind == "video" else "image"))
         elif is_glob(text) and not p.exists():
             for m in sorted(glob.glob(text, recursive=True)):
                 mp = Path(m)
