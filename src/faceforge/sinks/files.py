@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import functools
+import json
 import os
 import re
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -90,7 +91,7 @@ class JsonlWriter:
         else:
             Path(self._tmp).unlink(missing_ok=True)
 
-    def __enter__(self) -> "JsonlWriter":
+    def __enter__(self) -> JsonlWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from faceforge._fs import atomic_write
+from faceforge._paths import cache_dir
 from faceforge.errors import SourceError
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
@@ -118,8 +119,6 @@ def _extract(archive: Path, dest: Path, members: list[tuple[PurePosixPath, Any]]
 
 def extracted(archive: str | os.PathLike, **limits: int) -> Path:
     """The folder holding ``archive``'s files, extracted once into the cache (keyed by content)."""
-    from faceforge.registry.resolve import cache_dir
-
     archive = Path(archive)
     h = hashlib.sha256()
     with open(archive, "rb") as f:

@@ -62,7 +62,7 @@ def to_rgb_uint8(image: Any, name: str = "image") -> np.ndarray:
 
 
 def _pil_to_rgb(img: Any, name: str) -> np.ndarray:
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
 
     img = ImageOps.exif_transpose(img) or img
     mode = img.mode
