@@ -82,8 +82,8 @@ class EmotionModel:
         inp = self.spec.input
         self.input_size = self.spec.size or (0, 0)
         self._mean, self._std = float(inp["mean"][0]), float(inp["std"][0])
-        self._interp = None
-        self._session = None
+        self._interp: Any = None
+        self._session: Any = None
         self._lock = threading.Lock()
 
     def _interpreter(self):

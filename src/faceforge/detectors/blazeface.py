@@ -133,7 +133,7 @@ class _Model:
                     self.interp.get_tensor(self.score_index)[0, :, 0])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _model(kind: str, threads: int | None = None) -> _Model:
     """The interpreter for ``kind``, created on first use and cached for the process."""
     return _Model(kind, threads)

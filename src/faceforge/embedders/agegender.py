@@ -45,7 +45,7 @@ GENDER_CLASSES = tuple(get_spec(_NETS["gender"]).input["classes"])
 _OUTPUTS = {"gender": ["layer_3_relu", "logits"], "age": ["probabilities"]}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _pixels(which: str) -> tuple[np.ndarray, np.ndarray]:
     """``(mean, 1 / std)`` float32 per RGB channel of net ``which``, from the registry."""
     inp = get_spec(_NETS[which]).input

@@ -9,8 +9,8 @@ import functools
 import hashlib
 import importlib.util
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from faceforge._fs import atomic_write as atomic_write_bytes
 from faceforge.errors import ModelIntegrityError, ModelNotFoundError
@@ -56,7 +56,7 @@ def require(spec: ModelSpec | str) -> ModelSpec:
     return spec
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _sha256(path: str, mtime_ns: int, size: int) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
