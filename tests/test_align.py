@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from faceforge.align import TEMPLATES, align_faces, face_transforms, margin_crop, transform_points, umeyama
+from faceforge.align import TEMPLATES, align_faces, face_transforms, transform_points, umeyama
 from faceforge.detectors import get_detector
 from faceforge.errors import ParameterError
 from faceforge.types import Faces
@@ -43,7 +43,7 @@ def test_rotation_is_undone(astronaut):
     assert len(faces) == 1
     chip = align_faces(rot, faces, "arcface112")[0].astype(float)
     corr = np.corrcoef(up.ravel(), chip.ravel())[0, 1]
-    unaligned = cv2.resize(margin_crop(rot, faces.xyxy[0], 1.0), (112, 112)).astype(float)
+    unaligned = align_faces(rot, faces, "margin", size=112, margin=1.0)[0].astype(float)
     assert corr > 0.85 and corr > np.corrcoef(up.ravel(), unaligned.ravel())[0, 1] + 0.1
 
 
@@ -63,19 +63,22 @@ def test_faces_without_landmarks_fall_back_to_the_box(astronaut):
     assert chips.shape == (1, 96, 96, 3) and chips.std() > 20
 
 
-def test_margin_crop_and_chip_sizes(astronaut):
-    box = np.array([177, 72, 272, 176], np.float32)
-    c1 = margin_crop(astronaut, box, 1.0)
-    c2 = margin_crop(astronaut, box, 2.0)
-    assert c1.shape[:2] == (104, 104) and c2.shape[:2] == (208, 208)
-    edge = margin_crop(astronaut, np.array([0, 0, 100, 100]), 2.0)  # clipped at the border
-    assert edge.shape[:2] == (150, 150)
-    chips = align_faces(astronaut, Faces([box], [1.0]), "margin", size=64, margin=1.5)
+def test_margin_chips_and_chip_sizes(astronaut):
+    box = np.array([176, 72, 272, 176], np.float32)  # 96 x 104: the square side is 104
+    faces = Faces([box], [1.0])
+    c1 = align_faces(astronaut, faces, "margin", size=104, margin=1.0)[0]
+    # no rotation, scale 1: the square around the box, pixel for pixel
+    assert np.abs(c1.astype(int) - astronaut[72:176, 172:276].astype(int)).mean() < 2
+    c2 = align_faces(astronaut, faces, "margin", size=208, margin=2.0)[0]
+    assert np.abs(c2[52:156, 52:156].astype(int) - c1.astype(int)).mean() < 2  # twice the box, same centre
+    edge = align_faces(astronaut, Faces([[0, 0, 100, 100]], [1.0]), "margin", size=64, margin=2.0)
+    assert edge.shape == (1, 64, 64, 3)  # past the border: replicated, not cut short
+    chips = align_faces(astronaut, faces, "margin", size=64, margin=1.5)
     assert chips.shape == (1, 64, 64, 3)
-    with pytest.raises(ParameterError):
-        margin_crop(astronaut, box, 0)
+    with pytest.raises(ParameterError, match="margin must be > 0"):
+        align_faces(astronaut, faces, "margin", margin=0)
     with pytest.raises(ParameterError, match="Unknown alignment template"):
-        align_faces(astronaut, Faces([box], [1.0]), "nope")
+        align_faces(astronaut, faces, "nope")
     assert align_faces(astronaut, Faces.empty(), "arcface112").shape == (0, 112, 112, 3)
 
 

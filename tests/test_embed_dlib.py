@@ -114,6 +114,11 @@ def test_parser_reads_whole_network():
     assert net.size == (150, 150)
     np.testing.assert_allclose(net.mean, [122.782, 117.001, 104.298], atol=1e-3)
     assert net.dist_thresh == pytest.approx(0.6) and net.margin == pytest.approx(0.04)
+    from faceforge.registry import get_spec
+
+    spec = get_spec("dlib-resnet")  # the registry agrees with what the weight file says of itself
+    assert spec.size == net.size and spec.input["threshold"] == pytest.approx(net.dist_thresh)
+    assert net.layers[-1].params["weight"].shape[1] == spec.input["dim"]
     first = net.layers[0]
     assert first.kind == "con" and first.params["weight"].shape == (32, 3, 7, 7)
     assert first.attrs == {"kernel": (7, 7), "stride": (2, 2), "pad": (0, 0)}

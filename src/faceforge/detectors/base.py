@@ -3,46 +3,36 @@
 from __future__ import annotations
 
 import functools
-import importlib
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
+from faceforge import registry
 from faceforge.errors import ParameterError
 from faceforge.types import Faces
 
-#: name -> "module:Class". Modules are imported lazily.
-DETECTORS: dict[str, str] = {
-    "yunet": "faceforge.detectors.yunet:YuNetDetector",
-    "blazeface": "faceforge.detectors.blazeface:BlazeFaceDetector",
-    "blazeface.short": "faceforge.detectors.blazeface:BlazeFaceDetector",
-    "blazeface.full": "faceforge.detectors.blazeface:BlazeFaceDetector",
-    "haar": "faceforge.detectors.haar:HaarDetector",
-    "mtcnn": "faceforge.detectors.mtcnn:MTCNNDetector",
-}
+#: name -> "module:Class": a live view of the registry's detectors (for code that reads the
+#: table; :func:`get_detector` builds them through :func:`faceforge.registry.create`).
+DETECTORS = registry.class_map("detect")
 
-#: Defaults chosen by measurement (see docs/benchmarks.md). ``"photo"`` and ``"live"`` are
-#: aliases accepted by :func:`get_detector`; each falls back along its chain when the package
-#: of the first choice is missing (yuface has wheels for CPython 3.11 only).
-PHOTO_CHAIN = ("yunet", "mtcnn", "blazeface.full", "haar")
-LIVE_CHAIN = ("blazeface.full", "blazeface.short", "haar")
+#: Defaults chosen by measurement (see docs/benchmarks.md): the registry's aliases ``"photo"``
+#: and ``"live"``, accepted by :func:`get_detector`; each falls back along its chain when the
+#: package of the first choice is missing (yuface has wheels for CPython 3.11 only).
 DEFAULT_PHOTO_DETECTOR = "photo"
 DEFAULT_LIVE_DETECTOR = "live"
 
-_REGISTRY_NAME = {"mtcnn": "mtcnn.onet", "blazeface": "blazeface.short"}
-
 
 def resolve_detector_name(name: str) -> str:
-    """Map the aliases ``"photo"`` / ``"live"`` to the first installed detector of their chain."""
-    chain = {"photo": PHOTO_CHAIN, "live": LIVE_CHAIN}.get(name)
-    if chain is None:
-        return name
-    from faceforge.registry import is_installed
+    """Map the aliases ``"photo"`` / ``"live"`` to the first installed detector of their chain.
 
-    for cand in chain:
-        if is_installed(_REGISTRY_NAME.get(cand, cand)):
-            return cand
-    return chain[-1]
+    Other names (detectors, synonyms such as ``"blazeface"``, unknown names) come back unchanged.
+    """
+    alias = registry.get_alias(name)
+    if alias is None or not alias.is_chain or alias.task != "detect":
+        return name
+    # looked up at call time, so that tests can stand in for a missing package
+    return registry.resolve_name(name, "detect", installed=lambda n: registry.is_installed(n))
 
 
 class Detector:
@@ -51,13 +41,21 @@ class Detector:
     Subclasses implement :meth:`_detect` on a validated RGB ``uint8`` image. Call the detector
     (or :meth:`detect`) with one image, or :meth:`detect_batch` with several.
 
+    A subclass names its registry entry in its class statement (``class YuNetDetector(Detector,
+    spec="yunet")``); its :attr:`name` then comes from the registry.
+
     Attributes:
-        name: registry-style name, e.g. ``"yunet"``.
+        name: registry name, e.g. ``"yunet"``.
         min_score: faces scoring below this are dropped. Raising it gives fewer false
             positives and more misses; lowering it finds more faces and more junk.
     """
 
     name = "detector"
+
+    def __init_subclass__(cls, spec: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if spec is not None:
+            cls.name = registry.get_spec(spec).name
 
     def __init__(self, min_score: float = 0.5) -> None:
         if not 0.0 <= float(min_score) <= 1.0:
@@ -95,7 +93,7 @@ class Detector:
 
 def available_detectors() -> list[str]:
     """Names accepted by :func:`get_detector` (besides the aliases ``"photo"`` and ``"live"``)."""
-    return sorted(DETECTORS)
+    return registry.model_names("detect")
 
 
 @functools.lru_cache(maxsize=16)
@@ -105,20 +103,14 @@ def _cached(name: str, items: tuple) -> Detector:
 
 def _build(name: str, kwargs: dict[str, Any]) -> Detector:
     name = resolve_detector_name(name)
-    if name not in DETECTORS:
-        import difflib
-
-        close = difflib.get_close_matches(name, DETECTORS, n=2)
+    if name not in available_detectors():
+        close = registry.close_names(name, "detect", n=2)
         hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
         raise ParameterError(
             f"Unknown detector {name!r}.{hint} Choose one of: {', '.join(available_detectors())} "
             f"(or 'photo' / 'live' for the measured defaults)"
         )
-    mod, cls = DETECTORS[name].split(":")
-    klass = getattr(importlib.import_module(mod), cls)
-    if name.startswith("blazeface."):
-        kwargs.setdefault("model", name.split(".", 1)[1])
-    return klass(**kwargs)
+    return registry.create(name, "detect", **kwargs)
 
 
 def get_detector(name: str = DEFAULT_PHOTO_DETECTOR, cached: bool = True, **kwargs: Any) -> Detector:

@@ -19,20 +19,19 @@ from faceforge.detectors.base import Detector
 from faceforge.errors import ModelIntegrityError, ParameterError
 from faceforge.types import Faces
 
-#: Per model: input side, SSD anchor options (MediaPipe ``face_detection_*_range_common.pbtxt``)
-#: and tiling defaults. ``min_face`` is the smallest face, as a fraction of the input side,
-#: that the model finds reliably. Measured on WIDER FACE crops with the face at a known
-#: fraction of the crop: short-range finds ~90% of faces from 0.2 to 0.75 of the side and
-#: almost none below 0.1; full-range finds 75-88% from 0.08 to 0.5, and fewer above.
-#: ``overlap`` (between neighbouring tiles) and ``tile_min_score`` were chosen on the WIDER
-#: FACE training subset: short-range is run on tiles at scales it rarely saw and gives many
-#: false positives between 0.5 and 0.7 there.
-_MODELS: dict[str, dict[str, Any]] = {
-    "short": {"size": 128, "strides": (8, 16, 16, 16), "interpolated": 1.0,
-              "overlap": 0.5, "min_face": 0.2, "tile_min_score": 0.7},
-    "full": {"size": 192, "strides": (4,), "interpolated": 0.0,
-             "overlap": 0.25, "min_face": 0.08, "tile_min_score": 0.5},
-}
+#: The models: ``"short"`` and ``"full"``, registry entries ``blazeface.short`` and
+#: ``blazeface.full``. Input side, pixel scaling, SSD anchor options and tiling defaults
+#: (``min_face``, ``tile_overlap``, ``tile_min_score``, with how they were measured) are read
+#: from those entries.
+MODELS = ("short", "full")
+
+
+def _config(kind: str) -> dict[str, Any]:
+    """The registry's input description of ``blazeface.{kind}``."""
+    from faceforge.registry import get_spec
+
+    return dict(get_spec(f"blazeface.{kind}").input)
+
 
 #: MediaPipe clips raw logits to +-100; 80 keeps ``exp`` finite in float32.
 _RAW_SCORE_LIMIT = 80.0
@@ -78,11 +77,18 @@ class _Model:
         from faceforge import registry
         from faceforge.registry import runtime
 
-        opts = _MODELS[kind]
-        self.size = s = int(opts["size"])
+        opts = _config(kind)
+        self.size = s = int(opts["size"][0])
         self.interp = runtime.tflite_interpreter(registry.weight_path(f"blazeface.{kind}"), threads)
-        anchors = _ssd_anchors(s, opts["strides"], opts["interpolated"])
+        anchors = _ssd_anchors(s, tuple(opts["strides"]), float(opts["interpolated"]))
         n = len(anchors)
+        if n != int(opts["anchors"]):  # pragma: no cover - a registry entry out of step
+            raise ModelIntegrityError(f"blazeface.{kind}: the registry's anchor options give {n} anchors, "
+                                      f"but it lists {opts['anchors']}; correct faceforge/registry/catalog.py")
+        # (pixel - mean) / std == pixel * scale + shift; MediaPipe scales to [-1, 1]
+        std = np.asarray(opts["std"], np.float64)
+        self.scale = (1.0 / std).astype(np.float32)
+        self.shift = (-np.asarray(opts["mean"], np.float64) / std).astype(np.float32)
         # The outputs are (1, n, 16) regressors and (1, n, 1) classifier logits; tell them
         # apart by shape rather than trusting their order.
         inp = self.interp.get_input_details()[0]
@@ -119,15 +125,15 @@ class _Model:
             if nw != self.size or nh != self.size:
                 buf.fill(-1.0)  # black padding, as MediaPipe's letterbox
             view = buf[0, py : py + nh, px : px + nw]
-            np.multiply(small, np.float32(2.0 / 255.0), out=view, casting="unsafe")
-            view -= 1.0  # [0, 255] -> [-1, 1]
+            np.multiply(small, self.scale, out=view, casting="unsafe")
+            view += self.shift  # [0, 255] -> [-1, 1]
             self.interp.set_tensor(self.input_index, buf)
             self.interp.invoke()
             return (self.interp.get_tensor(self.box_index)[0],
                     self.interp.get_tensor(self.score_index)[0, :, 0])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _model(kind: str, threads: int | None = None) -> _Model:
     """The interpreter for ``kind``, created on first use and cached for the process."""
     return _Model(kind, threads)
@@ -247,8 +253,10 @@ class BlazeFaceDetector(Detector):
     first). Boxes are MediaPipe's: square, from brows to chin.
 
     Args:
-        model: ``"short"`` (faces within ~2 m, 128 px input; the live-video default) or
-            ``"full"`` (faces within ~5 m, 192 px input; 3-4x slower, finds smaller faces).
+        model: ``"short"`` (faces within ~2 m, 128 px input; the fastest) or ``"full"``
+            (faces within ~5 m, 192 px input; 3-4x slower, finds smaller faces; the live-video
+            default, ``"live"``). Input sizes and tiling defaults come from the registry
+            entries ``blazeface.short`` / ``blazeface.full``.
         min_score: faces scoring below this are dropped (MediaPipe uses 0.5). Lower finds more
             faces and more false positives.
         iou_threshold: detections overlapping by more than this are merged into one (MediaPipe
@@ -291,14 +299,14 @@ class BlazeFaceDetector(Detector):
                  auto_tile_above: int = 1280, weighted: bool = True,
                  threads: int | None = 1) -> None:
         super().__init__(min_score)
-        if model not in _MODELS:
+        if model not in MODELS:
             raise ParameterError(f"model must be 'short' or 'full', got {model!r}")
-        opts = _MODELS[model]
+        opts = _config(model)
         if not 0.0 < float(iou_threshold) <= 1.0:
             raise ParameterError(f"iou_threshold must lie in (0, 1], got {iou_threshold}")
         if not (isinstance(tile, (bool, np.bool_)) or tile == "auto"):
             raise ParameterError(f"tile must be True, False or 'auto', got {tile!r}")
-        size = int(opts["size"])
+        size = int(opts["size"][0])
         tile_size = 2 * size if tile_size is None else int(tile_size)
         if tile_size < 32:
             raise ParameterError(f"tile_size must be at least 32 pixels, got {tile_size}")
@@ -316,9 +324,10 @@ class BlazeFaceDetector(Detector):
         self.iou_threshold = float(iou_threshold)
         self.tile: bool | str = tile if tile == "auto" else bool(tile)
         self.tile_size = tile_size
-        self.tile_overlap = float(opts["overlap"] if tile_overlap is None else tile_overlap)
+        self.tile_overlap = float(opts["tile_overlap"] if tile_overlap is None else tile_overlap)
         self.tile_min_score = float(max(self.min_score, opts["tile_min_score"])
                                     if tile_min_score is None else tile_min_score)
+        self._min_face = float(opts["min_face"])
         self.auto_tile_above = int(auto_tile_above)
         self.weighted = bool(weighted)
         self.threads = None if threads is None else int(threads)
@@ -402,7 +411,7 @@ class BlazeFaceDetector(Detector):
         """
         out: list[tuple[int, int, int, int]] = []
         long_side = max(width, height)
-        whole_min = _MODELS[self.model]["min_face"] * long_side
+        whole_min = self._min_face * long_side
         t = self.tile_size
         while t < long_side:
             out += tile_grid(width, height, t, self.tile_overlap)

@@ -18,8 +18,9 @@ Boxes are finally clipped to the image.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +49,18 @@ _HEADS: dict[str, list[tuple[str, str, bool]]] = {
     "rnet": [("dense5_1", "prob", True), ("dense5_2", "reg", False)],
     "onet": [("dense6_1", "prob", True), ("dense6_2", "reg", False), ("dense6_3", "points", False)],
 }
-_CROP = {"rnet": 24, "onet": 48}
+_NETS = ("pnet", "rnet", "onet")
+
+
+def _input(net: str) -> dict[str, Any]:
+    """The registry's input description of ``net`` (``mtcnn.pnet`` ...)."""
+    from faceforge.registry import get_spec
+
+    return dict(get_spec(f"mtcnn.{net}").input)
+
+
+#: Input side of each net, from the registry (P-Net: its cell, the smallest input it takes).
+_SIDE = {net: int(_input(net)["size"][0]) for net in _NETS}
 
 
 def build_onnx(net: str, weights: Path) -> bytes:
@@ -104,7 +116,11 @@ def _build(net: str, sd: dict[str, np.ndarray], split: Sequence[str] = ("prelu1"
     layers = _LAYERS[net]
     pending: np.ndarray | None = None  # PReLU slopes still to apply (split mode), per channel
     flat_side = 0  # side of the feature map that a dense layer after Flatten sees
-    spatial = _CROP.get(net, 0)
+    inp = _input(net)
+    spatial = 0 if inp.get("any_size") else _SIDE[net]
+    if len(set(inp["mean"])) != 1 or len(set(inp["std"])) != 1:
+        raise ValueError(f"the registry's mtcnn.{net} input has per-channel mean/std; the fold needs one value")
+    mean, inv_std = float(inp["mean"][0]), 1.0 / float(inp["std"][0])
 
     def linear_weights(w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fold a pending split PReLU into the linear layer ``(w, b)`` that consumes it."""
@@ -140,9 +156,9 @@ def _build(net: str, sd: dict[str, np.ndarray], split: Sequence[str] = ("prelu1"
             name = layer[1]
             w = sd[f"{name}.weight"].astype(np.float64)
             b = sd[f"{name}.bias"].astype(np.float64)
-            if kind == "conv" and first:  # fold (x - 127.5) / 128 into the first conv: exact, no padding
-                b = b - 127.5 * 0.0078125 * w.sum(axis=(1, 2, 3))
-                w = w * 0.0078125
+            if kind == "conv" and first:  # fold (x - mean) / std into the first conv: exact, no padding
+                b = b - mean * inv_std * w.sum(axis=(1, 2, 3))
+                w = w * inv_std
             first = False
             if kind == "dense" and flat_side:
                 # facenet-pytorch flattens in (W, H, C) order (x.permute(0, 3, 2, 1)); reorder the
@@ -197,7 +213,7 @@ def _build(net: str, sd: dict[str, np.ndarray], split: Sequence[str] = ("prelu1"
             node("Sigmoid", [y], out)
         shape = ["N", w.shape[0], "h", "w"] if net == "pnet" else ["N", w.shape[0]]
         outputs.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, shape))
-    side: list[Any] = ["H", "W"] if net == "pnet" else [_CROP[net], _CROP[net]]
+    side: list[Any] = ["H", "W"] if inp.get("any_size") else [_SIDE[net], _SIDE[net]]
     graph = helper.make_graph(nodes, f"mtcnn_{net}",
                               [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", *side, 3])],
                               outputs, inits)
@@ -328,7 +344,7 @@ def _crops(table: np.ndarray, boxes: np.ndarray, size: int) -> tuple[np.ndarray,
     return out, ok
 
 
-class MTCNNDetector(Detector):
+class MTCNNDetector(Detector, spec="mtcnn"):
     """MTCNN: the classic three-stage cascade (P-Net, R-Net, O-Net) with five landmarks.
 
     Slower than YuNet or BlazeFace on large photos: the cost grows with the image area over
@@ -350,8 +366,6 @@ class MTCNNDetector(Detector):
         >>> faces = det(image)  # doctest: +SKIP
     """
 
-    name = "mtcnn"
-
     def __init__(self, min_score: float | None = None, min_face_size: float = 20,
                  thresholds: Sequence[float] = (0.6, 0.7, 0.7), factor: float = 0.709,
                  threads: int | None = None) -> None:
@@ -367,8 +381,7 @@ class MTCNNDetector(Detector):
             raise ParameterError(f"factor must lie in [0.1, 0.95), got {factor}")
         from faceforge.registry import require
 
-        for net in ("pnet", "rnet", "onet"):
-            require(f"mtcnn.{net}")  # fail now, with the install command, if the package is missing
+        require(self.name)  # fail now, with the install command, if a net's package is missing
         self.min_face_size = float(min_face_size)
         self.thresholds = thresholds[:2]
         self.factor = float(factor)
@@ -389,11 +402,12 @@ class MTCNNDetector(Detector):
 
     def scales(self, height: int, width: int) -> list[float]:
         """Pyramid scales for an image of this size (empty when it is smaller than a face)."""
-        m = 12.0 / self.min_face_size
+        cell = _SIDE["pnet"]
+        m = cell / self.min_face_size
         minl = min(height, width) * m
         out: list[float] = []
         scale = m
-        while minl >= 12:
+        while minl >= cell:
             out.append(scale)
             scale *= self.factor
             minl *= self.factor
@@ -423,7 +437,7 @@ class MTCNNDetector(Detector):
             score = prob[0, 0, ys, xs]
             cells = np.stack([xs, ys], axis=1).astype(np.float32)
             q1 = np.floor((2 * cells + 1) / scale)
-            q2 = np.floor((2 * cells + 12) / scale)
+            q2 = np.floor((2 * cells + _SIDE["pnet"]) / scale)
             boxes = np.concatenate([q1, q2], axis=1)
             keep = _nms_iou(boxes, score, 0.5)
             found.append(np.concatenate([boxes[keep], score[keep, None], reg[0][:, ys[keep], xs[keep]].T], axis=1))
@@ -446,8 +460,8 @@ class MTCNNDetector(Detector):
         if not len(boxes):
             return empty
 
-        # Stage 2: R-Net on 24x24 crops
-        crops, ok = _crops(table, boxes[:, :4], 24)
+        # Stage 2: R-Net on 24x24 crops (sides from the registry)
+        crops, ok = _crops(table, boxes[:, :4], _SIDE["rnet"])
         if not len(ok):
             return empty
         boxes = boxes[ok]
@@ -460,7 +474,7 @@ class MTCNNDetector(Detector):
         boxes = _square(_regress(boxes[keep], reg[keep]))
 
         # Stage 3: O-Net on 48x48 crops
-        crops, ok = _crops(table, boxes, 48)
+        crops, ok = _crops(table, boxes, _SIDE["onet"])
         if not len(ok):
             return empty
         boxes = boxes[ok]
@@ -513,16 +527,17 @@ class OnetLandmarks:
     def _crop48(img: np.ndarray, box: np.ndarray) -> np.ndarray:
         import cv2
 
+        side = _SIDE["onet"]
         h, w = img.shape[:2]
         x0, y0 = int(np.floor(box[0])), int(np.floor(box[1]))
         x1, y1 = int(np.ceil(box[2])), int(np.ceil(box[3]))
         cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
         if cx1 <= cx0 or cy1 <= cy0:
-            return np.zeros((48, 48, 3), np.float32)
+            return np.zeros((side, side, 3), np.float32)
         crop = img[cy0:cy1, cx0:cx1]
         if (cx0, cy0, cx1, cy1) != (x0, y0, x1, y1):  # zero padding, as MTCNN pads
             crop = cv2.copyMakeBorder(crop, cy0 - y0, y1 - cy1, cx0 - x0, x1 - cx1, cv2.BORDER_CONSTANT, value=0)
-        return cv2.resize(crop, (48, 48), interpolation=cv2.INTER_AREA).astype(np.float32)
+        return cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32)
 
     def __call__(self, img: np.ndarray, faces: Faces) -> Faces:
         """Return ``faces`` with landmarks replaced by O-Net's (boxes and scores unchanged).

@@ -14,7 +14,7 @@ from faceforge.registry import is_installed, require
 from faceforge.types import Faces
 
 
-class YuNetDetector(Detector):
+class YuNetDetector(Detector, spec="yunet"):
     """libfacedetection's CNN (the photo default: best recall on small faces).
 
     Args:
@@ -33,8 +33,6 @@ class YuNetDetector(Detector):
         >>> len(faces)
         1
     """
-
-    name = "yunet"
 
     def __init__(self, min_score: float = 0.5, max_size: int | None = 1280, landmarks: str = "onet") -> None:
         super().__init__(min_score)

@@ -24,26 +24,38 @@ years (1,000 training faces), gender 86.9% balanced.
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Any
 
 import numpy as np
 
 from faceforge.embedders.base import Embedder
+from faceforge.registry import get_spec
 
 #: Ages of the age net's 81 outputs.
 AGE_BINS = np.array([0.25] + list(range(1, 81)), np.float32)
 #: name -> slice of the embedding.
 LAYOUT: dict[str, slice] = {"gender_features": slice(0, 16), "gender_logits": slice(16, 18),
                             "age_probs": slice(18, 99)}
-GENDER_CLASSES = ("female", "male")
-_MEAN = np.array([122.781998, 117.000999, 104.297997], np.float32)  # RGB, from the package manifest
+#: Registry entries of the two nets: the age net is ``agegender``'s own file, the gender net its part.
+_NETS = {"age": "agegender", "gender": "agegender.gender"}
+#: The gender net's classes, from the registry.
+GENDER_CLASSES = tuple(get_spec(_NETS["gender"]).input["classes"])
 _OUTPUTS = {"gender": ["layer_3_relu", "logits"], "age": ["probabilities"]}
 
 
-def _net_input(chips: np.ndarray) -> np.ndarray:
-    """``(n, 3, H, W) float32`` network input of RGB uint8 chips: ``(RGB - mean) / 256``."""
-    return np.ascontiguousarray(((chips.astype(np.float32) - _MEAN) / 256.0).transpose(0, 3, 1, 2))
+@functools.cache
+def _pixels(which: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, 1 / std)`` float32 per RGB channel of net ``which``, from the registry."""
+    inp = get_spec(_NETS[which]).input
+    return np.asarray(inp["mean"], np.float32), (1.0 / np.asarray(inp["std"], np.float64)).astype(np.float32)
+
+
+def _net_input(chips: np.ndarray, which: str = "age") -> np.ndarray:
+    """``(n, 3, H, W) float32`` network input of RGB uint8 chips: ``(RGB - mean) / std`` (std 256)."""
+    mean, inv_std = _pixels(which)
+    return np.ascontiguousarray(((chips.astype(np.float32) - mean) * inv_std).transpose(0, 3, 1, 2))
 
 
 def _session(spec_name: str, outputs: list[str], threads: int | None):
@@ -61,15 +73,13 @@ def _session(spec_name: str, outputs: list[str], threads: int | None):
     return onnx_session(model.SerializeToString(), threads=threads)
 
 
-class AgeGenderEmbedder(Embedder):
-    """Cydral age + gender network features (99-D) of a dlib 64x64 chip; see the module docs."""
+class AgeGenderEmbedder(Embedder, spec="agegender"):
+    """Cydral age + gender network features (99-D) of a dlib 64x64 chip; see the module docs.
 
-    name = "agegender"
-    dim = 99
-    input_size = (64, 64)
-    alignment: dict[str, Any] = {"template": "dlib5", "size": 64, "margin": 0.2}
-    metric = "euclidean"
-    threshold = None
+    Sizes, pixel scaling and chip geometry come from the registry entries ``agegender`` (the
+    age net) and ``agegender.gender`` (the gender net).
+    """
+
     version = "2"  # 1: 355-D with the age net's pooled features
     normalize_for_heads = False  # logits, probabilities and features of two nets: scale each, not the whole
 
@@ -84,23 +94,23 @@ class AgeGenderEmbedder(Embedder):
             with self._lock:
                 s = self._sessions.get(which)
                 if s is None:
-                    spec = "agegender" if which == "age" else "agegender.gender"
-                    s = self._sessions[which] = _session(spec, _OUTPUTS[which], self.threads)
+                    s = self._sessions[which] = _session(_NETS[which], _OUTPUTS[which], self.threads)
         return s
 
     def _gender(self, chips: np.ndarray) -> np.ndarray:
-        """``(n, 18)``: the gender net's hidden layer and logits on the chips downscaled to 32x32."""
+        """``(n, 18)``: the gender net's hidden layer and logits on the chips downscaled to its input (32x32)."""
         import cv2
 
-        small = np.stack([cv2.resize(c, (32, 32), interpolation=cv2.INTER_AREA) for c in chips])
+        size = get_spec(_NETS["gender"]).size
+        small = np.stack([cv2.resize(c, size, interpolation=cv2.INTER_AREA) for c in chips])
         g = self._sess("gender")
-        feat, logit = g.run(_OUTPUTS["gender"], {g.get_inputs()[0].name: _net_input(small)})
+        feat, logit = g.run(_OUTPUTS["gender"], {g.get_inputs()[0].name: _net_input(small, "gender")})
         n = len(chips)
         return np.concatenate([feat.reshape(n, -1), logit.reshape(n, -1)], axis=1)
 
     def _embed(self, chips: np.ndarray) -> np.ndarray:
         a = self._sess("age")
-        (a_prob,) = a.run(_OUTPUTS["age"], {a.get_inputs()[0].name: _net_input(chips)})
+        (a_prob,) = a.run(_OUTPUTS["age"], {a.get_inputs()[0].name: _net_input(chips, "age")})
         return np.concatenate([self._gender(chips), a_prob.reshape(len(chips), -1)], axis=1).astype(np.float32)
 
 
@@ -117,7 +127,7 @@ def expected_age(embeddings: np.ndarray) -> np.ndarray:
     return (p / p.sum(axis=1, keepdims=True).clip(1e-12)) @ AGE_BINS
 
 
-class GenderNetEmbedder(AgeGenderEmbedder):
+class GenderNetEmbedder(AgeGenderEmbedder, spec="gendernet"):
     """The Cydral gender network alone (18-D: last hidden layer + logits), same chips as ``agegender``.
 
     Skips the ResNet-10 age net: a fast student for gender-like attributes (see the bootstrap
@@ -125,8 +135,6 @@ class GenderNetEmbedder(AgeGenderEmbedder):
     first 18 values of ``agegender``'s.
     """
 
-    name = "gendernet"
-    dim = 18
     version = "1"
 
     def _embed(self, chips: np.ndarray) -> np.ndarray:

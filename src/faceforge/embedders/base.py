@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import functools
-import importlib
 from typing import Any
 
 import numpy as np
 
+from faceforge import registry
 from faceforge.errors import ImageError, ParameterError
 
-#: name -> "module:Class". Modules are imported lazily.
-EMBEDDERS: dict[str, str] = {
-    "dlib-resnet": "faceforge.embedders.dlib_resnet:DlibResNetEmbedder",
-    "effnet-lite0": "faceforge.embedders.effnet:EffNetLite0Embedder",
-    "agegender": "faceforge.embedders.agegender:AgeGenderEmbedder",
-    "gendernet": "faceforge.embedders.agegender:GenderNetEmbedder",
-}
+#: name -> "module:Class": a live view of the registry's embedders (for code that reads the
+#: table; :func:`get_embedder` builds them through :func:`faceforge.registry.create`).
+EMBEDDERS = registry.class_map("embed")
 DEFAULT_EMBEDDER = "dlib-resnet"
 
 
 class Embedder:
     """Base class of every embedder: aligned face chips in, one feature vector per chip out.
+
+    A subclass names its registry entry in its class statement (``class DlibResNetEmbedder(
+    Embedder, spec="dlib-resnet")``); :attr:`name`, :attr:`dim`, :attr:`input_size`,
+    :attr:`alignment`, :attr:`metric` and :attr:`threshold` are then read from the entry's
+    ``input`` (``dim``, ``size``, ``alignment``, ``metric``, ``threshold``).
 
     Attributes:
         name: registry name (also the model-file embedder id).
@@ -46,6 +47,20 @@ class Embedder:
     #: Heads L2-normalise these embeddings before use (right for identity embeddings, whose
     #: direction matters; wrong for a concatenation of different outputs).
     normalize_for_heads = True
+
+    def __init_subclass__(cls, spec: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if spec is None:
+            return
+        s = registry.get_spec(spec)
+        inp = s.input
+        cls.name = s.name
+        cls.dim = int(inp["dim"])
+        w, h = s.size or (0, 0)
+        cls.input_size = (w, h)
+        cls.alignment = {**inp.get("alignment", {}), "size": w}
+        cls.metric = str(inp.get("metric", "euclidean"))
+        cls.threshold = None if inp.get("threshold") is None else float(inp["threshold"])
 
     def embed(self, chips: np.ndarray) -> np.ndarray:
         """Embed aligned chips.
@@ -91,7 +106,15 @@ class Embedder:
 
 def available_embedders() -> list[str]:
     """Names accepted by :func:`get_embedder`."""
-    return sorted(EMBEDDERS)
+    return registry.model_names("embed")
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or name not in available_embedders():
+        close = registry.close_names(name, "embed", n=2) if isinstance(name, str) else []
+        hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise ParameterError(f"Unknown embedder {name!r}.{hint} Choose one of: {', '.join(available_embedders())}")
+    return name
 
 
 @functools.lru_cache(maxsize=8)
@@ -100,10 +123,7 @@ def _cached(name: str, items: tuple) -> Embedder:
 
 
 def _build(name: str, kwargs: dict[str, Any]) -> Embedder:
-    if name not in EMBEDDERS:
-        raise ParameterError(f"Unknown embedder {name!r}. Choose one of: {', '.join(available_embedders())}")
-    mod, cls = EMBEDDERS[name].split(":")
-    return getattr(importlib.import_module(mod), cls)(**kwargs)
+    return registry.create(_check_name(name), "embed", **kwargs)
 
 
 def get_embedder(name: str = DEFAULT_EMBEDDER, cached: bool = True, **kwargs: Any) -> Embedder:
@@ -119,11 +139,12 @@ def get_embedder(name: str = DEFAULT_EMBEDDER, cached: bool = True, **kwargs: An
 
 
 def embedder_class(name: str) -> type:
-    """The class of embedder ``name`` (imports its module, loads no model)."""
-    if name not in EMBEDDERS:
-        raise ParameterError(f"Unknown embedder {name!r}. Choose one of: {', '.join(available_embedders())}")
-    mod, cls = EMBEDDERS[name].split(":")
-    return getattr(importlib.import_module(mod), cls)
+    """The class of embedder ``name`` (imports its module, loads no model).
+
+    Raises:
+        ParameterError: unknown name.
+    """
+    return registry.model_class(_check_name(name), "embed")
 
 
 def embedder_version(name: str) -> str:

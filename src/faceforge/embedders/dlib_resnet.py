@@ -49,9 +49,10 @@ def onnx_model_path() -> Path:
     return derived_file("dlib-resnet", ".onnx", _build_onnx, version=CONVERTER_VERSION)
 
 
-class DlibResNetEmbedder(Embedder):
+class DlibResNetEmbedder(Embedder, spec="dlib-resnet"):
     """dlib ResNet-29 face descriptor: 150x150 aligned RGB chips in, 128-D vectors out.
 
+    Chip size, dimension, metric and threshold come from the registry entry ``dlib-resnet``.
     Two chips show the same person when the euclidean distance of their embeddings is below
     :attr:`threshold` (0.6, dlib's trained ``dist_thresh``). Raising it merges more
     identities (fewer misses, more false matches); lowering it does the opposite.
@@ -83,13 +84,6 @@ class DlibResNetEmbedder(Embedder):
         >>> emb.embed(np.zeros((2, 150, 150, 3), np.uint8)).shape  # doctest: +SKIP
         (2, 128)
     """
-
-    name = "dlib-resnet"
-    dim = 128
-    input_size = (150, 150)
-    alignment: dict[str, Any] = {"template": "dlib150", "size": 150}
-    metric = "euclidean"
-    threshold = 0.6
 
     def __init__(self, batch_size: int = DEFAULT_BATCH_SIZE, threads: int | None = None,
                  parallel: bool | str = "auto") -> None:

@@ -5,7 +5,8 @@ TensorFlow EfficientNet-Lite0 checkpoint into lukemelas's ``EfficientNet-PyTorch
 are read with :mod:`faceforge.registry.torchfile` (no PyTorch) and rebuilt once as an ONNX graph
 that is cached beside the other derived models:
 
-* uint8 NHWC RGB in, (x - 127) / 128 normalisation (as the TF Lite weights were trained) inside the graph;
+* uint8 NHWC RGB in, the registry's normalisation (``effnet-lite0``: (x - 127) / 128, as the TF Lite
+  weights were trained) inside the graph;
 * batch norm folded into every convolution, ReLU6, no squeeze-excitation (Lite variant);
 * TensorFlow ``SAME`` padding (stride-2 convolutions pad one pixel more at the bottom/right),
   which is what the converted weights were trained with;
@@ -28,12 +29,6 @@ from faceforge.errors import ModelIntegrityError
 _STAGES = [(1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
            (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320)]
 _BN_EPS = 1e-3
-# The Lite weights were trained in TensorFlow with (x - 127) / 128 on 0-255 pixels, i.e.
-# mean 127/255 and std 128/255 in [0, 1] units (ImageNet mean/std gives the same top-1 on
-# skimage's cat and coffee but less confident predictions).
-_MEAN = (127.0 / 255.0,) * 3
-_STD = (128.0 / 255.0,) * 3
-_SIZE = 224
 _CONVERTER_VERSION = "3"
 _OPSET = 17
 
@@ -110,8 +105,12 @@ def build_onnx(weights: Path) -> bytes:
 
 
 def _build(sd: dict[str, np.ndarray], helper: Any, TensorProto: Any, checker: Any) -> bytes:
+    from faceforge.registry import get_spec
+
+    spec = get_spec("effnet-lite0")  # input size, normalisation and feature width
     g = _GraphBuilder()
-    size = _SIZE
+    size = side = int(spec.input["size"][0])
+    dim = int(spec.input["dim"])
 
     def conv_act(x: str, conv: str, bn: str, stride: int, act: bool, size_in: int) -> tuple[str, int]:
         w, b = _fold_bn(sd, conv, bn)
@@ -127,13 +126,14 @@ def _build(sd: dict[str, np.ndarray], helper: Any, TensorProto: Any, checker: An
             y = g.op("Clip", [y, zero, six], "relu6")
         return y, -(-size_in // stride)
 
-    inv_std = 1.0 / (np.array(_STD, np.float64) * 255.0)
+    # (pixel - mean) / std on 0-255 pixels, as one multiply-add per channel
+    inv_std = 1.0 / np.array(spec.input["std"], np.float64)
     scale = inv_std.astype(np.float32).reshape(1, 3, 1, 1)
-    shift = (-np.array(_MEAN, np.float64) * 255.0 * inv_std).astype(np.float32).reshape(1, 3, 1, 1)
+    shift = (-np.array(spec.input["mean"], np.float64) * inv_std).astype(np.float32).reshape(1, 3, 1, 1)
     zero = g.const(np.array(0.0, np.float32), "zero")
     six = g.const(np.array(6.0, np.float32), "six")
 
-    # NHWC uint8 -> NCHW float, then (x / 255 - mean) / std as one multiply-add per channel
+    # NHWC uint8 -> NCHW float, then the normalisation
     x = g.op("Transpose", ["images"], perm=[0, 3, 1, 2])
     x = g.op("Cast", [x], to=TensorProto.FLOAT)
     x = g.op("Mul", [x, g.const(scale, "scale")])
@@ -155,14 +155,17 @@ def _build(sd: dict[str, np.ndarray], helper: Any, TensorProto: Any, checker: An
             i += 1
     if f"_blocks.{i}._depthwise_conv.weight" in sd:
         raise KeyError(f"_blocks.{i} (more blocks than EfficientNet-Lite0 has)")
+    if sd["_conv_head.weight"].shape[0] != dim:
+        raise ModelIntegrityError(f"EfficientNet-Lite0 head has {sd['_conv_head.weight'].shape[0]} channels, "
+                                  f"but the registry says {dim}; reinstall the weights or correct the registry")
     x, _ = conv_act(x, "_conv_head", "_bn1", 1, True, size)
     x = g.op("GlobalAveragePool", [x], "gap")
     g.nodes.append(helper.make_node("Flatten", [x], ["features"], name="features", axis=1))
 
     graph = helper.make_graph(
         g.nodes, "efficientnet_lite0_features",
-        [helper.make_tensor_value_info("images", TensorProto.UINT8, ["N", _SIZE, _SIZE, 3])],
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 1280])],
+        [helper.make_tensor_value_info("images", TensorProto.UINT8, ["N", side, side, 3])],
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", dim])],
         g.inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET)],
@@ -193,7 +196,7 @@ def imagenet_head() -> tuple[np.ndarray, np.ndarray]:
     return sd["_fc.weight"].astype(np.float32), sd["_fc.bias"].astype(np.float32)
 
 
-class EffNetLite0Embedder(Embedder):
+class EffNetLite0Embedder(Embedder, spec="effnet-lite0"):
     """Generic 1280-D appearance features from EfficientNet-Lite0 (ImageNet-trained).
 
     Not an identity embedding: the features describe what a chip looks like (pose, lighting,
@@ -208,17 +211,10 @@ class EffNetLite0Embedder(Embedder):
         (1, 1280)
     """
 
-    name = "effnet-lite0"
-    dim = 1280
-    input_size = (_SIZE, _SIZE)
-    alignment = {"template": "margin", "size": _SIZE, "margin": 1.4}
-    metric = "cosine"
-    threshold = None
-
     def __init__(self, threads: int | None = None) -> None:
         from faceforge.registry import require
 
-        require("effnet-lite0")  # fail now, with the install command, if the package is missing
+        require(self.name)  # fail now, with the install command, if the package is missing
         self.threads = threads
         self._session = None
         self._lock = threading.Lock()

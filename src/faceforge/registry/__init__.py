@@ -1,6 +1,22 @@
-"""Model registry: which pretrained weights exist, which package ships them, and how to load them."""
+"""Model registry: the one source of truth for every detector, embedder, head and attribute model.
 
-from faceforge.registry.registry import get_spec, list_models, register
+Each :class:`ModelSpec` (in :mod:`faceforge.registry.catalog`) names the code that runs the
+model, the package that ships its weights, their licence and checksum, and its input; the model
+modules read their constants from it. :func:`create` builds a model by name, :func:`resolve_name`
+follows aliases (``"blazeface"``, ``"photo"``, ``"live"``). Nothing is ever downloaded.
+"""
+
+from faceforge.registry.factory import class_map, create, model_class, resolve_name
+from faceforge.registry.registry import (
+    close_names,
+    get_alias,
+    get_spec,
+    list_aliases,
+    list_models,
+    model_names,
+    register,
+    register_alias,
+)
 from faceforge.registry.resolve import (
     atomic_write_bytes,
     cache_dir,
@@ -10,9 +26,10 @@ from faceforge.registry.resolve import (
     sha256_file,
     weight_path,
 )
-from faceforge.registry.spec import ModelSpec
+from faceforge.registry.spec import TASKS, Alias, ModelInput, ModelSpec
 
 __all__ = [
-    "ModelSpec", "atomic_write_bytes", "cache_dir", "derived_file", "get_spec", "is_installed",
-    "list_models", "register", "require", "sha256_file", "weight_path",
+    "TASKS", "Alias", "ModelInput", "ModelSpec", "atomic_write_bytes", "cache_dir", "class_map", "close_names",
+    "create", "derived_file", "get_alias", "get_spec", "is_installed", "list_aliases", "list_models", "model_class",
+    "model_names", "register", "register_alias", "require", "resolve_name", "sha256_file", "weight_path",
 ]

@@ -9,8 +9,8 @@ import functools
 import hashlib
 import importlib.util
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from faceforge._fs import atomic_write as atomic_write_bytes
 from faceforge.errors import ModelIntegrityError, ModelNotFoundError
@@ -19,12 +19,19 @@ from faceforge.registry.spec import ModelSpec
 
 
 def is_installed(spec: ModelSpec | str) -> bool:
-    """Return whether the package that ships ``spec``'s weights can be imported."""
+    """Return whether the package that ships ``spec``'s weights can be imported.
+
+    A model made of ``parts`` (``mtcnn``) is installed when every part is.
+    """
     spec = get_spec(spec) if isinstance(spec, str) else spec
-    if spec.module is None:
-        return importlib.util.find_spec(spec.package.replace("-", "_")) is not None
+    if not _importable(spec.module or spec.package.replace("-", "_")):
+        return False
+    return all(is_installed(p) for p in spec.parts)
+
+
+def _importable(module: str) -> bool:
     try:
-        return importlib.util.find_spec(spec.module) is not None
+        return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
         return False
 
@@ -37,8 +44,10 @@ def _module_dir(module: str) -> Path:
 
 
 def require(spec: ModelSpec | str) -> ModelSpec:
-    """Return the spec if its package is installed, else raise with the install command."""
+    """Return the spec if its package (and every part's) is installed, else raise with the install command."""
     spec = get_spec(spec) if isinstance(spec, str) else spec
+    for part in spec.parts:
+        require(part)
     if not is_installed(spec):
         raise ModelNotFoundError(
             f"Model {spec.name!r} needs the package {spec.package!r}, which is not installed. "
@@ -47,13 +56,10 @@ def require(spec: ModelSpec | str) -> ModelSpec:
     return spec
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _sha256(path: str, mtime_ns: int, size: int) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -76,7 +82,11 @@ def weight_path(spec: ModelSpec | str, verify: bool = True) -> Path:
     """
     spec = require(spec)
     if spec.module is None or not spec.file:
-        raise ModelNotFoundError(f"Model {spec.name!r} is compiled into {spec.package!r}; it has no file.")
+        if spec.parts:
+            why = f"it is made of {', '.join(spec.parts)}; ask for their weight files"
+        else:
+            why = f"its weights are compiled into {spec.package!r} (or it needs none)"
+        raise ModelNotFoundError(f"Model {spec.name!r} has no weight file of its own: {why}.")
     path = _module_dir(spec.module) / spec.file
     if not path.is_file():
         raise ModelNotFoundError(

