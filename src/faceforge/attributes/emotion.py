@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from faceforge.registry import ModelSpec, get_spec
-from faceforge.types import Faces
+from faceforge.types import Faces, Prediction
 
 #: Square crop side = MARGIN x the detector's box. On 800 random FER2013 public_test faces
 #: (upscaled, found by yunet): 1.0 -> 55.0% accuracy, 1.1 -> 53.3%, 1.2 -> 51.8%, 1.5 -> 44.4%;
@@ -131,10 +131,15 @@ class EmotionModel:
         s = out.sum(axis=1, keepdims=True)
         return out / np.where(s > 0, s, 1)
 
-    def predict_faces(self, image: np.ndarray, faces: Faces, top_k: int = 3, memo: dict | None = None) -> list[Any]:
-        """One :class:`~faceforge.train.Prediction` per face of ``image``."""
-        from faceforge.train.classifier import Prediction
+    #: A :class:`~faceforge.types.FaceModel` that reads pixels, not an embedding.
+    embedding_key = None
 
+    def embed(self, image: np.ndarray, faces: Faces) -> np.ndarray:
+        """Emotion reads grey face crops, not embeddings: an empty ``(n, 0)`` array."""
+        return np.zeros((len(faces), 0), np.float32)
+
+    def predict_faces(self, image: np.ndarray, faces: Faces, top_k: int = 3) -> list[Prediction]:
+        """One :class:`~faceforge.types.Prediction` per face of ``image``."""
         proba = self.predict_proba(self.crops(image, faces))
         k = max(1, min(int(top_k), len(CLASSES)))
         preds = []

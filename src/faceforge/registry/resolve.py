@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from faceforge._fs import atomic_write as atomic_write_bytes
+from faceforge._paths import cache_dir
 from faceforge.errors import ModelIntegrityError, ModelNotFoundError
 from faceforge.registry.registry import get_spec
 from faceforge.registry.spec import ModelSpec
@@ -101,20 +102,6 @@ def weight_path(spec: ModelSpec | str, verify: bool = True) -> Path:
                 f"The package may be a different version; install it with: {spec.install} --force-reinstall"
             )
     return path
-
-
-def cache_dir() -> Path:
-    """Folder for files faceforge derives from installed weights (e.g. ONNX conversions).
-
-    ``$FACEFORGE_CACHE`` if set, else ``$XDG_CACHE_HOME/faceforge`` or ``~/.cache/faceforge``.
-    """
-    env = os.environ.get("FACEFORGE_CACHE")
-    if env:
-        base = Path(env)
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "faceforge"
-    base.mkdir(parents=True, exist_ok=True)
-    return base
 
 
 def derived_file(spec: ModelSpec | str, suffix: str, build: Callable[[Path], bytes], version: str = "1") -> Path:
