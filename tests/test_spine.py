@@ -126,3 +126,28 @@ def test_the_cli_and_the_service_find_the_same_faces(photos, expected, tmp_path)
                               files={"file": (p.name, p.read_bytes(), "image/png")})
             assert res.status_code == 200, res.text
             _same([f["box"] for f in res.json()["faces"]], expected[name].xyxy, f"service analyze on {name}")
+
+
+def test_every_face_model_follows_the_protocol_and_shares_embeddings(astronaut, tmp_path):
+    """Classifiers, galleries and attributes are FaceModels; models of one embedder embed once."""
+    from faceforge.attributes import load_attribute
+    from faceforge.gallery import Gallery
+    from faceforge.pipeline import run_models
+    from faceforge.types import FaceModel
+
+    gallery = Gallery(tmp_path / "g.db")
+    gallery.enrol("eileen", [astronaut])
+    gender, age, emotion = (load_attribute(a) for a in ("gender", "age", "emotion"))
+    models = {"gender": gender, "age": age, "emotion": emotion, "who": gallery}
+    assert all(isinstance(m, FaceModel) for m in models.values())
+    assert gender.embedding_key == age.embedding_key == "agegender" and gallery.embedding_key == "dlib-resnet"
+    assert emotion.embedding_key is None
+
+    faces = FaceFinder("photo").find(astronaut)
+    out = run_models(astronaut, faces, models)
+    assert set(out.embeddings) == {"agegender", "dlib-resnet"}  # two embedders, four models
+    assert set(out.predictions) == set(models) and out.predictions["who"][0].label == "eileen"
+    # a model reads the shared embedding: the same answer as embedding on its own
+    alone = gender.predict_faces(astronaut, faces)[0]
+    assert out.predictions["gender"][0].label == alone.label
+    assert abs(out.predictions["gender"][0].score - alone.score) < 1e-6
