@@ -318,8 +318,8 @@ def detect_files(paths: Sequence[PathLike], *, detector: str = "photo", min_scor
         with ``meta`` ``source``, ``frame``, ``timestamp``, ``width``, ``height``, ``ms``, ``detector``.
 
     Raises:
-        ModelNotFoundError: unknown detector (the message suggests the nearest name) or its
-            package is missing. SourceError: a missing path or no media at all.
+        ParameterError: unknown detector (the message suggests the nearest name).
+        ModelNotFoundError: the detector's package is missing. SourceError: a missing path or no media.
     """
     from faceforge.detectors import get_detector
 
@@ -348,7 +348,8 @@ def embed_files(paths: Sequence[PathLike], *, embedder: str = "dlib-resnet", det
         without a face give an empty record.
 
     Raises:
-        ModelNotFoundError: unknown embedder or detector. SourceError: a missing path or no media.
+        ParameterError / ModelNotFoundError: unknown or uninstalled embedder or detector.
+        SourceError: a missing path or no media.
     """
     from faceforge.detectors import get_detector
     from faceforge.embedders import get_embedder
