@@ -111,3 +111,41 @@ def test_verify_different_people():
     r = runner.invoke(app, ["verify", str(fa), str(fb), "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["same"] is False
+
+
+def test_classify_writes_labels_per_face_and_annotations(photos, tmp_path):
+    from faceforge.attributes import MODELS_DIR
+
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["classify", str(MODELS_DIR / "gender.ffm"), str(photos / "astronaut.png"),
+                            str(photos / "sub"), "--jsonl", str(out / "c.jsonl"), "--annotate", str(out / "ann"),
+                            "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    recs = [json.loads(line) for line in (out / "c.jsonl").read_text().splitlines()]
+    assert [rec["file"].split("/")[-1] for rec in recs] == ["astronaut.png", "mirror.jpg"]
+    for rec in recs:
+        assert set(rec) == {"file", "frame", "faces"}
+        (face,) = rec["faces"]
+        assert face["label"] == "female" and face["top_k"][0]["label"] == "female" and "detection_score" in face
+    assert sorted(p.name for p in (out / "ann").iterdir()) == ["astronaut.jpg", "mirror.jpg"]
+    assert "2 face(s) classified in 2 image(s)/frame(s); 0 skipped" in r.output
+
+
+def test_one_error_handler_gives_exit_2_for_errors_and_130_for_ctrl_c():
+    import typer
+
+    from faceforge.cli.app import handle_errors
+    from faceforge.errors import ParameterError
+
+    @handle_errors
+    def bad() -> None:
+        raise ParameterError("expected a, got b; use a")
+
+    @handle_errors
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    for command, code in ((bad, 2), (interrupted, 130)):
+        with pytest.raises(typer.Exit) as e:
+            command()
+        assert e.value.exit_code == code

@@ -84,9 +84,10 @@ def autolabel(model: str | os.PathLike, paths: Iterable[str | os.PathLike], outp
         SourceError / BundleError: unreadable inputs or model.
     """
     from faceforge.batch import count_items, iter_items, run_task
-    from faceforge.sinks import output_name, save_image
+    from faceforge.sinks import save_image
     from faceforge.sinks.files import atomic_write
     from faceforge.sources import expand_paths
+    from faceforge.tasks import output_stem
     from faceforge.train import UNKNOWN, load_classifier
 
     if not 0.0 <= float(min_confidence) < 1.0:
@@ -125,7 +126,7 @@ def autolabel(model: str | os.PathLike, paths: Iterable[str | os.PathLike], outp
                 skipped.append((res.item.source, res.error))
                 continue
             key = f"{res.item.source}:{res.item.index}"
-            stem = output_name(res.item.source) + (f"_f{res.item.index:06d}" if res.item.index else "")
+            stem = output_stem(res.item.source, res.item.index)
             faces = []
             for k, f in enumerate(res.value, 1):
                 rel = f"{f['label']}/{stem}_face{k}.jpg"

@@ -141,8 +141,9 @@ def write_groups(result: Clustering, output: str | os.PathLike, protect: Iterabl
     Raises:
         SourceError: ``output`` exists and is not empty (nothing is overwritten).
     """
-    from faceforge.sinks import output_name, save_image
+    from faceforge.sinks import save_image
     from faceforge.sinks.files import atomic_write
+    from faceforge.tasks import output_stem
 
     out = Path(output)
     if out.exists() and any(out.iterdir()):
@@ -152,7 +153,7 @@ def write_groups(result: Clustering, output: str | os.PathLike, protect: Iterabl
     counters: dict[str, int] = {}
     for f, lab in zip(result.faces, result.labels.tolist()):
         group = NOISE if lab < 0 else f"person_{lab + 1:0{width}d}"
-        stem = output_name(f.source) + (f"_f{f.frame:06d}" if f.frame else "")
+        stem = output_stem(f.source, f.frame)
         counters[f"{group}/{stem}"] = k = counters.get(f"{group}/{stem}", 0) + 1
         rel = f"{group}/{stem}_face{k}.jpg"
         save_image(out / rel, f.crop, list(protect))

@@ -1,0 +1,100 @@
+"""``faceforge cluster``, ``autolabel`` and ``distil``: from unlabelled photos to a trained model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from faceforge.cli.app import handle_errors, out, print_skipped, workers_arg
+from faceforge.errors import ParameterError
+
+
+@handle_errors
+def cluster(
+    paths: list[Path] = typer.Argument(..., help="Unlabelled photos: files, folders, archives, videos."),
+    output: Path = typer.Option(..., "-o", "--output", help="New folder for the groups (person_001/, ..., noise/)."),
+    threshold: float = typer.Option(0.55, help="Average identity distance below which groups merge (lower: stricter)."),
+    min_size: int = typer.Option(2, "--min-size", help="Smaller groups go to noise/."),
+    detector: str = typer.Option("photo", "--detector", "-d"),
+    workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
+) -> None:
+    """Group the faces of unlabelled photos by person: rename the folders, then `faceforge train` them."""
+    from faceforge.bootstrap import cluster_faces, write_groups
+
+    out_dir = Path(output)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise ParameterError(f"{out_dir} is not empty; choose a new or empty folder for the groups.")
+    res = cluster_faces(paths, threshold=threshold, min_size=min_size, detector=detector, workers=workers_arg(workers))
+    write_groups(res, out_dir, protect=[str(p) for p in paths])
+    print_skipped(res.skipped)
+    sizes = res.sizes()
+    noise = int((res.labels < 0).sum())
+    out.print(f"{len(res.faces)} faces -> {res.n_groups} group(s) of sizes {sorted(sizes.values(), reverse=True)[:20]}"
+              f"{' ...' if len(sizes) > 20 else ''}, {noise} in noise/; written to {out_dir} (clusters.csv lists "
+              f"every crop and its source). Rename the folders after the people, then: faceforge train {out_dir} "
+              f"-o people.ffm", highlight=False)
+
+
+@handle_errors
+def autolabel(
+    paths: list[Path] = typer.Argument(..., help="Unlabelled photos: files, folders, archives, videos."),
+    model: Path = typer.Option(..., "--model", "-m", help="The teacher: a model file from `faceforge train`."),
+    output: Path = typer.Option(..., "-o", "--output", help="Folder for class folders of crops, manifest.csv, summary.json."),
+    min_confidence: float = typer.Option(0.6, "--min-confidence", help="Keep faces labelled with at least this score."),
+    balance: str = typer.Option("none", help="none, or cap: at most as many faces per class as the rarest class has."),
+    workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
+) -> None:
+    """Label every face of unlabelled photos with a teacher model; resumes after an interruption."""
+    from faceforge.bootstrap.autolabel import autolabel as _autolabel
+
+    res = _autolabel(model, paths, output, min_confidence=min_confidence, balance=balance, workers=workers_arg(workers))
+    print_skipped(res.skipped)
+    t = Table(title=f"{len(res.faces)} faces labelled"
+                    + (f" ({res.resumed} images done in an earlier run)" if res.resumed else ""))
+    for c in ("class", "predicted", f"kept (>= {min_confidence:g})"):
+        t.add_column(c, justify="left" if c == "class" else "right")
+    for c, n in res.predicted.items():
+        t.add_row(c, str(n), str(res.counts.get(c, 0)))
+    out.print(t)
+    out.print("confidence: " + ", ".join(f"{k} {v}" for k, v in res.histogram.items()), highlight=False)
+    if res.skew is not None and res.skew > 1.5:
+        out.print(f"[yellow]class skew {res.skew:.1f}x among kept faces[/]: use --balance cap, or train the student "
+                  f"with balanced class weights (the default).", highlight=False)
+    out.print(f"written to {output}/ (a folder per class; manifest.csv; summary.json). "
+              f"Next: faceforge train {output} -o student.ffm", highlight=False)
+
+
+@handle_errors
+def distil(
+    pseudo: Path = typer.Argument(..., help="An autolabel output folder (class folders of crops)."),
+    output: Path = typer.Option(..., "-o", "--output", help="The student model file (.ffm)."),
+    teacher: Optional[Path] = typer.Option(None, "--teacher", help="Default: the model recorded by autolabel."),
+    embedder: str = typer.Option("dlib-resnet", "--embedder", "-e"),
+    detector: str = typer.Option("live", "--detector", "-d", help="The student's detector (live: fast)."),
+    head: Optional[str] = typer.Option(None),
+    test: Optional[Path] = typer.Option(None, "--test", help="Labelled test data (folder or CSV) for both models."),
+    label_column: Optional[str] = typer.Option(None, help="Test CSV: the label column."),
+    image_root: Optional[Path] = typer.Option(None, help="Test CSV: folder the file paths are relative to."),
+    workers: int = typer.Option(0),
+) -> None:
+    """Train a fast student on a teacher's pseudo-labels; report agreement, test accuracy and latency."""
+    from faceforge.bootstrap import distil as _distil
+
+    opts = {k: v for k, v in (("label_column", label_column), ("image_root", image_root)) if v is not None}
+    res = _distil(pseudo, output, teacher=teacher, embedder=embedder, detector=detector, head=head, test=test,
+                  test_options=opts, workers=workers_arg(workers))
+    d = res.to_dict()
+    lines = [f"student written: {d['model']}"]
+    if d["agreement"] is not None:
+        lines.append(f"agreement with the teacher (held-out pseudo-labels): {d['agreement']:.1%} "
+                     f"(balanced {d['agreement_balanced']:.1%})")
+    for name, r in d["test"].items():
+        lines.append(f"{name} on {test}: accuracy {r['accuracy']:.1%}, balanced {r['balanced_accuracy']:.1%}")
+    if d["latency_ms"]:
+        lines.append(f"latency per image: student {d['latency_ms']['student']:.1f} ms, "
+                     f"teacher {d['latency_ms']['teacher']:.1f} ms")
+    out.print("\n".join(lines), highlight=False)
+

@@ -1,0 +1,110 @@
+"""``faceforge detect``, ``embed`` and ``verify``: faces, their embeddings, and one-to-one verification."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+
+from faceforge.cli.app import err, handle_errors, out, print_skipped, record, workers_arg, write_records
+from faceforge.errors import FaceforgeError
+
+
+@handle_errors
+def detect(
+    paths: list[Path] = typer.Argument(..., help="Images, folders (searched recursively) and videos."),
+    detector: str = typer.Option("photo", "--detector", "-d",
+                                 help="photo (= yunet), live (= blazeface.full), yunet, blazeface.short, "
+                                      "blazeface.full, mtcnn, haar."),
+    min_score: float = typer.Option(0.5, help="Drop faces scoring below this (0-1)."),
+    jsonl: Optional[Path] = typer.Option(None, "--jsonl", help="Write one JSON record per image/frame here."),
+    save_crops: Optional[Path] = typer.Option(None, "--save-crops", help="Save a crop of every face in this folder."),
+    crop_size: int = typer.Option(112, help="Side of saved crops in pixels."),
+    crop_template: str = typer.Option("arcface112", help="arcface112 / dlib150 (aligned) or margin (box x1.4)."),
+    annotate: Optional[Path] = typer.Option(None, "--annotate", help="Save images with boxes drawn in this folder."),
+    every: int = typer.Option(1, help="For videos: keep every n-th frame."),
+    workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
+) -> None:
+    """Find faces (box, score, 5 landmarks) in images, folders and videos.
+
+    Unreadable files are reported and skipped; inputs are only read, never modified.
+    """
+    from faceforge.tasks import detect_files
+
+    skipped: list[tuple[str, str]] = []
+    results = detect_files(paths, detector=detector, min_score=min_score, every=every, crops=save_crops,
+                           crop_size=crop_size, crop_template=crop_template, annotate=annotate,
+                           workers=workers_arg(workers), progress="detect", skipped=skipped)
+    write_records(results, lambda f: record(f, "width", "height", "detector", "ms"), jsonl, skipped)
+
+
+@handle_errors
+def embed(
+    paths: list[Path] = typer.Argument(..., help="Images, folders and videos."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output .npz (arrays) or .jsonl file."),
+    embedder: str = typer.Option("dlib-resnet", "--embedder", "-e", help="dlib-resnet (identity) or effnet-lite0."),
+    detector: str = typer.Option("photo", "--detector", "-d", help="photo (= yunet), live, or a detector name."),
+    all_faces: bool = typer.Option(False, "--all-faces", help="Embed every face, not only the largest."),
+    whole_image: bool = typer.Option(False, "--whole-image", help="Use the whole image when no face is found (face crops)."),
+    workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
+) -> None:
+    """Embed faces: one vector per face, saved as .npz (embeddings, files, boxes) or .jsonl."""
+    from faceforge.embedders import get_embedder
+    from faceforge.sinks import atomic_write
+    from faceforge.tasks import embed_files
+
+    if output.suffix.lower() not in (".npz", ".jsonl"):
+        raise FaceforgeError(f"--output must end in .npz or .jsonl, got {output.name!r}")
+    emb = get_embedder(embedder)
+    skipped: list[tuple[str, str]] = []
+    recs = []
+    for faces in embed_files(paths, embedder=embedder, detector=detector, all_faces=all_faces,
+                             whole_image=whole_image, workers=workers_arg(workers), progress=f"embed ({embedder})",
+                             skipped=skipped):
+        if len(faces):
+            recs.append(faces)
+        else:
+            skipped.append((faces.meta["source"], "no face found (try --whole-image for face crops)"))
+    as_jsonl = output.suffix.lower() == ".jsonl"
+    rows = [(f, i, d) for f in recs for i, d in enumerate(f.to_dicts(embeddings=as_jsonl))]
+    if as_jsonl:
+        lines = [json.dumps({"file": f.meta["source"], "frame": f.meta["frame"], "face": i, **d}) for f, i, d in rows]
+        atomic_write(output, ("\n".join(lines) + ("\n" if lines else "")).encode())
+    else:
+        import io
+
+        buf = io.BytesIO()
+        np.savez(buf, embeddings=np.array([f.embedding[i] for f, i, _ in rows], np.float32).reshape(-1, emb.dim),
+                 files=np.array([f.meta["source"] for f, _, _ in rows]),
+                 frames=np.array([f.meta["frame"] for f, _, _ in rows]),
+                 boxes=np.array([d["box"] for _, _, d in rows], np.float32).reshape(-1, 4),
+                 whole_image=np.array([bool(f.whole_image[i]) for f, i, _ in rows]), embedder=np.array(embedder))
+        atomic_write(output, buf.getvalue())
+    print_skipped(skipped)
+    err.print(f"{len(rows)} embedding(s) of {emb.dim} dims from {len(recs)} image(s) -> {output}; "
+              f"{len(skipped)} skipped", highlight=False)
+
+
+@handle_errors
+def verify(
+    a: Path = typer.Argument(..., help="First image."),
+    b: Path = typer.Argument(..., help="Second image."),
+    threshold: Optional[float] = typer.Option(None, help="Distance threshold (default: the embedder's, 0.6)."),
+    detector: str = typer.Option("photo", "--detector", "-d", help="photo (= yunet), live, or a detector name."),
+    whole_image: bool = typer.Option(False, "--whole-image", help="Use the whole image when no face is found."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Are the main faces of two images the same person? Prints the distance and the threshold."""
+    from faceforge.pipeline import FacePipeline
+    from faceforge.pipeline import verify as _verify
+
+    v = _verify(a, b, threshold, FacePipeline(detector, "dlib-resnet", whole_image_fallback=whole_image))
+    if as_json:
+        print(json.dumps(v.to_dict()))
+    else:
+        verdict = "[green]SAME person[/]" if v.same else "[red]DIFFERENT people[/]"
+        out.print(f"{verdict}: distance {v.distance:.4f} {'<=' if v.same else '>'} threshold {v.threshold} "
+                  f"({v.embedder})", highlight=False)

@@ -1,0 +1,114 @@
+"""``faceforge gallery ...``: enrol people from a few photos, then identify and verify faces."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from faceforge.cli.app import err, handle_errors, out, print_skipped
+from faceforge.errors import FaceforgeError, ParameterError
+
+gallery_app = typer.Typer(no_args_is_help=True, help="Identity galleries: enrol people from a few photos, then "
+                                                      "identify and verify faces (no training).")
+GALLERY_FILE = typer.Option(Path("gallery.db"), "--file", "-f", help="The gallery file (SQLite; created on first enrol).")
+GALLERY_NAME = typer.Option("default", "--name", "-n", help="The gallery's name inside the file.")
+
+
+def _open_gallery(path: Path, name: str, create: bool = False) -> Any:
+    from faceforge.gallery import Gallery, list_galleries
+
+    if not create and name not in list_galleries(path):
+        raise ParameterError(f"{path}: no gallery {name!r} there; create it with `faceforge gallery enrol`.")
+    return Gallery(path, name)
+
+
+@gallery_app.command("enrol")
+@handle_errors
+def gallery_enrol(
+    person: str = typer.Argument(..., help="The person's name."),
+    photos: list[Path] = typer.Argument(..., help="Photos (or folders of photos) of the person."),
+    file: Path = GALLERY_FILE, name: str = GALLERY_NAME,
+) -> None:
+    """Add photos of a person to a gallery (the largest face of each photo)."""
+    from faceforge.sources.media import expand_paths
+
+    skipped: list[tuple[str, str]] = []
+    files = expand_paths(photos, videos=False, skipped=skipped)
+    print_skipped(skipped)
+    rep = _open_gallery(file, name, create=True).enrol(person, files)
+    for p, m in rep.problems:
+        err.print(f"[yellow]skipped[/] {p}: {m}", highlight=False)
+    for p in rep.several_faces:
+        err.print(f"[yellow]note[/] {p}: several faces; the largest was enrolled", highlight=False)
+    out.print(f"{person}: {len(rep.added)} photo(s) added, {len(rep.duplicates)} already there, "
+              f"{len(rep.problems)} skipped; {rep.faces} face(s) stored in {file}", highlight=False)
+
+
+@gallery_app.command("list")
+@handle_errors
+def gallery_list(file: Path = GALLERY_FILE, name: str = GALLERY_NAME,
+                 as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """The people of a gallery and how many faces each has."""
+    people = _open_gallery(file, name).people()
+    if as_json:
+        out.print_json(json.dumps([p.to_dict() for p in people]))
+        return
+    t = Table("person", "faces", title=f"gallery {name!r} in {file}")
+    for p in people:
+        t.add_row(p.name, str(p.faces))
+    out.print(t)
+
+
+@gallery_app.command("identify")
+@handle_errors
+def gallery_identify(
+    images: list[Path] = typer.Argument(..., help="Images or folders."),
+    file: Path = GALLERY_FILE, name: str = GALLERY_NAME,
+    top_k: int = typer.Option(3, "--top-k"),
+    jsonl: Optional[Path] = typer.Option(None, "--jsonl", help="Write one JSON record per image here."),
+) -> None:
+    """Who is each face of each image (or ``unknown``)."""
+    from faceforge.sources.media import expand_paths
+
+    g = _open_gallery(file, name)
+    skipped: list[tuple[str, str]] = []
+    files = expand_paths(images, videos=False, skipped=skipped)
+    print_skipped(skipped)
+    lines = []
+    for f in files:
+        try:
+            res = g.identify(f, top_k)
+        except FaceforgeError as e:  # one bad photo is reported; the others go on
+            print_skipped([(str(f), str(e))])
+            continue
+        for box, m in zip(res.xyxy.tolist(), res.predictions[g.name]):
+            out.print(f"{f}: {m.label} (distance {m.distance:.3f}) at {[round(v) for v in box]}", highlight=False)
+        if not len(res):
+            out.print(f"{f}: no face", highlight=False)
+        lines.append(json.dumps({"file": str(f), "faces": res.to_dicts(flatten=g.name)}))
+    if jsonl:
+        from faceforge._fs import atomic_write
+
+        atomic_write(jsonl, ("\n".join(lines) + "\n").encode())
+
+
+@gallery_app.command("verify")
+@handle_errors
+def gallery_verify(person: str = typer.Argument(...), image: Path = typer.Argument(...),
+                   file: Path = GALLERY_FILE, name: str = GALLERY_NAME) -> None:
+    """Is the main face of IMAGE this person? Exit code 0: yes, 1: no."""
+    v = _open_gallery(file, name).verify(image, person)
+    out.print(f"{'same' if v.same else 'different'}: distance {v.distance:.3f} (threshold {v.threshold})", highlight=False)
+    raise typer.Exit(0 if v.same else 1)
+
+
+@gallery_app.command("remove")
+@handle_errors
+def gallery_remove(person: str = typer.Argument(...), file: Path = GALLERY_FILE, name: str = GALLERY_NAME) -> None:
+    """Delete a person and all their stored faces."""
+    n = _open_gallery(file, name).remove(person)
+    out.print(f"removed {person} ({n} face(s))", highlight=False)

@@ -1,0 +1,65 @@
+"""``faceforge models``, ``serve`` and ``demo``: the model list, the HTTP service and the sample photos."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from faceforge.cli.app import handle_errors, out
+
+
+@handle_errors
+def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """List every pretrained model, the package that ships it, its licence, and whether it is installed."""
+    from faceforge.registry import is_installed, list_models
+
+    rows: list[dict[str, Any]] = [
+        dict(name=s.name, task=s.task, installed=is_installed(s), package=s.package, license=s.license,
+             file=s.file or "(compiled in)", sha256=s.sha256, install=s.install, description=s.description)
+        for s in list_models()]
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    t = Table(title="faceforge models (nothing is ever downloaded)")
+    for c in ("name", "task", "installed", "package", "license", "description"):
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(r["name"], r["task"], "[green]yes[/]" if r["installed"] else f"[red]no[/]: {r['install']}",
+                  r["package"], r["license"], r["description"])
+    out.print(t)
+
+
+@handle_errors
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; other than loopback needs --api-key."),
+    port: int = typer.Option(8000, "--port", "-p", help="TCP port (0: any free port)."),
+    home: Optional[Path] = typer.Option(None, "--home", help="Data directory (default $FACEFORGE_HOME or ~/.faceforge)."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="FACEFORGE_API_KEY",
+                                          help="Key required on API requests (X-API-Key header)."),
+    max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", help="Largest image upload or fetched image."),
+    max_request_mb: float = typer.Option(256.0, "--max-request-mb", help="Largest request (a video, or many "
+                                                                          "photos to train on)."),
+    allow_private_urls: bool = typer.Option(False, "--allow-private-urls",
+                                            help="Let image URLs point at private / loopback addresses."),
+) -> None:
+    """Run the HTTP API and the web page (train from uploads or webcam, live classification in the browser)."""
+    from faceforge.service import serve as run
+
+    def ready(url: str) -> None:
+        out.print(f"faceforge is running: open [bold]{url}[/] (API docs: {url}docs); Ctrl+C stops it.", highlight=False)
+
+    run(host, port, home=home, api_key=api_key, on_ready=ready, log_level="warning",
+        max_image_mb=max_upload_mb, max_request_mb=max_request_mb, allow_private_urls=allow_private_urls)
+
+
+@handle_errors
+def demo(output: Path = typer.Option(Path("out/demo"), "-o", "--output", help="Folder for the results.")) -> None:
+    """Analyse the sample photos shipped inside installed packages; write annotated images and JSON."""
+    from faceforge.demo import run_demo
+
+    run_demo(output, console=out)
+

@@ -1,0 +1,150 @@
+"""``faceforge train``, ``classify`` and ``evaluate``: face classifiers and their reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from faceforge.cli.app import err, handle_errors, out, record, workers_arg, write_records
+
+
+@handle_errors
+def train(
+    data: Path = typer.Argument(..., help="Folder with one sub-folder of photos per class, or a CSV of file,label."),
+    output: Path = typer.Option(..., "-o", "--output", help="Model file to write (.ffm)."),
+    embedder: str = typer.Option("dlib-resnet", "--embedder", "-e", help="dlib-resnet (identity) or effnet-lite0."),
+    head: Optional[str] = typer.Option(None, help="logreg (default), svm, knn, mlp; ridge for numeric labels."),
+    detector: str = typer.Option("photo", "--detector", "-d"),
+    crops: str = typer.Option("auto", help="auto (whole image when no face is found), always (photos are face crops), never."),
+    augment: bool = typer.Option(False, "--augment", help="Add flipped/rotated/brightened copies (cached)."),
+    val: float = typer.Option(0.2, help="Fraction held out for the validation report."),
+    folds: int = typer.Option(0, help="k-fold cross-validation instead of one hold-out (k >= 2)."),
+    target_far: float = typer.Option(0.01, help="False-accept rate of the 'unknown' check (0 disables)."),
+    label_column: Optional[str] = typer.Option(None, help="CSV: the label column (default: the second)."),
+    path_column: Optional[str] = typer.Option(None, help="CSV: the file column (default: the first)."),
+    image_root: Optional[Path] = typer.Option(None, help="CSV: folder the file paths are relative to."),
+    known: Optional[list[str]] = typer.Option(None, "--known", help="A class that is a person to recognise; the "
+                                              "other classes are negatives (e.g. --known me beside a not_me folder). "
+                                              "Repeat for several. Default: classes named not_*, others, negatives or "
+                                              "unknown are the negatives."),
+    curve: bool = typer.Option(True, "--curve/--no-curve", help="Plot a learning curve (one extra fit)."),
+    seed: int = typer.Option(0),
+    workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
+) -> None:
+    """Train a face classifier on cached embeddings; writes the model, a report, a confusion matrix and a learning curve."""
+    from faceforge.train import train as _train
+
+    crop_mode: Any = {"always": True, "never": False}.get(crops, crops)
+    res = _train(data, output, embedder=embedder, head=head, detector=detector, crops=crop_mode,
+                 augment=augment, val=val, folds=folds, target_far=target_far or None, seed=seed,
+                 label_column=label_column, path_column=path_column, image_root=image_root,
+                 workers=workers_arg(workers), known=known or None, learning_curve=curve)
+    print_problems(res.problems)
+    print_report(res.report, title=f"validation: {res.report.get('validation')}")
+    t = res.timings
+    err.print(f"embeddings: {t['cache_hits']} cached, {t['cache_misses']} computed in {t['embed_s']:.1f} s; "
+              f"fit {t['fit_s']:.1f} s; total {t['total_s']:.1f} s", highlight=False)
+    out.print(f"[bold green]model written:[/] {res.model_path}  (report {res.report_path}"
+              + (f", {', '.join(str(p) for p in res.plots)}" if res.plots else "") + ")", highlight=False)
+
+
+@handle_errors
+def classify(
+    model: Path = typer.Argument(..., help="A model file from `faceforge train`."),
+    paths: list[Path] = typer.Argument(..., help="Images, folders and videos."),
+    top_k: int = typer.Option(3, "--top-k", help="Labels per face."),
+    annotate: Optional[Path] = typer.Option(None, "--annotate", help="Save images with labelled boxes here."),
+    jsonl: Optional[Path] = typer.Option(None, "--jsonl", help="Write one JSON record per image/frame here."),
+    every: int = typer.Option(1, help="For videos: keep every n-th frame."),
+    workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
+) -> None:
+    """Classify every face in every image: top-k labels with scores (or 'unknown')."""
+    from faceforge.tasks import classify_files
+
+    skipped: list[tuple[str, str]] = []
+    results = classify_files(model, paths, top_k=top_k, annotate=annotate, every=every, workers=workers_arg(workers),
+                             progress="classify", skipped=skipped)
+    write_records(results, lambda f: record(f, flatten=f.meta["model"]), jsonl, skipped, "classified")
+
+
+@handle_errors
+def evaluate(
+    model: Path = typer.Argument(..., help="A model file from `faceforge train`."),
+    data: Path = typer.Argument(..., help="Labelled test data: class sub-folders or a CSV."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Also write the report as JSON here."),
+    workers: int = typer.Option(0),
+) -> None:
+    """Measure a model on labelled test data: accuracy, balanced accuracy, per class, confusion matrix."""
+    from faceforge.sinks import atomic_write
+    from faceforge.train import evaluate as _evaluate
+
+    rep = _evaluate(model, data, workers=workers_arg(workers))
+    print_report(rep, title=f"{model.name} on {data}")
+    if report:
+        atomic_write(report, json.dumps(rep, indent=2, default=str).encode())
+
+
+# -- reports --------------------------------------------------------------------------------
+def print_problems(problems: list[Any], limit: int = 15) -> None:
+    order = {"error": 0, "warning": 1, "info": 2}
+    shown = sorted(problems, key=lambda p: order.get(getattr(p, "severity", "info"), 3))
+    for p in shown[:limit]:
+        colour = {"error": "red", "warning": "yellow"}.get(p.severity, "dim")
+        err.print(f"[{colour}]{p.severity}[/] {p.message}", highlight=False)
+    if len(shown) > limit:
+        err.print(f"... and {len(shown) - limit} more (see the report JSON)", highlight=False)
+
+
+def print_report(report: dict[str, Any], title: str = "") -> None:
+    if "mae" in report:
+        out.print(f"{title}\nMAE {report['mae']:.2f}  RMSE {report.get('rmse', float('nan')):.2f}  "
+                  f"R2 {report.get('r2', float('nan')):.3f}", highlight=False)
+        _print_curve(report)
+        return
+    if "accuracy" in report:
+        _print_table(report, title)
+    _print_unknown(report)
+    _print_curve(report)
+
+
+def _print_table(report: dict[str, Any], title: str) -> None:
+    t = Table(title=f"{title}: accuracy {report['accuracy']:.1%}, balanced {report['balanced_accuracy']:.1%}"
+              + (f", log loss {report['log_loss']:.3f}" if report.get("log_loss") is not None else ""))
+    for c in ("class", "precision", "recall", "F1", "support"):
+        t.add_column(c, justify="right" if c != "class" else "left")
+    for name, m in report.get("per_class", {}).items():
+        t.add_row(name, f"{m['precision']:.2f}", f"{m['recall']:.2f}", f"{m['f1']:.2f}", str(m["support"]))
+    out.print(t)
+
+
+def _print_unknown(report: dict[str, Any]) -> None:
+    if "unknown" in report and "disabled" in report["unknown"]:
+        out.print(f"unknown faces: off. {report['unknown']['disabled']}", highlight=False)
+    elif "unknown" in report:
+        u = report["unknown"]
+        if u.get("negatives"):
+            out.print(f"known: {', '.join(u['known'])}; negatives: {', '.join(u['negatives'])} "
+                      f"({u.get('known_because', '')})", highlight=False)
+        out.print(f"unknown faces: threshold {u['threshold']:.3f} for a {u['target_far']:.1%} false-accept "
+                  f"rate (measured FAR {u['far']:.1%}, FRR {u['frr']:.1%})", highlight=False)
+    if "open_set" in report:
+        o = report["open_set"]
+        line = f"with the unknown check: accuracy {o['accuracy']:.1%} over {o['known_faces'] + o['strangers']} faces"
+        if o.get("known_rejected") is not None:
+            line += f"; known faces called {o['rejected_label']}: {o['known_rejected']:.1%}"
+        if o.get("strangers_rejected") is not None:
+            line += f"; strangers called {o['rejected_label']}: {o['strangers_rejected']:.1%} of {o['strangers']}"
+        out.print(line, highlight=False)
+
+
+def _print_curve(report: dict[str, Any]) -> None:
+    if report.get("learning_curve"):
+        c = report["learning_curve"]
+        pts = ", ".join(f"{n:.0f}: {np.mean(v):.3f}" for n, v in zip(c["train_images"], c["validation"]))
+        out.print(f"learning curve ({c['metric']} by training images): {pts}", highlight=False)
+

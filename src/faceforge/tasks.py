@@ -1,0 +1,423 @@
+"""Face tasks over many inputs: the batch work behind ``faceforge detect/embed/classify/analyze``.
+
+Each task is a small picklable object that handles one image or video frame in a worker process
+and returns the face record, :class:`~faceforge.types.Faces`, with image-level ``meta``:
+``source`` (the file), ``frame`` (0 for stills), ``timestamp``, ``width``, ``height`` and ``ms``
+(the time the task spent on the image). Optional side outputs (annotated images, face crops) are
+task options; they are written atomically and never over an input file.
+
+The ``*_files`` functions run a task over images, folders (recursively), archives and videos on
+every core with :func:`faceforge.batch.run_task`, in input order. Arguments are checked, and the
+inputs listed, when the function is called (bad names fail at once); the faces come lazily as
+the iterator is consumed. Files that cannot be used are appended to ``skipped`` as
+``(path, reason)`` (or logged when no list is given); the batch goes on.
+
+Example:
+    >>> from faceforge.tasks import detect_files
+    >>> skipped = []
+    >>> for faces in detect_files(["photos/"], skipped=skipped):    # doctest: +SKIP
+    ...     print(faces.meta["source"], len(faces))
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from faceforge.errors import ParameterError
+from faceforge.types import Faces
+
+log = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike
+Skipped = list[tuple[str, str]]
+
+
+def output_stem(source: PathLike, frame: int = 0) -> str:
+    """The file-name stem of every output made from one image or video frame.
+
+    The source's flat name (:func:`faceforge.sinks.output_name`: ``photos/sub/a.jpg`` -> ``a``),
+    and for video frames after the first ``_f`` and the six-digit frame number
+    (``clip.mp4`` frame 12 -> ``clip_f000012``). Crops add ``_face0``... to it.
+
+    Example:
+        >>> output_stem("photos/a.jpg"), output_stem("clip.mp4", 12)
+        ('a', 'clip_f000012')
+    """
+    from faceforge.sinks import output_name
+
+    return output_name(source) + (f"_f{frame:06d}" if frame else "")
+
+
+def _meta(image: np.ndarray, item: Any, t0: float, **extra: Any) -> dict[str, Any]:
+    return {"source": item.source, "frame": item.index, "timestamp": item.timestamp,
+            "width": int(image.shape[1]), "height": int(image.shape[0]),
+            "ms": round((time.perf_counter() - t0) * 1000, 2), **extra}
+
+
+class _Task:
+    """Base of the tasks: models are loaded on first use and never pickled."""
+
+    _cached: tuple[str, ...] = ()
+    annotate: PathLike | None = None
+    protect: list[str]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: (None if k in self._cached else v) for k, v in self.__dict__.items()}
+
+    def _save_annotated(self, image: np.ndarray, faces: Faces, labels: Sequence[str] | None, item: Any) -> None:
+        from faceforge.sinks import annotate, save_image
+
+        if self.annotate is None:
+            return
+        img = annotate(image, faces, labels) if len(faces) else image
+        save_image(Path(self.annotate) / f"{output_stem(item.source, item.index)}.jpg", img, self.protect)
+
+
+class DetectTask(_Task):
+    """Find the faces of one image with the face finder; optionally save crops and an annotated copy.
+
+    Args:
+        detector: detector name (``"photo"``, ``"live"``, ``"yunet"``...).
+        min_score: drop faces scoring below this (0-1). Raising it drops doubtful faces.
+        crops: folder for a crop of every face (``STEM_face0.png``...), or None.
+        crop_size: side of the crops in pixels.
+        crop_template: ``"arcface112"`` / ``"dlib150"`` (aligned) or ``"margin"`` (the box x1.4).
+        annotate: folder for a copy of each image with the boxes drawn (``STEM.jpg``), or None.
+        protect: paths that outputs must never overwrite (the inputs).
+    """
+
+    _cached = ("_finder",)
+
+    def __init__(self, detector: str = "photo", min_score: float = 0.5, *, crops: PathLike | None = None,
+                 crop_size: int = 112, crop_template: str = "arcface112", annotate: PathLike | None = None,
+                 protect: Sequence[str] = ()) -> None:
+        from faceforge.detectors import resolve_detector_name
+
+        self.detector, self.min_score = resolve_detector_name(detector), float(min_score)
+        self.crops, self.crop_size, self.crop_template = crops, int(crop_size), crop_template
+        self.annotate, self.protect = annotate, list(protect)
+        self._finder: Any = None
+
+    def __call__(self, image: np.ndarray, item: Any) -> Faces:
+        from faceforge.align import align_faces
+        from faceforge.pipeline import FaceFinder
+        from faceforge.sinks import save_image
+
+        if self._finder is None:
+            self._finder = FaceFinder(self.detector, detector_options={"min_score": self.min_score})
+        t0 = time.perf_counter()
+        faces = self._finder.find(image)
+        faces = faces.with_meta(**_meta(image, item, t0, detector=self.detector))
+        if self.crops is not None and len(faces):
+            margin = {"margin": 1.4} if self.crop_template == "margin" else {}
+            chips = align_faces(image, faces, self.crop_template, self.crop_size, **margin)
+            stem = output_stem(item.source, item.index)
+            for i, chip in enumerate(chips):
+                save_image(Path(self.crops) / f"{stem}_face{i}.png", chip, self.protect)
+        if self.annotate is not None:
+            self._save_annotated(image, faces, None, item)
+        return faces
+
+
+class EmbedTask(_Task):
+    """Find and embed the faces of one image (the main face only unless ``all_faces``).
+
+    Args:
+        detector: detector name.
+        embedder: embedder name (``"dlib-resnet"`` for identity, ``"effnet-lite0"``...).
+        whole_image: use the whole image as the face when none is found (photos that are face crops).
+        all_faces: embed every face, not only the main one (:func:`faceforge.types.main_face_order`).
+    """
+
+    _cached = ("_pipe",)
+
+    def __init__(self, detector: str = "photo", embedder: str = "dlib-resnet", *, whole_image: bool = False,
+                 all_faces: bool = False) -> None:
+        self.detector, self.embedder = detector, embedder
+        self.whole_image, self.all_faces = bool(whole_image), bool(all_faces)
+        self._pipe: Any = None
+
+    def __call__(self, image: np.ndarray, item: Any) -> Faces:
+        from faceforge.pipeline import FacePipeline
+
+        if self._pipe is None:
+            self._pipe = FacePipeline(self.detector, self.embedder, whole_image_fallback=self.whole_image)
+        t0 = time.perf_counter()
+        faces = self._pipe.embed(image, main_only=not self.all_faces)
+        return faces.with_meta(**_meta(image, item, t0))
+
+
+class ClassifyTask(_Task):
+    """Classify every face of one image with a model file; optionally save an annotated copy.
+
+    Args:
+        model: a model file from :func:`faceforge.train.train`.
+        top_k: labels kept per face.
+        annotate: folder for labelled copies of the images, or None.
+        protect: paths that outputs must never overwrite.
+    """
+
+    _cached = ("_clf",)
+
+    def __init__(self, model: PathLike, top_k: int = 3, *, annotate: PathLike | None = None,
+                 protect: Sequence[str] = ()) -> None:
+        self.model, self.top_k, self.annotate, self.protect = str(model), int(top_k), annotate, list(protect)
+        self._clf: Any = None
+
+    def __call__(self, image: np.ndarray, item: Any) -> Faces:
+        from faceforge.train import load_classifier
+
+        if self._clf is None:
+            self._clf = load_classifier(self.model)
+        t0 = time.perf_counter()
+        faces = self._clf.classify(image, self.top_k).with_meta(**_meta(image, item, t0, model=self._clf.name))
+        if self.annotate is not None:
+            labels = [f"{p.label} {p.score:.2f}" for p in faces.predictions[self._clf.name]]
+            self._save_annotated(image, faces, labels, item)
+        return faces
+
+
+def face_models(models: Sequence[PathLike] = (), gallery: tuple[str, str] | None = None) -> dict[str, Any]:
+    """``{name: model}`` for model files (named by file stem) and a gallery (``"identity"``).
+
+    Args:
+        models: model files from :func:`faceforge.train.train`; loaded lazily by the analyzer.
+        gallery: ``(file, name)`` of a gallery, or None.
+
+    Raises:
+        ParameterError: two model files with the same stem, or no such gallery file.
+    """
+    out: dict[str, Any] = {}
+    for m in models:
+        if Path(m).stem in out:
+            raise ParameterError(f"Two models are called {Path(m).stem!r}; rename one of the files.")
+        out[Path(m).stem] = str(m)
+    if gallery is not None:
+        from faceforge.gallery import Gallery
+
+        if not Path(gallery[0]).is_file():
+            raise ParameterError(f"{gallery[0]}: no such gallery file; create it with `faceforge gallery enrol`.")
+        out["identity"] = Gallery(gallery[0], gallery[1])
+    return out
+
+
+class AnalyzeTask(_Task):
+    """Built-in attributes, your own models and a gallery for every face of one image.
+
+    Args:
+        attributes: built-in attributes (``gender``, ``age``, ``emotion``).
+        models: model files, reported under their file stems.
+        detector: detector name.
+        top_k: labels kept per face and model.
+        gallery: ``(file, name)`` of a gallery (reported as ``identity``), or None.
+        annotate: folder for labelled copies of the images, or None.
+        protect: paths that outputs must never overwrite.
+    """
+
+    _cached = ("_an",)
+
+    def __init__(self, attributes: Sequence[str] = ("gender", "age", "emotion"), models: Sequence[PathLike] = (),
+                 detector: str = "photo", top_k: int = 3, *, gallery: tuple[str, str] | None = None,
+                 annotate: PathLike | None = None, protect: Sequence[str] = ()) -> None:
+        self.attributes, self.models = list(attributes), [str(m) for m in models]
+        self.detector, self.top_k, self.gallery = detector, int(top_k), gallery
+        self.annotate, self.protect = annotate, list(protect)
+        self._an: Any = None
+
+    def __call__(self, image: np.ndarray, item: Any) -> Faces:
+        from faceforge.attributes import Analyzer
+
+        if self._an is None:
+            self._an = Analyzer(self.attributes, face_models(self.models, self.gallery), detector=self.detector,
+                                top_k=self.top_k)
+        t0 = time.perf_counter()
+        faces = self._an.analyze(image).with_meta(**_meta(image, item, t0))
+        if self.annotate is not None:
+            self._save_annotated(image, faces, [r.label_text() for r in faces.rows()], item)
+        return faces
+
+
+# ---------------------------------------------------------------------------------------------
+def run_files(make_task: Callable[[list[str]], Callable[[np.ndarray, Any], Faces]], paths: Sequence[PathLike], *,
+              every: int = 1, workers: int | None = None, progress: str | None = None,
+              skipped: Skipped | None = None) -> Iterator[Faces]:
+    """Run a face task over images, folders, archives and videos; one :class:`Faces` per image or frame.
+
+    The inputs are listed now (a missing path raises at once); the work runs as the iterator is
+    consumed, on ``workers`` processes, in input order. Video frames are decoded lazily.
+
+    Args:
+        make_task: ``make_task(files)`` builds the picklable task; ``files`` are the inputs,
+            which its outputs must never overwrite.
+        paths: files, folders (recursively), archives and videos.
+        every: for videos, keep every n-th frame.
+        workers: processes (default: one per core); 1 runs here.
+        progress: a description for a progress bar on stderr, or None.
+        skipped: receives ``(path, reason)`` for every file that could not be used; None logs them.
+
+    Raises:
+        SourceError: a path does not exist, or nothing usable was found.
+        ParameterError: ``every`` is below 1.
+    """
+    from faceforge.batch import expand_paths
+
+    if int(every) < 1:
+        raise ParameterError(f"every must be >= 1 (keep every n-th video frame), got {every}")
+    sink: Skipped = skipped if skipped is not None else []
+    files = expand_paths(paths, skipped=sink)
+    task = make_task([str(f) for f in files])
+    return _run(task, files, int(every), workers, progress, sink, log_skips=skipped is None)
+
+
+def _run(task: Callable[[np.ndarray, Any], Faces], files: list[Path], every: int, workers: int | None,
+         progress: str | None, skipped: Skipped, log_skips: bool) -> Iterator[Faces]:
+    from faceforge.batch import count_items, iter_items, run_task
+
+    total = count_items(files, every=every) if progress else None
+    try:
+        for res in run_task(task, iter_items(files, every=every, skipped=skipped), workers, progress=progress,
+                            total=total):
+            if res.error:
+                skipped.append((res.item.source, res.error))
+            else:
+                yield res.value
+    finally:
+        for path, why in skipped if log_skips else ():
+            log.warning("skipped %s", why if path in why else f"{path}: {why}")
+
+
+def _progress(progress: str | bool | None, default: str) -> str | None:
+    return default if progress is True else (progress or None)
+
+
+def detect_files(paths: Sequence[PathLike], *, detector: str = "photo", min_score: float = 0.5, every: int = 1,
+                 crops: PathLike | None = None, crop_size: int = 112, crop_template: str = "arcface112",
+                 annotate: PathLike | None = None, workers: int | None = None, progress: str | bool | None = None,
+                 skipped: Skipped | None = None) -> Iterator[Faces]:
+    """Find the faces of many images and video frames (what ``faceforge detect`` runs).
+
+    Args:
+        paths: files, folders (recursively), archives and videos.
+        detector: ``"photo"`` (yunet), ``"live"`` (blazeface.full) or a detector name.
+        min_score: drop faces scoring below this (0-1).
+        every: for videos, keep every n-th frame.
+        crops, crop_size, crop_template, annotate: side outputs (see :class:`DetectTask`).
+        workers: processes (default: one per core).
+        progress: True or a description for a progress bar on stderr.
+        skipped: receives ``(path, reason)`` for unusable files.
+
+    Returns:
+        An iterator of :class:`Faces`, one per image or frame in input order, main face first,
+        with ``meta`` ``source``, ``frame``, ``timestamp``, ``width``, ``height``, ``ms``, ``detector``.
+
+    Raises:
+        ParameterError: unknown detector (the message suggests the nearest name).
+        ModelNotFoundError: the detector's package is missing. SourceError: a missing path or no media.
+    """
+    from faceforge.detectors import get_detector
+
+    get_detector(detector)  # fail fast on a bad name or a missing package
+    return run_files(lambda files: DetectTask(detector, min_score, crops=crops, crop_size=crop_size,
+                                              crop_template=crop_template, annotate=annotate, protect=files),
+                     paths, every=every, workers=workers, progress=_progress(progress, "detect"), skipped=skipped)
+
+
+def embed_files(paths: Sequence[PathLike], *, embedder: str = "dlib-resnet", detector: str = "photo",
+                all_faces: bool = False, whole_image: bool = False, every: int = 1, workers: int | None = None,
+                progress: str | bool | None = None, skipped: Skipped | None = None) -> Iterator[Faces]:
+    """Find and embed the faces of many images and video frames (what ``faceforge embed`` runs).
+
+    Args:
+        paths: files, folders, archives and videos.
+        embedder: embedder name.
+        detector: detector name.
+        all_faces: every face instead of the main face only.
+        whole_image: the whole image is the face when none is found (face crops).
+        every: for videos, keep every n-th frame.
+        workers, progress, skipped: as for :func:`detect_files`.
+
+    Returns:
+        An iterator of :class:`Faces` with ``faces.embedding`` (``(n, dim) float32``); images
+        without a face give an empty record.
+
+    Raises:
+        ParameterError / ModelNotFoundError: unknown or uninstalled embedder or detector.
+        SourceError: a missing path or no media.
+    """
+    from faceforge.detectors import get_detector
+    from faceforge.embedders import get_embedder
+
+    get_embedder(embedder)
+    get_detector(detector)
+    return run_files(lambda files: EmbedTask(detector, embedder, whole_image=whole_image, all_faces=all_faces),
+                     paths, every=every, workers=workers, progress=_progress(progress, f"embed ({embedder})"),
+                     skipped=skipped)
+
+
+def classify_files(model: PathLike | Any, paths: Sequence[PathLike], *, top_k: int = 3,
+                   annotate: PathLike | None = None, every: int = 1, workers: int | None = None,
+                   progress: str | bool | None = None, skipped: Skipped | None = None) -> Iterator[Faces]:
+    """Classify every face of many images and video frames with a model file (``faceforge classify``).
+
+    Args:
+        model: a model file (or a :class:`~faceforge.train.FaceClassifier` loaded from one).
+        paths: files, folders, archives and videos.
+        top_k: labels kept per face.
+        annotate: folder for labelled copies of the images, or None.
+        every, workers, progress, skipped: as for :func:`detect_files`.
+
+    Returns:
+        An iterator of :class:`Faces` with ``predictions[name]`` (``name``: the model's, also in
+        ``meta["model"]``).
+
+    Raises:
+        BundleError: not a model file, or one from a newer format. SourceError: bad inputs.
+    """
+    from faceforge.train import load_classifier
+
+    path = model if isinstance(model, (str, os.PathLike)) else getattr(model, "path", "")
+    if not path:
+        raise ParameterError("classify_files needs a model file; this classifier was not loaded from one "
+                             "(save it, or pass the path of the .ffm file).")
+    load_classifier(path)  # fail fast: bad file, newer format, missing embedder
+    return run_files(lambda files: ClassifyTask(path, top_k, annotate=annotate, protect=files + [str(path)]),
+                     paths, every=every, workers=workers, progress=_progress(progress, "classify"), skipped=skipped)
+
+
+def analyze_files(paths: Sequence[PathLike], *, attributes: Sequence[str] = ("gender", "age", "emotion"),
+                  models: Sequence[PathLike] = (), gallery: tuple[PathLike, str] | None = None,
+                  detector: str = "photo", top_k: int = 3, annotate: PathLike | None = None, every: int = 1,
+                  workers: int | None = None, progress: str | bool | None = None,
+                  skipped: Skipped | None = None) -> Iterator[Faces]:
+    """Attributes, your own models and who it is for every face of many images (``faceforge analyze``).
+
+    Args:
+        paths: files, folders, archives and videos.
+        attributes: built-in attributes (``gender``, ``age``, ``emotion``).
+        models: model files, reported under their file stems.
+        gallery: ``(file, name)`` of a gallery, reported as ``identity``; or None.
+        detector: detector name.
+        top_k: labels kept per face and model.
+        annotate: folder for labelled copies of the images, or None.
+        every, workers, progress, skipped: as for :func:`detect_files`.
+
+    Raises:
+        ParameterError: unknown attribute, clashing model names, no such gallery file.
+        BundleError: a bad model file. SourceError: bad inputs.
+    """
+    from faceforge.attributes import Analyzer
+
+    attrs, model_files = list(attributes), [str(m) for m in models]
+    gal = (str(gallery[0]), gallery[1]) if gallery else None
+    Analyzer(attrs, face_models(model_files, gal), detector=detector)  # fail fast: attribute names, model files
+    protect = model_files + ([gal[0]] if gal else [])
+    return run_files(lambda files: AnalyzeTask(attrs, model_files, detector, top_k, gallery=gal, annotate=annotate,
+                                               protect=files + protect),
+                     paths, every=every, workers=workers, progress=_progress(progress, "analyze"), skipped=skipped)
