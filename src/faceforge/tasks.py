@@ -7,7 +7,7 @@ and returns the face record, :class:`~faceforge.types.Faces`, with image-level `
 task options; they are written atomically and never over an input file.
 
 The ``*_files`` functions run a task over images, folders (recursively), archives and videos on
-every core with :func:`faceforge.batch.run_task`, in input order. Arguments are checked, and the
+every core with the batch runner (:func:`faceforge.runner.run`), in input order. Arguments are checked, and the
 inputs listed, when the function is called (bad names fail at once); the faces come lazily as
 the iterator is consumed. Files that cannot be used are appended to ``skipped`` as
 ``(path, reason)`` (or logged when no list is given); the batch goes on.
@@ -31,28 +31,13 @@ from typing import Any
 import numpy as np
 
 from faceforge.errors import ParameterError
+from faceforge.sinks import output_stem
 from faceforge.types import Faces
 
 log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike
 Skipped = list[tuple[str, str]]
-
-
-def output_stem(source: PathLike, frame: int = 0) -> str:
-    """The file-name stem of every output made from one image or video frame.
-
-    The source's flat name (:func:`faceforge.sinks.output_name`: ``photos/sub/a.jpg`` -> ``a``),
-    and for video frames after the first ``_f`` and the six-digit frame number
-    (``clip.mp4`` frame 12 -> ``clip_f000012``). Crops add ``_face0``... to it.
-
-    Example:
-        >>> output_stem("photos/a.jpg"), output_stem("clip.mp4", 12)
-        ('a', 'clip_f000012')
-    """
-    from faceforge.sinks import output_name
-
-    return output_name(source) + (f"_f{frame:06d}" if frame else "")
 
 
 def _meta(image: np.ndarray, item: Any, t0: float, **extra: Any) -> dict[str, Any]:
@@ -247,11 +232,13 @@ class AnalyzeTask(_Task):
 # ---------------------------------------------------------------------------------------------
 def run_files(make_task: Callable[[list[str]], Callable[[np.ndarray, Any], Faces]], paths: Sequence[PathLike], *,
               every: int = 1, workers: int | None = None, progress: str | None = None,
-              skipped: Skipped | None = None) -> Iterator[Faces]:
+              skipped: Skipped | None = None, engine: str | None = None) -> Iterator[Faces]:
     """Run a face task over images, folders, archives and videos; one :class:`Faces` per image or frame.
 
-    The inputs are listed now (a missing path raises at once); the work runs as the iterator is
-    consumed, on ``workers`` processes, in input order. Video frames are decoded lazily.
+    The inputs are listed now (:func:`faceforge.sources.open_source`: a missing path raises at
+    once); the work runs as the iterator is consumed, on the batch runner
+    (:func:`faceforge.runner.run`: ``workers`` processes, in input order). Video frames are
+    decoded lazily.
 
     Args:
         make_task: ``make_task(files)`` builds the picklable task; ``files`` are the inputs,
@@ -260,37 +247,39 @@ def run_files(make_task: Callable[[list[str]], Callable[[np.ndarray, Any], Faces
         every: for videos, keep every n-th frame.
         workers: processes (default: one per core); 1 runs here.
         progress: a description for a progress bar on stderr, or None.
-        skipped: receives ``(path, reason)`` for every file that could not be used; None logs them.
+        skipped: receives ``(path, reason)`` for every input that could not be used (when the
+            iterator ends); None logs them.
+        engine: the runner's engine (``"local"`` default, ``"serial"``; see
+            :func:`faceforge.runner.get_engine`).
 
     Raises:
         SourceError: a path does not exist, or nothing usable was found.
         ParameterError: ``every`` is below 1.
     """
-    from faceforge.batch import expand_paths
+    from faceforge.sources import open_source
 
     if int(every) < 1:
         raise ParameterError(f"every must be >= 1 (keep every n-th video frame), got {every}")
-    sink: Skipped = skipped if skipped is not None else []
-    files = expand_paths(paths, skipped=sink)
-    task = make_task([str(f) for f in files])
-    return _run(task, files, int(every), workers, progress, sink, log_skips=skipped is None)
+    src = open_source([str(p) for p in paths], every=int(every))
+    task = make_task(src.paths)
+    return _run(task, src, workers, progress, skipped, engine)
 
 
-def _run(task: Callable[[np.ndarray, Any], Faces], files: list[Path], every: int, workers: int | None,
-         progress: str | None, skipped: Skipped, log_skips: bool) -> Iterator[Faces]:
-    from faceforge.batch import count_items, iter_items, run_task
+def _run(task: Callable[[np.ndarray, Any], Faces], src: Any, workers: int | None, progress: str | None,
+         skipped: Skipped | None, engine: str | None) -> Iterator[Faces]:
+    from faceforge.runner import run
 
-    total = count_items(files, every=every) if progress else None
+    r = run(task, src, engine=engine, workers=workers, progress=progress)
     try:
-        for res in run_task(task, iter_items(files, every=every, skipped=skipped), workers, progress=progress,
-                            total=total):
-            if res.error:
-                skipped.append((res.item.source, res.error))
-            else:
+        for res in r:
+            if res.error is None:
                 yield res.value
     finally:
-        for path, why in skipped if log_skips else ():
-            log.warning("skipped %s", why if path in why else f"{path}: {why}")
+        for s in r.skipped:
+            if skipped is not None:
+                skipped.append((s.source, s.reason))
+            else:
+                log.warning("skipped %s", s.reason if s.source in s.reason else f"{s.source}: {s.reason}")
 
 
 def _progress(progress: str | bool | None, default: str) -> str | None:

@@ -83,11 +83,10 @@ def autolabel(model: str | os.PathLike, paths: Iterable[str | os.PathLike], outp
         ParameterError: bad threshold or balance, or a regression model.
         SourceError / BundleError: unreadable inputs or model.
     """
-    from faceforge.batch import count_items, iter_items, run_task
-    from faceforge.sinks import save_image
+    from faceforge.runner import run
+    from faceforge.sinks import output_stem, save_image
     from faceforge.sinks.files import atomic_write
-    from faceforge.sources import expand_paths
-    from faceforge.tasks import output_stem
+    from faceforge.sources import open_source
     from faceforge.train import UNKNOWN, load_classifier
 
     if not 0.0 <= float(min_confidence) < 1.0:
@@ -110,21 +109,21 @@ def autolabel(model: str | os.PathLike, paths: Iterable[str | os.PathLike], outp
             if rec.get("model") == str(Path(model).resolve()):
                 done[rec["key"]] = rec["faces"]
     skipped: list[tuple[str, str]] = []
-    files = expand_paths(paths, skipped=skipped)
-    protect = [str(f) for f in files] + [str(model)]
+    src = open_source([str(p) for p in paths])
+    files = src.paths
+    protect = files + [str(model)]
     result = AutolabelResult(out, skipped=skipped)
-    todo = [f for f in files if f"{f}:0" not in done or _is_video(f)]
-    result.resumed = len(files) - len(todo)
+    # resume: stills labelled in an earlier run (the progress file) are not labelled again
+    result.resumed = sum(1 for f in files if f"{f}:0" in done and not _is_video(Path(f)))
     task = _LabelTask(str(Path(model).resolve()), crop_size)
-    outcomes = run_task(task, iter_items(todo, skipped=skipped), workers, progress="autolabel" if progress else None,
-                        total=count_items(todo)) if todo else iter(())
+    outcomes = run(task, src, workers=workers, progress="autolabel" if progress else None,
+                   skip=lambda it: f"{it.source}:{it.index}" in done and not _is_video(Path(it.source)))
     with open(prog_path, "a") as prog:
         if prog.tell() and not prog_path.read_bytes().endswith(b"\n"):
             prog.write("\n")  # end a line an interruption cut short
         for res in outcomes:
             if res.error:
-                skipped.append((res.item.source, res.error))
-                continue
+                continue  # reported with the source's skips below
             key = f"{res.item.source}:{res.item.index}"
             stem = output_stem(res.item.source, res.item.index)
             faces = []
@@ -136,6 +135,7 @@ def autolabel(model: str | os.PathLike, paths: Iterable[str | os.PathLike], outp
             done[key] = faces
             prog.write(json.dumps({"model": task.model, "key": key, "faces": faces}) + "\n")
             prog.flush()
+    skipped.extend((s.source, s.reason) for s in outcomes.skipped)
 
     # ---- decide what to keep (thresholds, balance) and lay out the class folders ---------------
     rows = [{"source": k.rsplit(":", 1)[0], "frame": int(k.rsplit(":", 1)[1]), **f} for k, fs in done.items() for f in fs]

@@ -85,21 +85,19 @@ def embed_faces_of(paths: Iterable[str | os.PathLike], *, detector: str = "photo
                    workers: int | None = None, progress: bool = True, crop_size: int = 160,
                    skipped: list[tuple[str, str]] | None = None) -> list[FaceRecord]:
     """Every face of every image (and video frame) under ``paths``, embedded, on all cores."""
-    from faceforge.batch import count_items, iter_items, run_task
-    from faceforge.sources import expand_paths
+    from faceforge.runner import run
 
     skipped = [] if skipped is None else skipped
-    files = expand_paths(paths, skipped=skipped)
     out: list[FaceRecord] = []
-    task = _FacesTask(detector, embedder, crop_size)
-    for res in run_task(task, iter_items(files, skipped=skipped), workers,
-                        progress="faces" if progress else None, total=count_items(files)):
+    r = run(_FacesTask(detector, embedder, crop_size), [str(p) for p in paths], workers=workers,
+            progress="faces" if progress else None)
+    for res in r:
         if res.error:
-            skipped.append((res.item.source, res.error))
-            continue
+            continue  # reported with the source's skips below
         v = res.value
         for box, emb, crop in zip(v["boxes"], v["embeddings"], v["crops"]):
             out.append(FaceRecord(res.item.source, res.item.index, [float(x) for x in box], np.asarray(emb), crop))
+    skipped.extend((s.source, s.reason) for s in r.skipped)
     return out
 
 
@@ -143,7 +141,7 @@ def write_groups(result: Clustering, output: str | os.PathLike, protect: Iterabl
     """
     from faceforge.sinks import save_image
     from faceforge.sinks.files import atomic_write
-    from faceforge.tasks import output_stem
+    from faceforge.sinks import output_stem
 
     out = Path(output)
     if out.exists() and any(out.iterdir()):

@@ -7,10 +7,11 @@ from faceforge.sinks.files import (
            encode_image,
            guard,
            output_name,
+           output_stem,
            save_image,
 )
 from faceforge.sinks.mjpeg import MjpegServer
 from faceforge.sinks.video import VideoSink, WindowSink, has_gui
 
 __all__ = ["JsonlWriter", "MjpegServer", "VideoSink", "WindowSink", "annotate", "atomic_write", "encode_image",
-           "guard", "has_gui", "output_name", "save_image"]
+           "guard", "has_gui", "output_name", "output_stem", "save_image"]

@@ -64,6 +64,20 @@ def output_name(source: str | os.PathLike, root: str | os.PathLike | None = None
     return stem + suffix
 
 
+def output_stem(source: str | os.PathLike, frame: int = 0) -> str:
+    """The file-name stem of every output made from one image or video frame.
+
+    The source's flat name (:func:`output_name`: ``photos/sub/a.jpg`` -> ``a``), and for video
+    frames after the first ``_f`` and the six-digit frame number (``clip.mp4`` frame 12 ->
+    ``clip_f000012``). Crops add ``_face0``... to it.
+
+    Example:
+        >>> output_stem("photos/a.jpg"), output_stem("clip.mp4", 12)
+        ('a', 'clip_f000012')
+    """
+    return output_name(source) + (f"_f{frame:06d}" if frame else "")
+
+
 class JsonlWriter:
     """Append JSON records to a file that appears atomically when closed.
 
