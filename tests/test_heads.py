@@ -91,9 +91,9 @@ def small() -> dict:
 def att() -> dict:
     """AT&T faces: X (400, 128), person (400,) 0..39, image (400,) 0..9."""
     root = shared_path("identity", "att_faces")
-    from faceforge.pipeline import FacePipeline
-
     from threadpoolctl import threadpool_limits
+
+    from faceforge.pipeline import FacePipeline
 
     pipe = FacePipeline("photo", "dlib-resnet", whole_image_fallback=True)
     people = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: int(p.name[1:]))

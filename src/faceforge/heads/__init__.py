@@ -30,7 +30,11 @@ from faceforge.heads.base import (
     make_head,
 )
 from faceforge.heads.bundle import FORMAT_VERSION, load_bundle, save_bundle
-from faceforge.heads.metrics import classification_report, format_report, regression_report
+from faceforge.heads.metrics import (
+    classification_report,
+    format_report,
+    regression_report,
+)
 from faceforge.heads.openset import OpenSet
 from faceforge.heads.plots import confusion_matrix_png, learning_curve_png
 from faceforge.heads.splits import kfold, split_holdout

@@ -135,6 +135,7 @@ class Head(BaseEstimator):
 
     class_weight: Any
     seed: Any
+    n_features_in_: int
 
     # -- to implement ------------------------------------------------------------------------
     def _check_params(self) -> None:

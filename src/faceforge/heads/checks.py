@@ -8,7 +8,6 @@ import numpy as np
 
 from faceforge.errors import ParameterError
 
-
 # -- input checks ---------------------------------------------------------------------------
 
 def check_X(X: Any, n_features: int | None = None, *, name: str = "X", min_rows: int = 0) -> np.ndarray:

@@ -66,8 +66,8 @@ def tuning_rows(yc: np.ndarray, groups: np.ndarray | None, seed: int, limit: int
 
 
 class _LinearHead(ClassifierHead):
-    required_arrays = ("W", "b")
-    grid = C_GRID
+    required_arrays: tuple[str, ...] = ("W", "b")
+    grid: tuple[float, ...] = C_GRID
 
     C: Any
     max_iter: Any
@@ -245,15 +245,13 @@ class SVMHead(_LinearHead):
         if C == "auto":
             grid = self._grid(Z.shape[1])
             if folds:
-                best = None
-                losses = []
+                tried = []
                 for c in grid:
                     D = self._oof(Z, yc, w, c, m, folds)
                     a = fit_temperature(D, yc, w)
-                    losses.append(_weighted_nll(softmax(a * D), yc, w))
-                    if best is None or losses[-1] < best[0]:
-                        best = (losses[-1], c, D)
-                _, C, oof = best
+                    tried.append((_weighted_nll(softmax(a * D), yc, w), c, D))
+                losses = [t[0] for t in tried]
+                _, C, oof = tried[int(np.argmin(losses))]  # the first of equal losses
                 info["cv_log_loss"] = {f"{c:g}": round(v, 5) for c, v in zip(grid, losses)}
             else:
                 C = 0.003 if self.standardize else 0.003 * Z.shape[1]
