@@ -91,9 +91,9 @@ def small() -> dict:
 def att() -> dict:
     """AT&T faces: X (400, 128), person (400,) 0..39, image (400,) 0..9."""
     root = shared_path("identity", "att_faces")
-    from faceforge.pipeline import FacePipeline
-
     from threadpoolctl import threadpool_limits
+
+    from faceforge.pipeline import FacePipeline
 
     pipe = FacePipeline("photo", "dlib-resnet", whole_image_fallback=True)
     people = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: int(p.name[1:]))
@@ -174,6 +174,7 @@ def test_seeded_fits_are_reproducible(small, kind):
 
 
 def test_prediction_needs_no_sklearn(small, tmp_path):
+    """Loading and predicting imports none of scikit-learn's fitting, metric or model-selection code."""
     X, y = small["X"], small["y"]
     expected = {}
     for kind in ALL_KINDS:
@@ -192,7 +193,10 @@ def test_prediction_needs_no_sklearn(small, tmp_path):
     np.savez(tmp_path / "expected.npz", X=X, **expected)
     code = f"""
 import sys
-sys.modules["sklearn"] = None          # any scikit-learn import now fails
+# heads are scikit-learn estimators (sklearn.base), but prediction must not touch what fits them
+for name in ("sklearn.linear_model", "sklearn.svm", "sklearn.neural_network", "sklearn.model_selection",
+             "sklearn.metrics"):
+    sys.modules[name] = None           # importing any of these now fails
 import numpy as np
 import faceforge.heads as H
 assert "matplotlib" not in sys.modules
@@ -567,3 +571,97 @@ def test_bundle_errors(tmp_path):
     with pytest.raises(BundleError, match="missing arrays"):
         params, _ = make_head("knn").fit(np.eye(4), [0, 0, 1, 1]).to_arrays()
         Head.from_arrays(params, {})
+
+
+# -- the scikit-learn estimator contract ---------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_heads_follow_the_sklearn_estimator_contract(small, kind):
+    from sklearn.base import clone, is_classifier, is_regressor
+
+    X, y = small["X"], small["y"]
+    task = "regression" if kind == "ridge" else "classification"
+    head = make_head(kind, task, seed=2)
+    params = head.get_params()
+    assert "kind" not in params and params["seed"] == 2
+    assert (is_regressor if kind == "ridge" else is_classifier)(head)
+    twin = clone(head)
+    assert type(twin) is type(head) and twin.get_params() == params and not twin.fitted
+    # no validation in __init__: a bad value is stored as given and refused by fit
+    bad = type(head)(seed="x")
+    assert bad.get_params()["seed"] == "x"
+    with pytest.raises(ParameterError, match="seed"):
+        bad.fit(X, y)
+    target = _pc1_target(X) if kind == "ridge" else y
+    head.fit(X, target)
+    assert head.n_features_in_ == 128 and head.n_features_ == 128 and "seconds" in head.fit_info_
+    refit = clone(head)                                    # clone drops the fitted state ...
+    assert not refit.fitted and not hasattr(refit, "arrays_")
+    out = (lambda h: h.predict(X)) if kind == "ridge" else (lambda h: h.predict_proba(X))
+    assert np.array_equal(out(refit.fit(X, target)), out(head))   # ... and refits identically
+    assert head.set_params(seed=5) is head and head.seed == 5
+
+
+def test_grid_search_runs_on_a_head(small):
+    from sklearn.model_selection import GridSearchCV, GroupKFold, KFold
+
+    X, y = small["X"], small["y"]
+    grid = GridSearchCV(make_head("logreg"), {"C": [0.01, 1.0]}, cv=3).fit(X, y)      # scored by head.score
+    assert grid.best_params_["C"] in (0.01, 1.0) and grid.best_score_ >= 0.9
+    assert grid.best_estimator_.score(X, y) >= 0.9
+    names = np.array(small["classes"])[y]
+    named = make_head("logreg").fit(X, y, classes=small["classes"])
+    assert named.score(X, names) == named.score(X, y)                     # class names work too
+    knn = GridSearchCV(make_head("knn"), {"n_neighbors": [1, 5]}, cv=GroupKFold(3)).fit(X, y, groups=np.arange(60) // 2)
+    assert knn.best_params_["n_neighbors"] in (1, 5)
+    folds = KFold(3, shuffle=True, random_state=0)
+    ridge = GridSearchCV(make_head("ridge", "regression"), {"alpha": [0.1, 10.0]}, cv=folds).fit(X, _pc1_target(X))
+    assert ridge.best_score_ > 0.5
+
+
+@pytest.mark.parametrize("name", ["gender", "age"])
+def test_built_in_attribute_models_load_and_predict_the_same(name):
+    """The shipped model files (written before heads were estimators) still load and predict alike."""
+    from pathlib import Path
+
+    import faceforge
+
+    manifest, arrays = load_bundle(Path(faceforge.__file__).parent / "attributes" / "models" / f"{name}.ffm")
+    head = head_from_arrays(manifest["head"], {k[5:]: v for k, v in arrays.items() if k.startswith("head.")})
+    assert head.kind == {"gender": "logreg", "age": "ridge"}[name] and head.fitted
+    d = head.n_features_in_
+    W = arrays["head.W"] if name == "gender" else arrays["head.coef"][:, None]
+    X = np.random.default_rng(0).normal(size=(20, d))
+    Z = (X - arrays["head.mean"]) / arrays["head.scale"]                 # normalize=False in both files
+    if name == "gender":
+        logits = Z @ W + arrays["head.b"]
+        expected = np.exp(logits - logits.max(1, keepdims=True))
+        np.testing.assert_allclose(head.predict_proba(X), expected / expected.sum(1, keepdims=True), rtol=1e-12)
+        assert head.classes_ == ["female", "male"]
+    else:
+        np.testing.assert_allclose(head.predict(X), (Z @ W)[:, 0] + arrays["head.intercept"][0], rtol=1e-12)
+    params, again = head.to_arrays()                                      # and they save the same way
+    assert params["params"] == manifest["head"]["params"]
+    assert all(np.array_equal(again[k[5:]], v) for k, v in arrays.items() if k.startswith("head."))
+
+
+def test_fit_temperature_minimises_the_smoothed_log_loss():
+    from faceforge.heads.linear import fit_temperature
+
+    rng = np.random.default_rng(0)
+    yc = rng.integers(0, 3, 200)
+    D = rng.normal(size=(200, 3)) + 1.5 * np.eye(3)[yc]
+    w = np.ones(200)
+    a = fit_temperature(D, yc, w)
+    grid = np.exp(np.linspace(np.log(a) - 1, np.log(a) + 1, 201))
+    counts = np.bincount(yc, minlength=3)
+    eps = 1.0 / (counts[yc] + 2.0)
+    T = np.repeat((eps / 2)[:, None], 3, axis=1)
+    T[np.arange(200), yc] = 1 - eps
+
+    def loss(x):
+        z = x * D
+        z = z - z.max(1, keepdims=True)
+        return -np.mean(np.sum(T * (z - np.log(np.exp(z).sum(1, keepdims=True))), axis=1))
+
+    assert loss(a) <= min(loss(g) for g in grid) + 1e-9

@@ -236,3 +236,13 @@ def test_class_maps_follow_the_registry(monkeypatch):
     assert "test.haar2" in DETECTORS
     det = create("test.haar2", "detect")
     assert det.min_neighbors == 3
+
+
+def test_heads_come_from_the_registry():
+    from faceforge.heads.base import HEADS, REGRESSORS, head_class
+    from faceforge.registry import get_spec, model_class, model_names
+
+    assert set(model_names("head")) == set(HEADS + REGRESSORS)
+    for kind in HEADS + REGRESSORS:
+        assert head_class(kind) is model_class(kind, "head")
+        assert get_spec(kind).input["predicts"] == ("regression" if kind in REGRESSORS else "classification")

@@ -210,3 +210,49 @@ def test_regression_from_csv(tmp_path, astronaut):
     clf = load_classifier(tmp_path / "age.ffm")
     pred = clf.predict_embeddings(np.zeros((1, 1280), np.float32) + 0.01)[0]
     assert pred.value is not None and 0 < pred.value < 100
+
+
+def test_train_config_checks_every_setting_in_one_place():
+    from faceforge.errors import ParameterError
+    from faceforge.train import TrainConfig
+
+    cfg = TrainConfig()
+    assert cfg.embedder == "dlib-resnet" and cfg.val == 0.2 and cfg.target_far == 0.01 and cfg.head is None
+    assert TrainConfig.from_kwargs(cfg, head="svm", folds=3) == TrainConfig(head="svm", folds=3)
+    for bad, match in [({"val": 0.95}, "val"), ({"target_far": 0.7}, "target_far"), ({"crops": "maybe"}, "crops"),
+                       ({"head": "forest"}, "forest"), ({"task": "clustering"}, "task"), ({"folds": -1}, "folds"),
+                       ({"workers": -1}, "workers"), ({"seed": "x"}, "seed")]:
+        with pytest.raises(ParameterError, match=match):
+            TrainConfig(**bad)
+    with pytest.raises(ParameterError, match="no setting"):
+        train("anywhere", "m.ffm", heads="svm")              # a typo is refused before any work
+
+
+def test_training_steps_run_one_by_one(att_subset, tmp_path):
+    """The named steps, run by hand, give what train() gives; bad head parameters fail before embedding."""
+    from faceforge.errors import ParameterError
+    from faceforge.train import TrainConfig, steps
+
+    cfg = TrainConfig(val=0.25, progress=False, learning_curve=False, workers=1)
+    loaded = steps.load(att_subset / "train", cfg)
+    assert loaded.dataset.task == "classification" and len(loaded.dataset.classes) == 6
+    plan = steps.check(loaded, cfg)
+    assert plan.head == "logreg" and plan.known is None
+    with pytest.raises(ParameterError, match="C must be"):
+        steps.check(loaded, TrainConfig(head_params={"C": -1}))
+    with pytest.raises(ParameterError, match="bob"):
+        steps.check(loaded, TrainConfig(known=["bob"]))
+    emb = steps.embed(loaded, cfg)
+    assert emb.X.shape == (42, 128) and not emb.augmented.any()
+    splits = steps.split(emb, cfg)
+    (tr, te), = splits.pairs
+    assert not set(emb.groups[tr]) & set(emb.groups[te]) and len(te) >= 6
+    fitted = steps.fit(emb, splits, plan, cfg)
+    calib = steps.calibrate(emb, plan, cfg)
+    rep = steps.report(fitted, splits, calib)
+    res = steps.save(tmp_path / "by_hand", loaded, emb, plan, fitted, calib, rep, cfg)
+    assert res.model_path.name == "by_hand.ffm" and res.model_path.is_file()
+    again = train(att_subset / "train", tmp_path / "whole.ffm", config=cfg)
+    assert again.report == rep and list(again.report) == list(rep)
+    assert load_classifier(res.model_path).predict_embeddings(emb.X[:3])[0].label == \
+        load_classifier(again.model_path).predict_embeddings(emb.X[:3])[0].label

@@ -1,7 +1,8 @@
 """Classifier and regressor heads on face embeddings, open-set "unknown", metrics, model files.
 
-Heads train with scikit-learn (imported only inside ``fit``) and predict with numpy from plain
-arrays, so a trained model needs neither scikit-learn nor pickle.
+Heads are scikit-learn estimators (``clone``, ``get_params`` / ``set_params`` and
+``GridSearchCV`` work on them); they fit with scikit-learn and predict with numpy from plain
+arrays, so a trained model is stored without pickle and predicts without calling scikit-learn.
 
 Example:
     >>> import numpy as np
@@ -17,22 +18,40 @@ Example:
     True
 """
 
-from faceforge.heads.base import HEADS, REGRESSORS, TASKS, Head, head_from_arrays, make_head
+from faceforge.heads.base import (
+    HEADS,
+    REGRESSORS,
+    TASKS,
+    ClassifierHead,
+    Head,
+    RegressorHead,
+    head_class,
+    head_from_arrays,
+    make_head,
+)
 from faceforge.heads.bundle import FORMAT_VERSION, load_bundle, save_bundle
-from faceforge.heads.metrics import classification_report, format_report, kfold, regression_report, split_holdout
+from faceforge.heads.metrics import (
+    classification_report,
+    format_report,
+    regression_report,
+)
 from faceforge.heads.openset import OpenSet
 from faceforge.heads.plots import confusion_matrix_png, learning_curve_png
+from faceforge.heads.splits import kfold, split_holdout
 
 __all__ = [
     "FORMAT_VERSION",
     "HEADS",
     "REGRESSORS",
     "TASKS",
+    "ClassifierHead",
     "Head",
     "OpenSet",
+    "RegressorHead",
     "classification_report",
     "confusion_matrix_png",
     "format_report",
+    "head_class",
     "head_from_arrays",
     "kfold",
     "learning_curve_png",

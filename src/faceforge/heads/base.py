@@ -1,20 +1,33 @@
-"""The head interface, input checks, class weights and preprocessing shared by every head.
+"""The head interface (a scikit-learn estimator), class weights and preprocessing shared by every head.
 
-A head is a small model on top of face embeddings. It is trained with scikit-learn (imported
-lazily inside :meth:`Head.fit`) and predicts with numpy only, from plain arrays that
-:meth:`Head.to_arrays` exports and :meth:`Head.from_arrays` reads back (no pickle).
+A head is a small model on top of face embeddings. It follows scikit-learn's estimator contract:
+every parameter is an explicit keyword of ``__init__``, stored unchanged and checked by ``fit``;
+what fitting learns ends in ``_``. So :func:`sklearn.base.clone`, ``get_params`` /
+``set_params`` and :class:`~sklearn.model_selection.GridSearchCV` work on heads. Fitting uses
+scikit-learn (the estimators are imported inside ``fit``); prediction is numpy only, from plain
+arrays that :meth:`Head.to_arrays` exports and :meth:`Head.from_arrays` reads back (no pickle).
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import time
 from typing import Any, Iterator, Sequence
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from faceforge.errors import BundleError, NotFittedError, ParameterError
+from faceforge.heads.checks import (  # noqa: F401  (check_groups, encode_labels: re-exported)
+    _check_len,
+    check_class_weight,
+    check_flag,
+    check_groups,
+    check_seed,
+    check_X,
+    encode_labels,
+)
+from faceforge.heads.splits import internal_folds  # noqa: F401  (re-exported for the heads)
 
 #: Classification heads, best default first.
 HEADS = ("logreg", "svm", "knn", "mlp")
@@ -22,132 +35,9 @@ HEADS = ("logreg", "svm", "knn", "mlp")
 REGRESSORS = ("ridge",)
 TASKS = ("classification", "regression")
 
-#: kind -> "module:Class" (imported on first use).
-_HEAD_CLASSES = {
-    "logreg": "faceforge.heads.linear:LogRegHead",
-    "svm": "faceforge.heads.linear:SVMHead",
-    "knn": "faceforge.heads.knn:KNNHead",
-    "mlp": "faceforge.heads.mlp:MLPHead",
-    "ridge": "faceforge.heads.regression:RidgeHead",
-}
 
 #: Version of the (params, arrays) layout written by :meth:`Head.to_arrays`.
 HEAD_FORMAT = 1
-
-
-# -- input checks ---------------------------------------------------------------------------
-
-def check_X(X: Any, n_features: int | None = None, *, name: str = "X", min_rows: int = 0) -> np.ndarray:
-    """Return ``X`` as a finite ``(n, d) float64`` array, or raise a clear error.
-
-    Args:
-        X: ``(n, d)`` numeric embeddings.
-        n_features: the width a fitted head expects (``None``: any).
-        name: the argument's name in messages.
-        min_rows: the fewest rows allowed.
-
-    Raises:
-        ParameterError: wrong type, shape, width, or non-finite values.
-    """
-    arr = np.asarray(X)
-    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise ParameterError(
-            f"{name} must be a numeric (n, d) array of face embeddings, but got dtype {arr.dtype}. "
-            f"Fix: pass the embeddings as a float array (e.g. EmbeddedDataset.X)."
-        )
-    if arr.ndim != 2:
-        raise ParameterError(
-            f"{name} must have shape (n, d): one embedding per row, but got shape {arr.shape}. "
-            f"Fix: for a single embedding x use x[None, :]."
-        )
-    if arr.shape[1] == 0 or arr.shape[0] < min_rows:
-        raise ParameterError(
-            f"{name} must have at least {max(min_rows, 1)} row(s) and 1 column, but got shape {arr.shape}. "
-            f"Fix: embed more images."
-        )
-    if n_features is not None and arr.shape[1] != n_features:
-        raise ParameterError(
-            f"{name} has {arr.shape[1]} columns, but this head was trained on {n_features}-D embeddings. "
-            f"Fix: embed with the same embedder the model was trained with."
-        )
-    arr = arr.astype(np.float64, copy=False)
-    finite = np.isfinite(arr).all(axis=1)
-    if not finite.all():
-        bad = np.flatnonzero(~finite)
-        raise ParameterError(
-            f"{name} must be finite, but rows {bad[:5].tolist()}{' ...' if len(bad) > 5 else ''} hold NaN or "
-            f"infinity. Fix: drop those samples (a failed embedding?)."
-        )
-    return arr
-
-
-def _check_len(X: np.ndarray, y: np.ndarray, name: str = "y") -> None:
-    if len(y) != len(X):
-        raise ParameterError(
-            f"X and {name} must have the same length (one label per embedding), but X has {len(X)} rows "
-            f"and {name} has {len(y)}. Fix: pass matching arrays."
-        )
-
-
-def encode_labels(y: Any, classes: Sequence[str] | None = None) -> tuple[np.ndarray, list[str]]:
-    """Turn class labels into ``(n,) int64`` indices into a list of class names.
-
-    Args:
-        y: ``(n,)`` class indices (ints, as in ``EmbeddedDataset.y``) or class names (strings).
-        classes: the class names. Default: ``[str(i) ...]`` for indices, the sorted names for strings.
-
-    Returns:
-        ``(indices, classes)``.
-
-    Raises:
-        ParameterError: labels that are not class labels, or not in ``classes``.
-    """
-    arr = np.asarray(y)
-    if arr.ndim != 1:
-        raise ParameterError(f"y must be a 1-D array of labels, but got shape {arr.shape}. Fix: pass y.ravel().")
-    if arr.dtype == bool:
-        arr = arr.astype(np.int64)
-    if arr.dtype.kind in "US" or arr.dtype == object:
-        names = [str(v) for v in arr.tolist()]
-        cls = sorted(set(names)) if classes is None else [str(c) for c in classes]
-        index = {c: i for i, c in enumerate(cls)}
-        missing = sorted(set(names) - set(index))
-        if missing:
-            raise ParameterError(f"labels {missing[:5]} are not in classes {cls[:10]}. Fix: pass the full class list.")
-        return np.array([index[v] for v in names], dtype=np.int64), cls
-    if np.issubdtype(arr.dtype, np.floating):
-        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-            raise ParameterError(
-                "a classification head needs class labels (integers or names), but y holds non-integer "
-                "numbers. Fix: use task='regression' (the 'ridge' head) for numeric targets."
-            )
-        arr = arr.astype(np.int64)
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise ParameterError(f"y must hold class indices or names, but got dtype {arr.dtype}.")
-    arr = arr.astype(np.int64)
-    if len(arr) and arr.min() < 0:
-        raise ParameterError(f"class indices must be >= 0, but y holds {int(arr.min())}. Fix: encode classes as 0..k-1.")
-    k = int(arr.max()) + 1 if len(arr) else 0
-    cls = [str(i) for i in range(k)] if classes is None else [str(c) for c in classes]
-    if k > len(cls):
-        raise ParameterError(
-            f"y holds class index {k - 1}, but only {len(cls)} classes were given. Fix: pass every class name."
-        )
-    return arr, cls
-
-
-def check_groups(groups: Any, n: int) -> np.ndarray | None:
-    """``(n,)`` group ids (e.g. source paths; augmented copies share one) as int codes, or ``None``."""
-    if groups is None:
-        return None
-    g = np.asarray(groups)
-    if g.ndim != 1 or len(g) != n:
-        raise ParameterError(
-            f"groups must have one entry per sample ({n}), but got shape {g.shape}. "
-            f"Fix: pass the source path of each row (EmbeddedDataset.paths)."
-        )
-    _, codes = np.unique(g.astype(str) if g.dtype == object else g, return_inverse=True)
-    return codes.astype(np.int64)
 
 
 # -- numerics shared by heads ----------------------------------------------------------------
@@ -173,6 +63,9 @@ def class_weights(yc: np.ndarray, m: int, class_weight: Any, names: Sequence[str
         class_weight: ``"balanced"`` (weight ``n / (m * count)``), ``None`` (all 1), or a dict
             class name -> weight.
         names: the name of each compact class.
+
+    Returns:
+        ``(m,)`` weights.
     """
     counts = np.bincount(yc, minlength=m).astype(np.float64)
     if class_weight is None:
@@ -192,76 +85,57 @@ def fit_threads() -> Iterator[None]:
     Heads are small; two BLAS thread pools (numpy's and scipy's) competing for a few cores made
     lbfgs fits ~20x slower on a 2-core machine.
     """
-    try:
-        import scipy.linalg  # noqa: F401  (load scipy's BLAS now, so the limit applies to it too)
-        import sklearn  # noqa: F401
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl and scipy ship with scikit-learn
-        yield
-        return
+    import scipy.linalg  # noqa: F401  (load scipy's BLAS now, so the limit applies to it too)
+    from threadpoolctl import threadpool_limits
+
     with threadpool_limits(limits=1, user_api="blas"):
         yield
 
 
-def internal_folds(yc: np.ndarray, groups: np.ndarray | None, seed: int, max_folds: int = 3) -> list:
-    """Stratified, group-aware folds for tuning inside ``fit``; ``[]`` when a class is too small."""
-    from faceforge.heads.metrics import _strata, kfold
-
-    g = np.arange(len(yc)) if groups is None else groups
-    s = _strata(yc)  # classes, or quantile bins of a float (regression) target
-    per_class = [len(np.unique(g[s == c])) for c in np.unique(s)]
-    k = min(max_folds, min(per_class))
-    if k < 2:
-        return []
-    return kfold(s, k=k, seed=seed, groups=groups)
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (np.bool_, np.integer, np.floating)):
+        return v.item()
+    if isinstance(v, tuple):
+        return [_jsonable(x) for x in v]
+    return v
 
 
-# -- the head base class ---------------------------------------------------------------------
+# -- the head base classes -------------------------------------------------------------------
 
-class Head:
-    """Base class of every head: numpy-only prediction from arrays, scikit-learn only to fit.
+class Head(BaseEstimator):
+    """Base class of every head: a scikit-learn estimator that predicts with numpy from arrays.
+
+    Subclasses list every parameter as a keyword of ``__init__`` (stored unchanged) and check
+    them in :meth:`_check_params`, which :meth:`fit` (and :func:`make_head`) call.
 
     Attributes:
         kind: the head's name (``"logreg"``, ``"svm"``, ``"knn"``, ``"mlp"``, ``"ridge"``).
         task: ``"classification"`` or ``"regression"``.
         classes_: class names (``[]`` for regression); set by :meth:`fit`.
-        n_features_: embedding width seen in :meth:`fit`.
+        n_features_in_: embedding width seen in :meth:`fit` (also ``n_features_``).
+        arrays_: the fitted numpy arrays (what :meth:`to_arrays` exports).
         fit_info_: what fitting chose and measured (seconds, tuned hyper-parameters, ...).
     """
 
     kind = ""
     task = "classification"
-    #: head-specific parameters and their defaults
-    defaults: dict[str, Any] = {}
     #: arrays every fitted head of this kind holds (besides the shared ones)
     required_arrays: tuple[str, ...] = ()
-    #: whether features are standardised (the ``standardize`` parameter exists)
+    #: whether features can be standardised (the ``standardize`` parameter exists)
     uses_standardize = True
 
-    def __init__(self, *, class_weight: Any = "balanced", seed: int = 0, **params: Any) -> None:
-        unknown = sorted(set(params) - set(self.defaults))
-        if unknown:
-            raise ParameterError(
-                f"head {self.kind!r} has no parameter(s) {unknown}. Valid: {sorted(self.defaults)}, "
-                f"class_weight, seed."
-            )
-        self.params = {**self.defaults, **params}
-        self.class_weight = _check_class_weight(class_weight)
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-            raise ParameterError(f"seed must be an integer, but got {seed!r}.")
-        self.seed = int(seed)
-        self._check_params()
-        self.classes_: list[str] = []
-        self.n_features_: int | None = None
-        self.fit_info_: dict[str, Any] = {}
-        self._state: dict[str, np.ndarray] = {}
+    class_weight: Any
+    seed: Any
+    n_features_in_: int
 
     # -- to implement ------------------------------------------------------------------------
     def _check_params(self) -> None:
-        p = self.params
+        """Raise :class:`ParameterError` for a bad parameter (subclasses extend this)."""
+        check_class_weight(self.class_weight)
+        check_seed(self.seed)
         for flag in ("normalize", "standardize"):
-            if flag in p and not isinstance(p[flag], bool):
-                raise ParameterError(f"{flag} must be True or False, but got {p[flag]!r}.")
+            if hasattr(self, flag):
+                check_flag(flag, getattr(self, flag))
 
     def _fit(self, Z: np.ndarray, yc: np.ndarray, w: np.ndarray, cw: np.ndarray,
              groups: np.ndarray | None) -> None:  # pragma: no cover - abstract
@@ -271,18 +145,28 @@ class Head:
         """Compact probabilities ``(n, m)`` (classification) or values ``(n,)`` (regression)."""
         raise NotImplementedError
 
+    def _normalizes(self) -> bool:
+        return bool(getattr(self, "normalize", True))
+
+    def _standardizes(self) -> bool:
+        return self.uses_standardize and bool(getattr(self, "standardize", False))
+
     # -- public API ----------------------------------------------------------------------------
     @property
     def fitted(self) -> bool:
-        return self.n_features_ is not None
+        """Whether :meth:`fit` (or :meth:`from_arrays`) has run."""
+        return hasattr(self, "n_features_in_")
 
-    def get_params(self) -> dict[str, Any]:
-        """JSON-ready parameters: enough to build an identical, unfitted head with :func:`make_head`."""
-        return {"kind": self.kind, "task": self.task, "class_weight": self.class_weight, "seed": self.seed,
-                **{k: (list(v) if isinstance(v, tuple) else v) for k, v in self.params.items()}}
+    def __sklearn_is_fitted__(self) -> bool:
+        return self.fitted
+
+    @property
+    def n_features_(self) -> int | None:
+        """Embedding width seen in :meth:`fit` (``None`` before): scikit-learn's ``n_features_in_``."""
+        return getattr(self, "n_features_in_", None)
 
     def fit(self, X: Any, y: Any, *, classes: Sequence[str] | None = None, groups: Any = None) -> "Head":
-        """Train the head.
+        """Check the parameters and train the head.
 
         Args:
             X: ``(n, d)`` embeddings.
@@ -296,11 +180,16 @@ class Head:
             ``self``.
 
         Raises:
-            ParameterError: bad shapes or labels, or fewer than 2 classes.
+            ParameterError: bad parameters, shapes or labels, or fewer than 2 classes.
         """
+        self._check_params()
+        if hasattr(self, "n_features_in_"):
+            del self.n_features_in_  # a failed refit leaves the head unfitted, not half-fitted
+        cwd = check_class_weight(self.class_weight)
         X = check_X(X, min_rows=2)
         groups = check_groups(groups, len(X))
         t0 = time.perf_counter()
+        state: dict[str, np.ndarray] = {}
         if self.task == "classification":
             yi, names = encode_labels(y, classes)
             _check_len(X, yi)
@@ -313,10 +202,10 @@ class Head:
                 )
             yc = np.searchsorted(present, yi)
             m = len(present)
-            cw = class_weights(yc, m, self.class_weight, [names[i] for i in present])
+            cw = class_weights(yc, m, cwd, [names[i] for i in present])
             w = cw[yc]
-            self.classes_ = list(names)
-            self._state = {"present": present.astype(np.int64)}
+            classes_ = list(names)
+            state["present"] = present.astype(np.int64)
         else:
             yv = np.asarray(y)
             if yv.ndim != 1 or not (np.issubdtype(yv.dtype, np.number)) or yv.dtype == bool:
@@ -332,31 +221,37 @@ class Head:
                 raise ParameterError(f"y is constant ({yc[0]}); there is nothing to learn. Fix: check the labels.")
             w = np.ones(len(yc))
             cw = np.ones(1)
-            self.classes_ = []
-            self._state = {}
+            classes_ = []
+        self.arrays_ = state
+        self.classes_ = classes_
+        self.fit_info_: dict[str, Any] = {}
         Z = self._preprocess_fit(X)
         with fit_threads():
             self._fit(Z, yc, w, cw, groups)
-        self.n_features_ = int(X.shape[1])
+        self.n_features_in_ = int(X.shape[1])
         self.fit_info_ = {**self.fit_info_, "n_samples": int(len(X)),
                           "seconds": round(time.perf_counter() - t0, 4)}
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities.
+        """Class probabilities (numpy only).
 
         Args:
             X: ``(n, d)`` embeddings.
 
         Returns:
             ``(n, k) float64`` probabilities over :attr:`classes_` (rows sum to 1).
+
+        Raises:
+            ParameterError: a regression head, or embeddings of the wrong shape.
+            NotFittedError: the head is not trained.
         """
         if self.task != "classification":
             raise ParameterError(f"{self.kind!r} is a regression head; it has no probabilities. Use predict().")
         Z = self._prepare(X)
         out = np.zeros((len(Z), len(self.classes_)))
         if len(Z):
-            out[:, self._state["present"]] = self._output(Z)
+            out[:, self.arrays_["present"]] = self._output(Z)
         return out
 
     def predict(self, X: Any) -> np.ndarray:
@@ -369,9 +264,13 @@ class Head:
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Export the fitted head as ``(JSON-ready params, numpy arrays)`` (see :meth:`from_arrays`)."""
         self._require_fitted()
-        params = {"head_format": HEAD_FORMAT, "kind": self.kind, "task": self.task, "params": self.get_params(),
-                  "classes": list(self.classes_), "n_features": self.n_features_, "fit_info": dict(self.fit_info_)}
-        return params, {k: np.array(v, copy=True) for k, v in self._state.items()}
+        hp = {k: _jsonable(v) for k, v in self.get_params(deep=False).items()}
+        hp["class_weight"] = check_class_weight(self.class_weight)
+        hp["seed"] = int(self.seed)
+        params = {"head_format": HEAD_FORMAT, "kind": self.kind, "task": self.task,
+                  "params": {"kind": self.kind, "task": self.task, **hp},
+                  "classes": list(self.classes_), "n_features": self.n_features_in_, "fit_info": dict(self.fit_info_)}
+        return params, {k: np.array(v, copy=True) for k, v in self.arrays_.items()}
 
     @classmethod
     def from_arrays(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> "Head":
@@ -380,7 +279,7 @@ class Head:
         Called on :class:`Head` itself it builds the right subclass from ``params["kind"]``.
 
         Raises:
-            BundleError: the params or arrays are incomplete or from a newer format.
+            BundleError: the params or arrays are incomplete, invalid, or from a newer format.
         """
         try:
             kind = params["kind"]
@@ -394,27 +293,34 @@ class Head:
                 f"the head uses layout {params['head_format']}, newer than this faceforge reads ({HEAD_FORMAT}). "
                 f"Fix: upgrade faceforge."
             )
-        klass = head_class(kind) if cls is Head or cls.kind != kind else cls
+        try:
+            klass = head_class(kind) if cls in (Head, ClassifierHead, RegressorHead) or cls.kind != kind else cls
+        except ParameterError as e:
+            raise BundleError(f"the model file holds an unknown head {kind!r}. Fix: upgrade faceforge.") from e
         for k in ("kind", "task"):
             hp.pop(k, None)
+        unknown = sorted(set(hp) - set(klass._get_param_names()))
+        if unknown:
+            raise BundleError(f"head {kind!r} has no parameter(s) {unknown}; the model file is from another "
+                              f"faceforge. Fix: upgrade faceforge, or retrain the model.")
         head = klass(**hp)
+        try:
+            head._check_params()
+        except ParameterError as e:
+            raise BundleError(f"head {kind!r} in the model file has a bad parameter: {e}") from e
         need = set(klass.required_arrays) | ({"present"} if klass.task == "classification" else set())
-        if head.params.get("standardize"):
+        if head._standardizes():
             need |= {"mean", "scale"}
         missing = sorted(need - set(arrays))
         if missing:
             raise BundleError(f"head {kind!r} is missing arrays {missing}; the model file is damaged. Retrain it.")
-        head._state = {k: np.asarray(v) for k, v in arrays.items()}
+        head.arrays_ = {k: np.asarray(v) for k, v in arrays.items()}
         head.classes_ = classes
-        head.n_features_ = n_features
+        head.n_features_in_ = n_features
         head.fit_info_ = dict(params.get("fit_info", {}))
-        head._restore()
         return head
 
     # -- helpers ---------------------------------------------------------------------------------
-    def _restore(self) -> None:
-        """Hook: rebuild derived state after :meth:`from_arrays`."""
-
     def _require_fitted(self) -> None:
         if not self.fitted:
             raise NotFittedError(
@@ -423,58 +329,64 @@ class Head:
 
     def _prepare(self, X: Any) -> np.ndarray:
         self._require_fitted()
-        X = check_X(X, self.n_features_)
+        X = check_X(X, self.n_features_in_)
         return self._preprocess(X)
 
     def _preprocess_fit(self, X: np.ndarray) -> np.ndarray:
-        if self.params.get("normalize", True):
+        if self._normalizes():
             X = l2_normalize(X)
-        if self.uses_standardize and self.params.get("standardize", False):
+        if self._standardizes():
             mean = X.mean(axis=0)
             scale = X.std(axis=0)
             scale[scale < 1e-12] = 1.0
-            self._state["mean"], self._state["scale"] = mean, scale
+            self.arrays_["mean"], self.arrays_["scale"] = mean, scale
         return self._preprocess(X, normalized=True)
 
     def _preprocess(self, X: np.ndarray, normalized: bool = False) -> np.ndarray:
-        if not normalized and self.params.get("normalize", True):
+        if not normalized and self._normalizes():
             X = l2_normalize(X)
-        if self.uses_standardize and self.params.get("standardize", False):
-            X = (X - self._state["mean"]) / self._state["scale"]
+        if self._standardizes():
+            X = (X - self.arrays_["mean"]) / self.arrays_["scale"]
         return X
 
-    def __repr__(self) -> str:
-        extra = f", classes={len(self.classes_)}" if self.classes_ else ""
-        state = "fitted" if self.fitted else "not fitted"
-        return f"{type(self).__name__}(kind={self.kind!r}, task={self.task!r}{extra}, {state})"
+
+class ClassifierHead(ClassifierMixin, Head):
+    """Base of the classification heads (scikit-learn classifier: ``score`` is accuracy)."""
+
+    task = "classification"
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Accuracy on ``X`` against ``y`` (class indices, or names from :attr:`classes_`)."""
+        from sklearn.metrics import accuracy_score
+
+        self._require_fitted()
+        yi, _ = encode_labels(y, self.classes_)
+        return float(accuracy_score(yi, self.predict(X), sample_weight=sample_weight))
 
 
-def _check_class_weight(cw: Any) -> Any:
-    if cw is None or cw == "balanced":
-        return cw
-    if isinstance(cw, dict):
-        out = {}
-        for k, v in cw.items():
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0 or not np.isfinite(v):
-                raise ParameterError(f"class_weight[{k!r}] must be a positive number, but got {v!r}.")
-            out[str(k)] = float(v)
-        return out
-    raise ParameterError(
-        f"class_weight must be 'balanced', None or a dict class name -> weight, but got {cw!r}."
-    )
+class RegressorHead(RegressorMixin, Head):
+    """Base of the regression heads (scikit-learn regressor: ``score`` is R²)."""
+
+    task = "regression"
 
 
 def head_class(kind: str) -> type[Head]:
-    """The :class:`Head` subclass for ``kind``."""
-    if kind not in _HEAD_CLASSES:
+    """The :class:`Head` subclass for a kind name (``"logreg"``, ``"svm"``, ``"knn"``, ``"mlp"``, ``"ridge"``),
+    from its registry entry (``faceforge.registry``, task ``"head"``).
+
+    Raises:
+        ParameterError: an unknown kind.
+    """
+    from faceforge.registry import model_class, model_names
+
+    if kind not in model_names("head"):
         raise ParameterError(f"Unknown head {kind!r}. Choose one of: {', '.join(HEADS + REGRESSORS)}.")
-    mod, name = _HEAD_CLASSES[kind].split(":")
-    return getattr(importlib.import_module(mod), name)
+    return model_class(kind, "head")
 
 
 def make_head(kind: str = "auto", task: str = "classification", *, class_weight: Any = "balanced",
               seed: int = 0, **params: Any) -> Head:
-    """Build an unfitted head.
+    """Build an unfitted head, with its parameters checked now (not only when fitting).
 
     Args:
         kind: ``"logreg"`` (default for classification), ``"svm"``, ``"knn"``, ``"mlp"``, or
@@ -483,7 +395,10 @@ def make_head(kind: str = "auto", task: str = "classification", *, class_weight:
         class_weight: ``"balanced"`` (each class counts equally, against imbalance), ``None``,
             or a dict class name -> weight. Ignored by regression heads.
         seed: random seed; equal seeds and data give identical heads.
-        **params: head-specific parameters (see each head's ``defaults``), e.g. ``C=1.0``.
+        **params: the head's own parameters (the keywords of its class), e.g. ``C=1.0``.
+
+    Returns:
+        The head (a scikit-learn estimator).
 
     Example:
         >>> head = make_head("knn", "classification", n_neighbors=3)
@@ -491,21 +406,28 @@ def make_head(kind: str = "auto", task: str = "classification", *, class_weight:
         3
 
     Raises:
-        ParameterError: unknown kind, task or parameter, or a kind that does not fit the task.
+        ParameterError: unknown kind, task or parameter, a bad parameter value, or a kind that
+            does not fit the task.
     """
     if task not in TASKS:
         raise ParameterError(f"Unknown task {task!r}. Choose one of: {', '.join(TASKS)}.")
     valid = HEADS if task == "classification" else REGRESSORS
     if kind in (None, "auto"):
         kind = valid[0]
-    if kind not in _HEAD_CLASSES:
+    if kind not in HEADS + REGRESSORS:
         raise ParameterError(f"Unknown head {kind!r}. Choose one of: {', '.join(valid)} (for task {task!r}).")
-    if kind not in valid:
-        other = "regression" if task == "classification" else "classification"
+    klass = head_class(kind)
+    if klass.task != task:
         raise ParameterError(
-            f"Head {kind!r} is a {other} head, but task is {task!r}. Choose one of: {', '.join(valid)}."
+            f"Head {kind!r} is a {klass.task} head, but task is {task!r}. Choose one of: {', '.join(valid)}."
         )
-    return head_class(kind)(class_weight=class_weight, seed=seed, **params)
+    names = klass._get_param_names()
+    unknown = sorted(set(params) - set(names))
+    if unknown:
+        raise ParameterError(f"head {kind!r} has no parameter(s) {unknown}. Valid: {', '.join(sorted(names))}.")
+    head = klass(class_weight=class_weight, seed=seed, **params)
+    head._check_params()
+    return head
 
 
 def head_from_arrays(params: dict[str, Any], arrays: dict[str, np.ndarray]) -> Head:

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from faceforge.errors import ParameterError
-from faceforge.heads.base import Head
+from faceforge.heads.base import ClassifierHead
+from faceforge.heads.checks import check_choice, check_number
 
 #: neighbour counts tried by ``n_neighbors="auto"``.
 K_GRID = (1, 3, 5, 7, 10, 15, 20, 30, 50)
@@ -54,60 +55,66 @@ def _vote(d: np.ndarray, ny: np.ndarray, cw: np.ndarray, m: int, smoothing: floa
     return (1.0 - smoothing) * P + smoothing / m
 
 
-class KNNHead(Head):
+class KNNHead(ClassifierHead):
     """Distance-weighted k-nearest neighbours.
 
-    Parameters:
+    Args:
         n_neighbors: ``k``, or ``"auto"`` (default): chosen from :data:`K_GRID` by
             leave-one-out on the training set (neighbours from the same group excluded), highest
             class-weighted accuracy, ties broken by log loss.
         metric: ``"cosine"`` (default) or ``"euclidean"``.
         normalize: L2-normalise embeddings first (default True; cosine always normalises).
         smoothing: weight of the uniform distribution mixed into the votes (default 0.01).
-
-    Class weights scale each neighbour's vote (``"balanced"``: rare classes' votes count more).
+        class_weight: ``"balanced"`` (default: rare classes' votes count more), ``None`` or a
+            dict class name -> weight; it scales each neighbour's vote.
+        seed: random seed (which rows tune ``n_neighbors`` on large sets).
     """
 
     kind = "knn"
-    defaults = {"n_neighbors": "auto", "metric": "cosine", "normalize": True, "smoothing": 0.01}
     required_arrays = ("gallery", "gallery_y", "class_weight", "n_neighbors")
     uses_standardize = False
 
+    def __init__(self, *, n_neighbors: Any = "auto", metric: str = "cosine", normalize: bool = True,
+                 smoothing: float = 0.01, class_weight: Any = "balanced", seed: int = 0) -> None:
+        self.n_neighbors = n_neighbors
+        self.metric = metric
+        self.normalize = normalize
+        self.smoothing = smoothing
+        self.class_weight = class_weight
+        self.seed = seed
+
     def _check_params(self) -> None:
         super()._check_params()
-        p = self.params
-        k = p["n_neighbors"]
-        if k != "auto" and (not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1):
-            raise ParameterError(f"n_neighbors must be a positive integer or 'auto', but got {k!r}.")
-        if p["metric"] not in ("cosine", "euclidean"):
-            raise ParameterError(f"metric must be 'cosine' or 'euclidean', but got {p['metric']!r}.")
-        s = p["smoothing"]
+        check_number("n_neighbors", self.n_neighbors, integer=True, auto=True)
+        check_choice("metric", self.metric, ("cosine", "euclidean"))
+        s = self.smoothing
         if not isinstance(s, (int, float)) or isinstance(s, bool) or not 0 <= s < 1:
             raise ParameterError(f"smoothing must be a number in [0, 1), but got {s!r}.")
-        if p["metric"] == "cosine":
-            p["normalize"] = True
+
+    def _normalizes(self) -> bool:
+        return self.metric == "cosine" or bool(self.normalize)
 
     def _fit(self, Z, yc, w, cw, groups) -> None:
         m = int(yc.max()) + 1
-        k = self.params["n_neighbors"]
+        k = self.n_neighbors
         info: dict[str, Any] = {}
         if k == "auto":
             k, info = self._tune(Z, yc, cw, groups, m)
         k = int(min(k, len(Z)))
-        self._state.update(gallery=Z.astype(np.float64), gallery_y=yc.astype(np.int64), class_weight=cw,
+        self.arrays_.update(gallery=Z.astype(np.float64), gallery_y=yc.astype(np.int64), class_weight=cw,
                            n_neighbors=np.array([k], dtype=np.int64))
         self.fit_info_ = {**info, "n_neighbors": k}
 
     def _tune(self, Z, yc, cw, groups, m) -> tuple[int, dict[str, Any]]:
         n = len(Z)
-        rng = np.random.default_rng(self.seed)
+        rng = np.random.default_rng(int(self.seed))
         q = np.sort(rng.choice(n, _TUNE_QUERIES, replace=False)) if n > _TUNE_QUERIES else np.arange(n)
         kmax = min(max(K_GRID), n - 1)
         dist, cols = [], []
         step = _chunk(n)
         for s in range(0, len(q), step):
             qs = q[s:s + step]
-            D = _distances(Z[qs], Z, self.params["metric"])
+            D = _distances(Z[qs], Z, self.metric)
             D[np.arange(len(qs)), qs] = np.inf  # leave one out
             if groups is not None:
                 D[groups[qs][:, None] == groups[None, :]] = np.inf  # and its augmented copies
@@ -120,7 +127,7 @@ class KNNHead(Head):
         w = cw[yc[q]]
         scores = []
         for k in cands:
-            P = _vote(d[:, :k], ny[:, :k], cw, m, self.params["smoothing"])
+            P = _vote(d[:, :k], ny[:, :k], cw, m, float(self.smoothing))
             acc = float(np.sum(w * (P.argmax(1) == yc[q])) / w.sum())
             ll = float(np.sum(w * -np.log(np.clip(P[np.arange(len(q)), yc[q]], 1e-15, 1))) / w.sum())
             scores.append((-acc, ll))
@@ -128,12 +135,12 @@ class KNNHead(Head):
         return cands[best], {"loo_accuracy": {str(k): round(-s[0], 5) for k, s in zip(cands, scores)}}
 
     def _output(self, Z: np.ndarray) -> np.ndarray:
-        G, gy, cw = self._state["gallery"], self._state["gallery_y"], self._state["class_weight"]
-        m = len(self._state["present"])
-        k = int(self._state["n_neighbors"][0])
+        G, gy, cw = self.arrays_["gallery"], self.arrays_["gallery_y"], self.arrays_["class_weight"]
+        m = len(self.arrays_["present"])
+        k = int(self.arrays_["n_neighbors"][0])
         out = np.empty((len(Z), m))
         step = _chunk(len(G))
         for s in range(0, len(Z), step):
-            d, c = _neighbours(_distances(Z[s:s + step], G, self.params["metric"]), k)
-            out[s:s + step] = _vote(d, gy[c], cw, m, float(self.params["smoothing"]))
+            d, c = _neighbours(_distances(Z[s:s + step], G, self.metric), k)
+            out[s:s + step] = _vote(d, gy[c], cw, m, float(self.smoothing))
         return out

@@ -12,18 +12,21 @@ from typing import Any
 
 import numpy as np
 
-from faceforge.errors import ParameterError
-from faceforge.heads.base import Head, internal_folds, softmax
+from faceforge.heads.base import ClassifierHead, internal_folds, softmax
+from faceforge.heads.checks import check_number
 
 #: C values tried by ``C="auto"`` (standardised features; multiplied by d without standardising).
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 #: C values tried by the SVM's ``C="auto"``.
 SVM_C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1)
+#: Range of the SVM's inverse temperature.
+TEMPERATURE_RANGE = (1e-3, 1e4)
 
 
 def _weighted_nll(P: np.ndarray, yc: np.ndarray, w: np.ndarray) -> float:
-    p = np.clip(P[np.arange(len(yc)), yc], 1e-15, 1.0)
-    return float(np.sum(w * -np.log(p)) / np.sum(w))
+    from sklearn.metrics import log_loss
+
+    return float(log_loss(yc, P, sample_weight=w, labels=np.arange(P.shape[1])))
 
 
 def _as_full(coef: np.ndarray, intercept: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -32,11 +35,6 @@ def _as_full(coef: np.ndarray, intercept: np.ndarray, m: int) -> tuple[np.ndarra
         w = coef[0] / 2
         return np.stack([-w, w], axis=1), np.array([-intercept[0] / 2, intercept[0] / 2])
     return coef.T.copy(), intercept.copy()
-
-
-def _check_C(C: Any) -> None:
-    if C != "auto" and (not isinstance(C, (int, float)) or isinstance(C, bool) or not C > 0):
-        raise ParameterError(f"C must be a positive number or 'auto', but got {C!r}.")
 
 
 #: ``C="auto"`` searches on at most this many rows (a stratified sample of whole photos): on
@@ -67,29 +65,30 @@ def tuning_rows(yc: np.ndarray, groups: np.ndarray | None, seed: int, limit: int
     return np.flatnonzero(keep[inv])
 
 
-class _LinearHead(Head):
-    required_arrays = ("W", "b")
+class _LinearHead(ClassifierHead):
+    required_arrays: tuple[str, ...] = ("W", "b")
+    grid: tuple[float, ...] = C_GRID
+
+    C: Any
+    max_iter: Any
+    standardize: Any
 
     def _check_params(self) -> None:
         super()._check_params()
-        _check_C(self.params["C"])
-        it = self.params["max_iter"]
-        if not isinstance(it, (int, np.integer)) or isinstance(it, bool) or it < 1:
-            raise ParameterError(f"max_iter must be a positive integer, but got {it!r}.")
-
-    grid = C_GRID
+        check_number("C", self.C, auto=True)
+        check_number("max_iter", self.max_iter, integer=True)
 
     def _grid(self, d: int) -> tuple[float, ...]:
-        return self.grid if self.params["standardize"] else tuple(c * d for c in self.grid)
+        return self.grid if self.standardize else tuple(c * d for c in self.grid)
 
     def _decision(self, Z: np.ndarray) -> np.ndarray:
-        return Z @ self._state["W"] + self._state["b"]
+        return Z @ self.arrays_["W"] + self.arrays_["b"]
 
 
 class LogRegHead(_LinearHead):
     """Multinomial logistic regression (the default head).
 
-    Parameters (``make_head("logreg", C=...)``):
+    Args:
         C: inverse regularisation strength on standardised features, or ``"auto"`` (default):
             chosen from :data:`C_GRID` by the lowest class-weighted log loss in an internal
             3-fold split (falls back to 0.1 when a class has fewer than 2 images). Larger C
@@ -97,30 +96,41 @@ class LogRegHead(_LinearHead):
         normalize: L2-normalise embeddings first (default True).
         standardize: scale each feature to zero mean / unit variance (default True).
         max_iter: lbfgs iterations (default 1000).
+        class_weight: ``"balanced"`` (default), ``None`` or a dict class name -> weight.
+        seed: random seed.
     """
 
     kind = "logreg"
-    defaults = {"C": "auto", "normalize": True, "standardize": True, "max_iter": 1000}
+
+    def __init__(self, *, C: Any = "auto", normalize: bool = True, standardize: bool = True, max_iter: int = 1000,
+                 class_weight: Any = "balanced", seed: int = 0) -> None:
+        self.C = C
+        self.normalize = normalize
+        self.standardize = standardize
+        self.max_iter = max_iter
+        self.class_weight = class_weight
+        self.seed = seed
 
     def _fit_one(self, Z: np.ndarray, yc: np.ndarray, w: np.ndarray, C: float):
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import LogisticRegression
 
-        est = LogisticRegression(C=C, max_iter=int(self.params["max_iter"]), random_state=self.seed)
+        est = LogisticRegression(C=C, max_iter=int(self.max_iter), random_state=int(self.seed))
         with warnings.catch_warnings():
+            # the tuning fits stop at max_iter on purpose; fit_info_ records convergence of the final fit
             warnings.simplefilter("ignore", ConvergenceWarning)
             est.fit(Z, yc, sample_weight=w)
         return est
 
     def _fit(self, Z, yc, w, cw, groups) -> None:
         m = int(yc.max()) + 1
-        C = self.params["C"]
+        C = self.C
         info: dict[str, Any] = {}
         if C == "auto":
             grid = self._grid(Z.shape[1])
-            rows = tuning_rows(yc, groups, self.seed)
+            rows = tuning_rows(yc, groups, int(self.seed))
             Zt, yt, wt = Z[rows], yc[rows], w[rows]
-            folds = internal_folds(yt, None if groups is None else groups[rows], self.seed)
+            folds = internal_folds(yt, None if groups is None else groups[rows], int(self.seed))
             if len(rows) < len(yc):
                 info["C_search_rows"] = int(len(rows))
             if folds:
@@ -137,9 +147,9 @@ class LogRegHead(_LinearHead):
                 C = float(grid[2])
         est = self._fit_one(Z, yc, w, float(C))
         W, b = _as_full(est.coef_, est.intercept_, m)
-        self._state.update(W=W, b=b)
+        self.arrays_.update(W=W, b=b)
         self.fit_info_ = {**info, "C": float(C), "n_iter": int(np.max(est.n_iter_)),
-                          "converged": bool(np.max(est.n_iter_) < int(self.params["max_iter"]))}
+                          "converged": bool(np.max(est.n_iter_) < int(self.max_iter))}
 
     def _output(self, Z: np.ndarray) -> np.ndarray:
         return softmax(self._decision(Z))
@@ -154,11 +164,15 @@ def fit_temperature(D: np.ndarray, yc: np.ndarray, w: np.ndarray) -> float:
         w: ``(n,)`` sample weights.
 
     Returns:
-        ``a`` in ``[1e-3, 1e4]`` (log-grid search, then golden-section refinement).
+        ``a`` in :data:`TEMPERATURE_RANGE` (bounded scalar minimisation over ``log a`` with
+        :func:`scipy.optimize.minimize_scalar`; the loss is convex in ``a``).
 
     The targets are smoothed as in Platt scaling: the true class gets ``(N + 1) / (N + 2)``
     (``N``: its number of samples), so separable data give confident, not infinite, scores.
     """
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
+
     m = D.shape[1]
     counts = np.bincount(yc, minlength=m).astype(np.float64)
     eps = 1.0 / (counts[yc] + 2.0)
@@ -166,28 +180,12 @@ def fit_temperature(D: np.ndarray, yc: np.ndarray, w: np.ndarray) -> float:
     T[np.arange(len(yc)), yc] = 1.0 - eps
 
     def loss(log_a: float) -> float:
-        logp = np.exp(log_a) * D
-        logp = logp - logp.max(axis=1, keepdims=True)
-        logp = logp - np.log(np.exp(logp).sum(axis=1, keepdims=True))
+        logp = log_softmax(np.exp(log_a) * D, axis=1)
         return float(-np.sum(w * np.sum(T * logp, axis=1)) / np.sum(w))
 
-    grid = np.linspace(np.log(1e-3), np.log(1e4), 57)
-    vals = [loss(g) for g in grid]
-    i = int(np.argmin(vals))
-    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
-    r = (np.sqrt(5) - 1) / 2
-    c, d = hi - r * (hi - lo), lo + r * (hi - lo)
-    fc, fd = loss(c), loss(d)
-    for _ in range(40):
-        if fc < fd:
-            hi, d, fd = d, c, fc
-            c = hi - r * (hi - lo)
-            fc = loss(c)
-        else:
-            lo, c, fc = c, d, fd
-            d = lo + r * (hi - lo)
-            fd = loss(d)
-    return float(np.exp((lo + hi) / 2))
+    lo, hi = np.log(TEMPERATURE_RANGE[0]), np.log(TEMPERATURE_RANGE[1])
+    res = minimize_scalar(loss, bounds=(lo, hi), method="bounded", options={"xatol": 1e-6})
+    return float(np.exp(res.x))
 
 
 class SVMHead(_LinearHead):
@@ -197,24 +195,35 @@ class SVMHead(_LinearHead):
     on out-of-fold decision values of an internal 3-fold split (on the training decisions when
     a class has fewer than 2 images). For two classes this is Platt scaling without bias.
 
-    Parameters:
+    Args:
         C: inverse regularisation strength on standardised features (default 0.003), or
             ``"auto"`` (chosen from :data:`SVM_C_GRID` by out-of-fold log loss).
         normalize, standardize: as for logreg (default True).
         max_iter: liblinear iterations (default 5000).
+        class_weight: ``"balanced"`` (default), ``None`` or a dict class name -> weight.
+        seed: random seed.
     """
 
     kind = "svm"
-    defaults = {"C": 0.003, "normalize": True, "standardize": True, "max_iter": 5000}
     required_arrays = ("W", "b", "temperature")
     grid = SVM_C_GRID
+
+    def __init__(self, *, C: Any = 0.003, normalize: bool = True, standardize: bool = True, max_iter: int = 5000,
+                 class_weight: Any = "balanced", seed: int = 0) -> None:
+        self.C = C
+        self.normalize = normalize
+        self.standardize = standardize
+        self.max_iter = max_iter
+        self.class_weight = class_weight
+        self.seed = seed
 
     def _fit_one(self, Z, yc, w, C, m):
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.svm import LinearSVC
 
-        est = LinearSVC(C=C, max_iter=int(self.params["max_iter"]), random_state=self.seed)
+        est = LinearSVC(C=C, max_iter=int(self.max_iter), random_state=int(self.seed))
         with warnings.catch_warnings():
+            # liblinear often stops at max_iter on standardised embeddings; the temperature fit calibrates anyway
             warnings.simplefilter("ignore", ConvergenceWarning)
             est.fit(Z, yc, sample_weight=w)
         W, b = _as_full(est.coef_, est.intercept_, len(est.classes_))
@@ -229,35 +238,33 @@ class SVMHead(_LinearHead):
 
     def _fit(self, Z, yc, w, cw, groups) -> None:
         m = int(yc.max()) + 1
-        folds = internal_folds(yc, groups, self.seed)
-        C = self.params["C"]
+        folds = internal_folds(yc, groups, int(self.seed))
+        C = self.C
         info: dict[str, Any] = {}
         oof = None
         if C == "auto":
             grid = self._grid(Z.shape[1])
             if folds:
-                best = None
-                losses = []
+                tried = []
                 for c in grid:
                     D = self._oof(Z, yc, w, c, m, folds)
                     a = fit_temperature(D, yc, w)
-                    losses.append(_weighted_nll(softmax(a * D), yc, w))
-                    if best is None or losses[-1] < best[0]:
-                        best = (losses[-1], c, D)
-                _, C, oof = best
+                    tried.append((_weighted_nll(softmax(a * D), yc, w), c, D))
+                losses = [t[0] for t in tried]
+                _, C, oof = tried[int(np.argmin(losses))]  # the first of equal losses
                 info["cv_log_loss"] = {f"{c:g}": round(v, 5) for c, v in zip(grid, losses)}
             else:
-                C = 0.003 if self.params["standardize"] else 0.003 * Z.shape[1]
+                C = 0.003 if self.standardize else 0.003 * Z.shape[1]
         C = float(C)
         if oof is None and folds:
             oof = self._oof(Z, yc, w, C, m, folds)
         W, b, _, n_iter = self._fit_one(Z, yc, w, C, m)
         D = oof if oof is not None else Z @ W + b
         a = fit_temperature(D, yc, w)
-        self._state.update(W=W, b=b, temperature=np.array([a]))
+        self.arrays_.update(W=W, b=b, temperature=np.array([a]))
         self.fit_info_ = {**info, "C": C, "inverse_temperature": a,
                           "calibration": "out-of-fold" if oof is not None else "training data",
                           "n_iter": int(n_iter)}
 
     def _output(self, Z: np.ndarray) -> np.ndarray:
-        return softmax(float(self._state["temperature"][0]) * self._decision(Z))
+        return softmax(float(self.arrays_["temperature"][0]) * self._decision(Z))

@@ -1,17 +1,18 @@
-"""Metrics (numpy only) and leakage-free splits for evaluating heads.
+"""Evaluation reports on :mod:`sklearn.metrics`, and a plain-text table of them.
 
-Splits take a ``groups`` array (the source image of each row): every row of a group lands on
-the same side, so augmented copies of one photo are never trained on and scored at once.
+The splits (:func:`split_holdout`, :func:`kfold`) live in :mod:`faceforge.heads.splits`; they are
+re-exported here for older imports.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
 
 from faceforge.errors import ParameterError
-from faceforge.heads.base import check_groups
+from faceforge.heads.splits import kfold, split_holdout
 
 __all__ = ["classification_report", "regression_report", "format_report", "split_holdout", "kfold"]
 
@@ -28,14 +29,17 @@ def classification_report(y_true: Any, proba: Any, classes: Sequence[str]) -> di
 
     Returns:
         A JSON-ready dict: ``task``, ``n``, ``classes``, ``accuracy``, ``balanced_accuracy``
-        (mean recall over classes present in ``y_true``), ``macro_f1``, ``log_loss``,
-        ``top3_accuracy`` (only when ``k > 3``), ``per_class`` (name -> ``precision``,
-        ``recall``, ``f1``, ``support``; 0 where undefined), and ``confusion_matrix`` (``k x k``
-        list of lists, rows = true class, columns = predicted).
+        (mean recall over classes present in ``y_true``), ``macro_f1`` (over classes that are
+        true or predicted at least once), ``log_loss``, ``top3_accuracy`` (only when ``k > 3``),
+        ``per_class`` (name -> ``precision``, ``recall``, ``f1``, ``support``; 0 where
+        undefined), and ``confusion_matrix`` (``k x k`` list of lists, rows = true class,
+        columns = predicted).
 
     Raises:
         ParameterError: shapes that do not match.
     """
+    from sklearn import metrics as skm
+
     classes = [str(c) for c in classes]
     k = len(classes)
     p = np.asarray(proba, dtype=np.float64)
@@ -51,37 +55,29 @@ def classification_report(y_true: Any, proba: Any, classes: Sequence[str]) -> di
     if n == 0:
         raise ParameterError("no samples to score. Fix: evaluate on at least one sample.")
     pred = np.argmax(p, axis=1)
-    cm = np.zeros((k, k), dtype=np.int64)
-    np.add.at(cm, (yt, pred), 1)
-    tp = np.diag(cm).astype(np.float64)
-    support = cm.sum(axis=1)
-    predicted = cm.sum(axis=0)
-    precision = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)
-    recall = np.divide(tp, support, out=np.zeros(k), where=support > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(k), where=denom > 0)
-    # Classes that occur neither in y_true nor in the predictions do not count in macro averages.
-    active = (support > 0) | (predicted > 0)
-    eps = np.finfo(np.float64).eps
-    ll = float(-np.mean(np.log(np.clip(p[np.arange(n), yt], eps, 1.0))))
+    labels = np.arange(k)
+    with warnings.catch_warnings():
+        # "y_pred contains classes not in y_true": such classes do not count, as documented
+        warnings.simplefilter("ignore", UserWarning)
+        balanced = skm.balanced_accuracy_score(yt, pred)
+    precision, recall, f1, support = skm.precision_recall_fscore_support(yt, pred, labels=labels, zero_division=0)
     rep: dict[str, Any] = {
         "task": "classification",
         "n": int(n),
         "classes": classes,
-        "accuracy": float(tp.sum() / n),
-        "balanced_accuracy": float(recall[support > 0].mean()),
-        "macro_f1": float(f1[active].mean()) if active.any() else 0.0,
-        "log_loss": ll,
+        "accuracy": float(skm.accuracy_score(yt, pred)),
+        "balanced_accuracy": float(balanced),
+        "macro_f1": float(skm.f1_score(yt, pred, average="macro", zero_division=0)),
+        "log_loss": float(skm.log_loss(yt, p, labels=labels)),
     }
     if k > 3:
-        top = np.argsort(-p, axis=1, kind="stable")[:, :3]
-        rep["top3_accuracy"] = float(np.mean(np.any(top == yt[:, None], axis=1)))
+        rep["top3_accuracy"] = float(skm.top_k_accuracy_score(yt, p, k=3, labels=labels))
     rep["per_class"] = {
         c: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
             "support": int(support[i])}
         for i, c in enumerate(classes)
     }
-    rep["confusion_matrix"] = cm.tolist()
+    rep["confusion_matrix"] = skm.confusion_matrix(yt, pred, labels=labels).tolist()
     return rep
 
 
@@ -118,21 +114,26 @@ def regression_report(y_true: Any, y_pred: Any) -> dict[str, Any]:
         y_pred: ``(n,)`` predicted values.
 
     Returns:
-        ``{"task": "regression", "n", "mae", "rmse", "r2"}``. ``r2`` follows scikit-learn:
-        1 - SSE/SST, and for constant ``y_true`` 1.0 when perfect, else 0.0.
+        ``{"task": "regression", "n", "mae", "rmse", "r2"}`` (scikit-learn's ``r2_score``: for
+        constant ``y_true`` 1.0 when perfect, else 0.0).
+
+    Raises:
+        ParameterError: empty or unequal inputs.
     """
+    from sklearn import metrics as skm
+
     yt = np.asarray(y_true, dtype=np.float64).ravel()
     yp = np.asarray(y_pred, dtype=np.float64).ravel()
     if len(yt) != len(yp) or len(yt) == 0:
         raise ParameterError(
             f"y_true and y_pred must be non-empty and of equal length, but got {len(yt)} and {len(yp)}."
         )
-    err = yp - yt
-    sse = float(np.sum(err**2))
-    sst = float(np.sum((yt - yt.mean()) ** 2))
-    r2 = 1.0 - sse / sst if sst > 0 else (1.0 if sse == 0 else 0.0)
-    return {"task": "regression", "n": int(len(yt)), "mae": float(np.mean(np.abs(err))),
-            "rmse": float(np.sqrt(np.mean(err**2))), "r2": float(r2)}
+    if len(yt) < 2:  # r2_score is undefined on one sample
+        r2 = 1.0 if yt[0] == yp[0] else 0.0
+    else:
+        r2 = float(skm.r2_score(yt, yp))
+    return {"task": "regression", "n": int(len(yt)), "mae": float(skm.mean_absolute_error(yt, yp)),
+            "rmse": float(np.sqrt(skm.mean_squared_error(yt, yp))), "r2": float(r2)}
 
 
 # -- text ------------------------------------------------------------------------------------
@@ -143,6 +144,9 @@ def format_report(report: dict[str, Any], max_matrix: int = 20) -> str:
     Args:
         report: the report dict.
         max_matrix: print the confusion matrix only up to this many classes.
+
+    Returns:
+        The table (no colour codes).
     """
     if report.get("task") == "regression":
         return (f"samples  {report['n']}\n"
@@ -172,93 +176,3 @@ def format_report(report: dict[str, Any], max_matrix: int = 20) -> str:
     elif cm is not None:
         lines += ["", f"(confusion matrix of {len(cm)} classes omitted; see the PNG)"]
     return "\n".join(lines)
-
-
-# -- splits ----------------------------------------------------------------------------------
-
-def _strata(y: Any) -> np.ndarray:
-    """Stratum of each row: the class (integer / string labels), or for floating-point
-    (regression) targets one of up to 5 quantile bins."""
-    arr = np.asarray(y)
-    if arr.ndim != 1:
-        raise ParameterError(f"y must be 1-D, but got shape {arr.shape}.")
-    if np.issubdtype(arr.dtype, np.floating):
-        edges = np.quantile(arr, np.linspace(0, 1, 6)[1:-1])
-        return np.searchsorted(edges, arr, side="right")
-    _, codes = np.unique(arr.astype(str) if arr.dtype == object else arr, return_inverse=True)
-    return codes.ravel()
-
-
-def _group_table(y: Any, groups: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(group id of each row, stratum of each group, rows per group)."""
-    s = _strata(y)
-    n = len(s)
-    g = np.arange(n) if groups is None else check_groups(groups, n)
-    ng = int(g.max()) + 1 if n else 0
-    # A group's stratum: the most common stratum among its rows.
-    counts = np.zeros((ng, int(s.max()) + 1 if n else 1), dtype=np.int64)
-    np.add.at(counts, (g, s), 1)
-    return g, counts.argmax(axis=1), counts.sum(axis=1)
-
-
-def split_holdout(y: Any, val: float = 0.2, seed: int = 0, groups: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified hold-out split that keeps each group on one side.
-
-    Each class (floating-point targets: quantile bin) sends about ``val`` of its groups to the
-    validation side (stochastic rounding, seeded), and always keeps at least one for training.
-
-    Args:
-        y: ``(n,)`` class indices / names, or floats (regression: stratified by quantile bins).
-        val: fraction for validation, in (0, 1).
-        seed: random seed.
-        groups: ``(n,)`` source image of each row (augmented copies share it); ``None``: each
-            row is its own group.
-
-    Returns:
-        ``(train_idx, val_idx)``: sorted ``int64`` row indices.
-    """
-    if not 0 < float(val) < 1:
-        raise ParameterError(f"val must be a fraction in (0, 1), but got {val!r}.")
-    g, gs, _ = _group_table(y, groups)
-    rng = np.random.default_rng(seed)
-    val_groups = []
-    for s in np.unique(gs):
-        members = rng.permutation(np.flatnonzero(gs == s))
-        n_val = min(int(np.floor(val * len(members) + rng.random())), len(members) - 1)
-        val_groups.extend(members[:n_val].tolist())
-    is_val = np.isin(g, np.asarray(val_groups, dtype=np.int64))
-    return np.flatnonzero(~is_val).astype(np.int64), np.flatnonzero(is_val).astype(np.int64)
-
-
-def kfold(y: Any, k: int = 5, seed: int = 0, groups: Any = None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified k-fold over groups.
-
-    Each class's groups are shuffled and dealt round-robin over the folds (continuing where
-    the previous class stopped, so fold sizes stay even).
-
-    Args:
-        y: ``(n,)`` labels.
-        k: number of folds (2 .. number of groups).
-        seed: random seed.
-        groups: ``(n,)`` source image of each row; ``None``: each row is its own group.
-
-    Returns:
-        ``k`` pairs ``(train_idx, val_idx)`` of sorted ``int64`` row indices; every row is in
-        exactly one ``val_idx``.
-    """
-    g, gs, _ = _group_table(y, groups)
-    ng = len(gs)
-    if not isinstance(k, (int, np.integer)) or not 2 <= k <= ng:
-        raise ParameterError(
-            f"k must be an integer from 2 to the number of groups ({ng}), but got {k!r}. Fix: use fewer folds."
-        )
-    rng = np.random.default_rng(seed)
-    fold_of_group = np.zeros(ng, dtype=np.int64)
-    start = int(rng.integers(k))
-    for s in np.unique(gs):
-        members = rng.permutation(np.flatnonzero(gs == s))
-        fold_of_group[members] = (start + np.arange(len(members))) % k
-        start = (start + len(members)) % k
-    fold = fold_of_group[g]
-    return [(np.flatnonzero(fold != f).astype(np.int64), np.flatnonzero(fold == f).astype(np.int64))
-            for f in range(k)]

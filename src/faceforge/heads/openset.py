@@ -45,7 +45,7 @@ import numpy as np
 
 from faceforge.errors import BundleError, NotFittedError, ParameterError
 from faceforge.heads.base import check_groups, check_X, l2_normalize
-from faceforge.heads.metrics import kfold
+from faceforge.heads.splits import kfold
 
 SCORES = ("centroid", "nearest")
 METRICS = ("cosine", "euclidean")

@@ -1,4 +1,8 @@
-"""PNG plots of evaluation results (matplotlib, imported lazily; Agg canvas, no pyplot state)."""
+"""PNG plots of evaluation results: scikit-learn's display classes drawn on an Agg canvas.
+
+matplotlib is imported lazily; figures are built with :class:`matplotlib.figure.Figure`, never
+through pyplot's global state, so plotting is safe from threads and servers.
+"""
 
 from __future__ import annotations
 
@@ -42,7 +46,12 @@ def confusion_matrix_png(report: dict[str, Any], path: str | os.PathLike, *, nor
 
     Returns:
         The path written.
+
+    Raises:
+        ParameterError: the report has no (square) confusion matrix.
     """
+    from sklearn.metrics import ConfusionMatrixDisplay
+
     try:
         cm = np.asarray(report["confusion_matrix"], dtype=np.float64)
         classes = [str(c) for c in report["classes"]]
@@ -57,20 +66,18 @@ def confusion_matrix_png(report: dict[str, Any], path: str | os.PathLike, *, nor
     side = float(np.clip(0.45 * k + 2.5, 4, 24))
     fig = _figure((side + 1.2, side))
     ax = fig.add_subplot(1, 1, 1)
-    im = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else max(cm.max(), 1))
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of true class" if normalize else "count")
-    ticks = np.arange(k)
+    disp = ConfusionMatrixDisplay(shown, display_labels=classes)
+    disp.plot(ax=ax, cmap="Blues", include_values=k <= 30, colorbar=False, xticks_rotation=90 if k > 6 else 0,
+              im_kw={"vmin": 0, "vmax": 1 if normalize else max(cm.max(), 1)})
+    fig.colorbar(disp.im_, ax=ax, fraction=0.046, pad=0.04, label="share of true class" if normalize else "count")
     fs = 9 if k <= 20 else 6
-    ax.set_xticks(ticks, classes, rotation=90 if k > 6 else 0, fontsize=fs)
-    ax.set_yticks(ticks, classes, fontsize=fs)
+    if disp.text_ is not None:  # label cells with counts (blank for 0), coloured by the cell
+        for (i, j), text in np.ndenumerate(disp.text_):
+            text.set_text(f"{int(cm[i, j])}" if cm[i, j] else "")
+            text.set_fontsize(fs)
+    ax.tick_params(labelsize=fs)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    if k <= 30:
-        for i in range(k):
-            for j in range(k):
-                if cm[i, j]:
-                    ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=fs,
-                            color="white" if shown[i, j] > 0.5 * (1 if normalize else cm.max()) else "black")
     if title is None and "accuracy" in report:
         title = f"accuracy {report['accuracy']:.3f}, balanced {report.get('balanced_accuracy', float('nan')):.3f}"
     if title:
@@ -81,7 +88,7 @@ def confusion_matrix_png(report: dict[str, Any], path: str | os.PathLike, *, nor
 def learning_curve_png(train_sizes: Sequence[float], val_scores: Any, path: str | os.PathLike, *,
                        train_scores: Any = None, metric: str = "accuracy", title: str | None = None,
                        dpi: int = 100) -> Path:
-    """Plot a score against the number of training images.
+    """Plot a score against the number of training images (scikit-learn's ``LearningCurveDisplay``).
 
     Args:
         train_sizes: ``(m,)`` training-set sizes (images, or images per class).
@@ -95,14 +102,15 @@ def learning_curve_png(train_sizes: Sequence[float], val_scores: Any, path: str 
 
     Returns:
         The path written.
+
+    Raises:
+        ParameterError: scores whose shape does not match ``train_sizes``.
     """
+    from sklearn.model_selection import LearningCurveDisplay
+
     sizes = np.asarray(train_sizes, dtype=np.float64).ravel()
-    series = [("validation", val_scores, "tab:blue")]
-    if train_scores is not None:
-        series.append(("training", train_scores, "tab:orange"))
-    fig = _figure((6, 4))
-    ax = fig.add_subplot(1, 1, 1)
-    for name, scores, colour in series:
+
+    def as_2d(name: str, scores: Any) -> np.ndarray:
         s = np.asarray(scores, dtype=np.float64)
         s = s[:, None] if s.ndim == 1 else s
         if s.ndim != 2 or s.shape[0] != len(sizes):
@@ -110,10 +118,21 @@ def learning_curve_png(train_sizes: Sequence[float], val_scores: Any, path: str 
                 f"{name} scores must have shape ({len(sizes)},) or ({len(sizes)}, repeats) to match "
                 f"train_sizes, but got {np.shape(scores)}."
             )
-        mean, sd = s.mean(axis=1), s.std(axis=1)
-        ax.plot(sizes, mean, "o-", color=colour, label=name)
-        if s.shape[1] > 1:
-            ax.fill_between(sizes, mean - sd, mean + sd, color=colour, alpha=0.2)
+        return s
+
+    val = as_2d("validation", val_scores)
+    trn = as_2d("training", train_scores) if train_scores is not None else None
+    fig = _figure((6, 4))
+    ax = fig.add_subplot(1, 1, 1)
+    disp = LearningCurveDisplay(train_sizes=sizes, train_scores=trn if trn is not None else val, test_scores=val,
+                                score_name=metric)
+    repeats = val.shape[1] > 1 or (trn is not None and trn.shape[1] > 1)
+    disp.plot(ax=ax, score_type="both" if trn is not None else "test",
+              std_display_style="fill_between" if repeats else None, line_kw={"marker": "o"})
+    lines = disp.lines_ if isinstance(disp.lines_, list) else [disp.lines_]
+    names = ["training", "validation"] if trn is not None else ["validation"]
+    for line, name in zip(lines, names):
+        line.set_label(name)
     ax.set_xlabel("training images")
     ax.set_ylabel(metric)
     ax.grid(True, alpha=0.3)

@@ -1,0 +1,146 @@
+"""Every setting of :func:`faceforge.train.train`, with its default and its check, in one place."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from faceforge.errors import ParameterError
+
+TASKS = ("auto", "classification", "regression")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train a face classifier (or regressor); checked when built.
+
+    Attributes:
+        embedder: ``"dlib-resnet"`` (identity, default) or ``"effnet-lite0"`` (general attributes).
+        head: ``"logreg"`` (default for classes), ``"svm"``, ``"knn"``, ``"mlp"``; ``"ridge"``
+            (default for numbers). ``None``: the default for the task.
+        detector: face detector (default ``"photo"``).
+        crops: ``"auto"`` (default: detect; use the whole image when no face is found),
+            ``True`` / ``"always"`` (images are face crops: use them whole) or ``False`` /
+            ``"never"`` (drop images without a face).
+        augment: add flipped / rotated / brightened copies as extra cached embeddings (default False).
+        val: fraction of images held out for the validation report, stratified, in [0, 0.9)
+            (default 0.2; 0: no validation).
+        folds: if >= 2, k-fold cross-validation instead of a single hold-out (default 0).
+        target_far: false-accept rate of the "unknown" check (a stranger labelled as someone),
+            in (0, 0.5) (default 0.01): lowering it rejects more strangers and more true faces.
+            ``None`` disables it.
+        seed: random seed (splits, heads): the same inputs give the same model (default 0).
+        label_column, path_column, image_root: for CSV data (default: the second / first
+            column, paths relative to the CSV).
+        task: ``"auto"`` (default: numbers mean regression), ``"classification"`` or ``"regression"``.
+        workers: processes for embedding (default ``None``: all cores).
+        progress: show progress bars (default True).
+        on_event: callback ``(name, payload)`` for progress reporting: ``"dataset"`` (after
+            loading), ``"embedded"``, ``"validated"`` (report ready) and ``"saved"``.
+        head_params: extra parameters for the head (e.g. ``{"C": 1.0}``).
+        alignment: override the embedder's face alignment (see :class:`~faceforge.pipeline.FacePipeline`).
+        learning_curve: also fit on 10%, 25% and 50% of the (first) training split and plot the
+            validation score against the number of training images (default True).
+        known: the classes that are people to recognise; the others are negatives (e.g.
+            ``("me",)`` beside a ``not_me`` folder). Default: classes named like ``not_me``,
+            ``others``, ``negatives`` or ``unknown`` are the negatives, else every class is known.
+    """
+
+    embedder: str = "dlib-resnet"
+    head: str | None = None
+    detector: str = "photo"
+    crops: str | bool = "auto"
+    augment: bool = False
+    val: float = 0.2
+    folds: int = 0
+    target_far: float | None = 0.01
+    seed: int = 0
+    label_column: str | None = None
+    path_column: str | None = None
+    image_root: str | os.PathLike | None = None
+    task: str = "auto"
+    workers: int | None = None
+    progress: bool = True
+    on_event: Callable[[str, Any], None] | None = field(default=None, compare=False, repr=False)
+    head_params: dict[str, Any] | None = None
+    alignment: str | dict[str, Any] | None = None
+    learning_curve: bool = True
+    known: Sequence[str] | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @classmethod
+    def from_kwargs(cls, config: "TrainConfig | None" = None, **kwargs: Any) -> "TrainConfig":
+        """``config`` (default: the defaults) with ``kwargs`` overriding its fields.
+
+        Raises:
+            ParameterError: an unknown setting, or a bad value.
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(kwargs) - names)
+        if unknown:
+            raise ParameterError(f"train() has no setting(s) {unknown}. Valid: {', '.join(sorted(names))}.")
+        if config is not None and not isinstance(config, cls):
+            raise ParameterError(f"config must be a TrainConfig, but got {type(config).__name__}.")
+        return dataclasses.replace(config, **kwargs) if config is not None else cls(**kwargs)
+
+    def validate(self) -> None:
+        """Check every setting (called when the config is built).
+
+        Raises:
+            ParameterError: the first bad setting, with what is allowed.
+        """
+        from faceforge.heads import HEADS, REGRESSORS
+
+        if not isinstance(self.val, (int, float)) or isinstance(self.val, bool) or not 0.0 <= float(self.val) < 0.9:
+            raise ParameterError(f"val must lie in [0, 0.9), got {self.val}")
+        if not isinstance(self.folds, int) or isinstance(self.folds, bool) or self.folds < 0:
+            raise ParameterError(f"folds must be 0 (hold-out) or an integer >= 2, got {self.folds!r}")
+        if self.target_far is not None and not 0.0 < float(self.target_far) < 0.5:
+            raise ParameterError(f"target_far must lie in (0, 0.5) or be None, got {self.target_far}")
+        crops_name(self.crops)
+        if self.task not in TASKS:
+            raise ParameterError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.head is not None and self.head not in HEADS + REGRESSORS:
+            raise ParameterError(f"Unknown head {self.head!r}. Choose one of: {', '.join(HEADS + REGRESSORS)}.")
+        if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool):
+            raise ParameterError(f"seed must be an integer, got {self.seed!r}")
+        if self.workers is not None and (not isinstance(self.workers, int) or isinstance(self.workers, bool)
+                                         or self.workers < 0):
+            raise ParameterError(f"workers must be None (all cores) or a number of processes, got {self.workers!r}")
+        if self.head_params is not None and not isinstance(self.head_params, dict):
+            raise ParameterError(f"head_params must be a dict of head parameters, got {self.head_params!r}")
+        if self.on_event is not None and not callable(self.on_event):
+            raise ParameterError("on_event must be a function (name, payload) or None.")
+        if self.known is not None and not isinstance(self.known, (str, list, tuple)):
+            raise ParameterError(f"known must be a list of class names, got {self.known!r}")
+
+    def emit(self, name: str, payload: Any) -> None:
+        """Send a progress event to :attr:`on_event` (if any)."""
+        if self.on_event is not None:
+            self.on_event(name, payload)
+
+
+def crops_name(crops: str | bool) -> str:
+    """The manifest's word for a crops mode: ``"auto"``, ``"always"`` or ``"never"``.
+
+    Raises:
+        ParameterError: an unknown mode.
+    """
+    if crops is True or crops == "always":
+        return "always"
+    if crops is False or crops == "never":
+        return "never"
+    if crops == "auto":
+        return "auto"
+    raise ParameterError(f"crops must be 'auto', 'always' (True) or 'never' (False), got {crops!r}")
+
+
+def crops_mode(name: str) -> str | bool:
+    """Inverse of :func:`crops_name`: the value :func:`faceforge.data.embed_dataset` takes."""
+    return {"always": True, "never": False}.get(crops_name(name), "auto")

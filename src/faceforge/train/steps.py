@@ -1,0 +1,443 @@
+"""Training as named steps: load -> check -> embed -> split -> fit -> calibrate -> report -> save.
+
+Each step is a small function that takes and returns explicit objects, so a step can be run,
+inspected or replaced alone (:func:`faceforge.train.train` runs them in order)::
+
+    cfg = TrainConfig(head="svm")
+    loaded = load("photos/", cfg)
+    plan = check(loaded, cfg)            # cheap checks, before the expensive embedding
+    emb = embed(loaded, cfg)
+    splits = split(emb, cfg)
+    fitted = fit(emb, splits, plan, cfg)
+    calib = calibrate(emb, plan, cfg)
+    rep = report(fitted, splits, calib)
+    result = save("people.ffm", loaded, emb, plan, fitted, calib, rep, cfg)
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from faceforge._fs import atomic_write
+from faceforge.errors import DatasetError, ParameterError
+from faceforge.train.config import TrainConfig, crops_name
+
+MODEL_SUFFIX = ".ffm"
+#: Without ``known``, the unknown check is dropped when it would reject more known faces than this.
+MAX_AUTO_FRR = 0.5
+#: Class names taken as negatives ("anyone else") when ``known`` is not given.
+NEGATIVE_NAMES = re.compile(r"^(not[ _.-]?.+|non[ _.-].+|others?|other[ _.-]people|negatives?|strangers?|"
+                            r"unknowns?|background|nobody|none|noise)$", re.IGNORECASE)
+
+
+# -- what the steps pass on ------------------------------------------------------------------
+
+@dataclass
+class Loaded:
+    """Step ``load``: the data set (samples, classes, task) and the problems found reading it."""
+
+    source: Path
+    dataset: Any
+    problems: list[Any]
+
+
+@dataclass
+class Plan:
+    """Step ``check``: what will be trained, decided before any image is embedded."""
+
+    task: str
+    head: str
+    head_params: dict[str, Any]
+    classes: list[str]
+    known: list[int] | None = None
+    known_because: str = ""
+
+
+@dataclass
+class Embedded:
+    """Step ``embed``: one row per (possibly augmented) image."""
+
+    data: Any
+    X: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+    augmented: np.ndarray
+    problems: list[Any]
+    seconds: float
+
+
+@dataclass
+class Splits:
+    """Step ``split``: ``(train_idx, test_idx)`` pairs (test rows never augmented) and how."""
+
+    pairs: list[tuple[np.ndarray, np.ndarray]]
+    how: str
+
+
+@dataclass
+class Fitted:
+    """Step ``fit``: the final head (all rows), validation outputs and the learning curve."""
+
+    head: Any
+    y_true: np.ndarray | None
+    y_out: np.ndarray | None
+    curve: dict[str, Any] | None
+    task: str
+    classes: list[str]
+
+
+@dataclass
+class Calibration:
+    """Step ``calibrate``: the "unknown" detector (or ``None``) and what it measured."""
+
+    openset: Any | None
+    unknown: dict[str, Any] | None
+
+
+@dataclass
+class TrainResult:
+    """What :func:`faceforge.train.train` produced.
+
+    Attributes:
+        model_path: the model file.
+        report: validation report (metrics on held-out images).
+        report_path: JSON report beside the model.
+        plots: PNG files written (confusion matrix, learning curve).
+        problems: data problems found (unreadable files, duplicates, small classes, ...).
+        timings: seconds per phase (``embed_s``, ``fit_s``, ``total_s``) and cache hits / misses.
+        manifest: the model file's manifest.
+    """
+
+    model_path: Path
+    report: dict[str, Any]
+    report_path: Path
+    plots: list[Path] = field(default_factory=list)
+    problems: list[Any] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+# -- the steps ---------------------------------------------------------------------------------
+
+def load(data: str | os.PathLike, cfg: TrainConfig) -> Loaded:
+    """Read a folder of class folders or a CSV (emits ``"dataset"``).
+
+    Raises:
+        DatasetError: missing or unusable data.
+    """
+    from faceforge.data import load_dataset
+
+    extra: dict[str, Any] = {"image_root": cfg.image_root} if cfg.image_root is not None else {}
+    ds = load_dataset(data, task=cfg.task, label_column=cfg.label_column, path_column=cfg.path_column, **extra)
+    cfg.emit("dataset", ds)
+    return Loaded(Path(data), ds, list(ds.problems))
+
+
+def check(loaded: Loaded, cfg: TrainConfig) -> Plan:
+    """Decide the head and the known classes, and check them against the data (no image is read).
+
+    Raises:
+        ParameterError: a head that does not fit the task, bad head parameters, or unknown
+            ``known`` classes.
+    """
+    from faceforge.embedders.base import embedder_class
+    from faceforge.heads import make_head
+
+    ds = loaded.dataset
+    kind = cfg.head or ("ridge" if ds.task == "regression" else "logreg")
+    params = dict(cfg.head_params or {})
+    # every head takes "normalize" (kNN's cosine metric normalises anyway)
+    params.setdefault("normalize", bool(getattr(embedder_class(cfg.embedder), "normalize_for_heads", True)))
+    make_head(kind, ds.task, seed=cfg.seed, **params)  # refuses a bad head or parameter now
+    plan = Plan(ds.task, kind, params, list(ds.classes))
+    if ds.task == "classification" and cfg.target_far is not None:
+        plan.known, plan.known_because = known_classes(plan.classes, cfg.known)
+    return plan
+
+
+def embed(loaded: Loaded, cfg: TrainConfig) -> Embedded:
+    """Embed every image (cached), refuse classes left too small, find duplicates (emits ``"embedded"``).
+
+    Duplicates are looked for after embedding because the check reuses the file hashes the
+    embedding pass stored.
+
+    Raises:
+        DatasetError: a class with fewer than 2 usable photos.
+    """
+    from faceforge.data import EmbeddingCache, check_duplicates, embed_dataset
+
+    ds = loaded.dataset
+    cache = EmbeddingCache()
+    t0 = time.perf_counter()
+    ed = embed_dataset(ds, embedder=cfg.embedder, detector=cfg.detector, crops=cfg.crops, augment=cfg.augment,
+                       cache=cache, workers=cfg.workers, progress=cfg.progress, alignment=cfg.alignment)
+    seconds = time.perf_counter() - t0
+    problems = list(loaded.problems)
+    problems += [p for p in ed.problems if p not in problems]
+    aug = np.asarray(ed.augmented, bool)
+    if ds.task == "classification":
+        check_usable(ds.classes, np.asarray(ed.y)[~aug], ed.problems)
+    problems += list(check_duplicates(ds, cache=cache))  # after embedding: reuses its file hashes
+    cfg.emit("embedded", ed)
+    return Embedded(ed, ed.X, ed.y, np.asarray(ed.paths), aug, problems, seconds)
+
+
+def split(emb: Embedded, cfg: TrainConfig) -> Splits:
+    """Validation splits: k-fold (``folds >= 2``), one stratified hold-out (``val > 0``) or none.
+
+    Photos and their augmented copies stay on one side; augmented copies are never tested on.
+    """
+    from faceforge.heads.splits import kfold, split_holdout
+
+    y, groups, aug = emb.y, emb.groups, emb.augmented
+    if cfg.folds and cfg.folds >= 2:
+        pairs = list(kfold(y, cfg.folds, seed=cfg.seed, groups=groups))
+        how = f"{cfg.folds}-fold cross-validation"
+    elif cfg.val > 0:
+        pairs = [split_holdout(y, val=cfg.val, seed=cfg.seed, groups=groups)]
+        how = f"stratified hold-out ({cfg.val:.0%} of images)"
+    else:
+        return Splits([], "none (val=0)")
+    pairs = [(tr, te[~aug[te]]) for tr, te in pairs]
+    if not any(len(te) for _, te in pairs):  # e.g. 2 photos per class: none can be held out
+        return Splits([], "none: too few photos to hold any out for validation (add photos, or use folds)")
+    return Splits(pairs, how)
+
+
+def fit_head(emb: Embedded, plan: Plan, cfg: TrainConfig, idx: np.ndarray) -> Any:
+    """A new head of the plan's kind, trained on rows ``idx``."""
+    from faceforge.heads import make_head
+
+    h = make_head(plan.head, plan.task, seed=cfg.seed, **plan.head_params)
+    if plan.task == "regression":
+        return h.fit(emb.X[idx], emb.y[idx], groups=emb.groups[idx])
+    return h.fit(emb.X[idx], emb.y[idx], classes=plan.classes, groups=emb.groups[idx])
+
+
+def fit(emb: Embedded, splits: Splits, plan: Plan, cfg: TrainConfig) -> Fitted:
+    """Fit one head per validation split (and the learning curve), then the final head on every row."""
+    from faceforge.train.curve import learning_curve
+
+    y_true: list[np.ndarray] = []
+    y_out: list[np.ndarray] = []
+    first = None
+    for tr, te in splits.pairs:
+        if not len(te):
+            continue
+        h = fit_head(emb, plan, cfg, tr)
+        if first is None:
+            first = h
+        y_true.append(emb.y[te])
+        y_out.append(h.predict(emb.X[te]) if plan.task == "regression" else h.predict_proba(emb.X[te]))
+    curve = None
+    if splits.pairs and cfg.learning_curve and len(splits.pairs[0][1]):
+        curve = learning_curve(lambda idx: fit_head(emb, plan, cfg, idx), emb.X, emb.y, emb.groups,
+                               emb.augmented, splits.pairs[0], plan.task, cfg.seed, first)
+    final = fit_head(emb, plan, cfg, np.arange(len(emb.y)))
+    return Fitted(final, np.concatenate(y_true) if y_true else None, np.concatenate(y_out) if y_out else None,
+                  curve, plan.task, plan.classes)
+
+
+def calibrate(emb: Embedded, plan: Plan, cfg: TrainConfig) -> Calibration:
+    """Fit the "unknown" check (:class:`~faceforge.heads.OpenSet`) for ``target_far`` on the original photos.
+
+    Without ``known`` classes, the check is dropped when it would reject more than
+    :data:`MAX_AUTO_FRR` of known faces (classes that are attributes, not people).
+    """
+    from faceforge.heads import OpenSet
+
+    if plan.task != "classification" or cfg.target_far is None:
+        return Calibration(None, None)
+    keep = ~emb.augmented
+    far = float(cfg.target_far)
+    openset: Any = OpenSet().fit(emb.X[keep], emb.y[keep], target_far=far, seed=cfg.seed, groups=emb.groups[keep],
+                            known=plan.known)
+    unknown: dict[str, Any] = {"target_far": far, "threshold": float(openset.threshold), "far": float(openset.far),
+                               "frr": float(openset.frr), "known": [plan.classes[i] for i in openset.classes_]}
+    if plan.known is not None:
+        unknown["negatives"] = [c for i, c in enumerate(plan.classes) if i not in plan.known]
+        unknown["known_because"] = plan.known_because
+    elif openset.frr > MAX_AUTO_FRR:
+        # Classes that are not people (gender, emotion, ...): every face resembles some other
+        # class, so a threshold that lets few "impostors" through rejects most true faces.
+        unknown = {"disabled": (
+            f"at a {far:.0%} false-accept rate the unknown check would reject {openset.frr:.0%} "
+            f"of known faces: the classes look like attributes, not people, so every face gets a "
+            f"class. Pass known=[...] (CLI --known) to force it."), "frr": float(openset.frr)}
+        openset = None
+    return Calibration(openset, unknown)
+
+
+def report(fitted: Fitted, splits: Splits, calib: Calibration, cfg: TrainConfig | None = None) -> dict[str, Any]:
+    """The validation report: metrics on held-out photos, how they were held out, the curve, the unknown check."""
+    from faceforge.heads.metrics import classification_report, regression_report
+
+    rep: dict[str, Any] = {}
+    if fitted.y_true is not None:
+        if fitted.task == "regression":
+            rep = regression_report(fitted.y_true, fitted.y_out)
+        else:
+            rep = classification_report(fitted.y_true, fitted.y_out, fitted.classes)
+    rep["validation"] = splits.how
+    if fitted.curve is not None:
+        rep["learning_curve"] = fitted.curve
+    if calib.unknown is not None:
+        rep["unknown"] = calib.unknown
+    if cfg is not None:
+        cfg.emit("validated", rep)
+    return rep
+
+
+def save(output: str | os.PathLike, loaded: Loaded, emb: Embedded, plan: Plan, fitted: Fitted, calib: Calibration,
+         rep: dict[str, Any], cfg: TrainConfig, timings: dict[str, float] | None = None) -> TrainResult:
+    """Write the model file, the JSON report and the plots beside it (emits ``"saved"``).
+
+    Args:
+        output: the model file (``.ffm`` added when it has no suffix).
+        loaded, emb, plan, fitted, calib, rep: what the earlier steps returned.
+        cfg: the settings.
+        timings: seconds so far (``fit_s``, ``total_s`` ...); cache hits / misses are added.
+
+    Returns:
+        :class:`TrainResult`.
+    """
+    from faceforge import __version__
+    from faceforge.heads import save_bundle
+    from faceforge.registry import get_spec
+
+    output = Path(output)
+    if output.suffix == "":
+        output = output.with_suffix(MODEL_SUFFIX)
+    ds, ed = loaded.dataset, emb.data
+    head_params_json, head_arrays = fitted.head.to_arrays()
+    arrays = {f"head.{k}": v for k, v in head_arrays.items()}
+    manifest: dict[str, Any] = {
+        "kind": "faceforge-classifier",
+        "task": plan.task,
+        "classes": list(plan.classes),
+        "embedder": cfg.embedder,
+        "embedder_sha256": get_spec(cfg.embedder).sha256,
+        "embedder_version": ed.config.get("embedder_version", "1"),
+        "embedding_dim": int(emb.X.shape[1]),
+        "detector": cfg.detector,
+        "crops": crops_name(cfg.crops),
+        "upscale": ed.config.get("upscale"),
+        "alignment": cfg.alignment,
+        "head": {"kind": plan.head, **head_params_json},
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "faceforge_version": __version__,
+        "seed": cfg.seed,
+        "augment": bool(cfg.augment),
+        "data": {"source": str(loaded.source.resolve()), "images": len(ds.samples),
+                 "rows": int(len(emb.y)), "face_sources": dict(ed.face_sources),
+                 "per_class": _per_class(ds)},
+        "metrics": {k: v for k, v in rep.items() if k not in ("confusion_matrix", "per_class")},
+    }
+    if calib.openset is not None:
+        os_params, os_arrays = calib.openset.to_arrays()
+        manifest["openset"] = os_params
+        arrays.update({f"openset.{k}": v for k, v in os_arrays.items()})
+    save_bundle(output, manifest, arrays)
+
+    report_path = _sidecar(output, ".report.json")
+    times = {**(timings or {}), "cache_hits": ed.cache_hits, "cache_misses": ed.cache_misses}
+    full = {"model": str(output), "task": plan.task, "classes": plan.classes, "report": rep,
+            "problems": [_problem_dict(p) for p in emb.problems], "timings": times}
+    atomic_write(report_path, json.dumps(full, indent=2, default=_json_default).encode())
+    plots: list[Path] = []
+    if plan.task == "classification" and "confusion_matrix" in rep:
+        from faceforge.heads.plots import confusion_matrix_png
+
+        plots.append(confusion_matrix_png(rep, _sidecar(output, ".confusion.png")))
+    if fitted.curve is not None:
+        from faceforge.heads.plots import learning_curve_png
+
+        c = fitted.curve
+        plots.append(learning_curve_png(c["train_images"], c["validation"], _sidecar(output, ".learning.png"),
+                                        train_scores=c["training"], metric=c["metric"],
+                                        title=f"learning curve ({rep['validation']})"))
+    result = TrainResult(output, rep, report_path, plots, emb.problems, times, manifest)
+    cfg.emit("saved", result)
+    return result
+
+
+# -- checks and helpers ------------------------------------------------------------------------
+
+def check_usable(classes: list[str], y: np.ndarray, problems: list[Any]) -> None:
+    """Refuse classes left with fewer than 2 photos once unreadable / faceless ones are dropped.
+
+    Raises:
+        DatasetError: naming each such class and why photos were dropped.
+    """
+    counts = np.bincount(np.asarray(y, int), minlength=len(classes))
+    small = [(c, int(n)) for c, n in zip(classes, counts) if n < 2]
+    if not small:
+        return
+    bad = [p for p in problems if getattr(p, "kind", "") not in ("few_images", "duplicate", "near_duplicate")
+           and getattr(p, "severity", "") in ("warning", "error")]
+    lines = [f"class {c!r} has {n} usable photo(s)" for c, n in small]
+    detail = " ".join(p.message for p in bad[:5])
+    raise DatasetError("Too few usable photos: " + ", ".join(lines) + " after unreadable photos and photos "
+                       "without a face were dropped; every class needs at least 2. Add clear photos of the face "
+                       "or remove the class." + (f" Dropped: {detail}" if detail else ""))
+
+
+def known_classes(classes: list[str], known: Sequence[str] | str | None) -> tuple[list[int] | None, str]:
+    """Indices of the known classes (``None``: all), and why.
+
+    Raises:
+        ParameterError: ``known`` names a class that does not exist, or leaves no negatives.
+    """
+    if known is not None:
+        if isinstance(known, str):
+            known = [known]
+        missing = [k for k in known if k not in classes]
+        if missing:
+            raise ParameterError(f"known classes {missing} are not among the classes {classes}. Fix: use the "
+                                 f"folder / label names.")
+        if not known:
+            raise ParameterError("known must name at least one class.")
+        idx = sorted({classes.index(k) for k in known})
+        if len(idx) == len(classes) and len(idx) < 2:
+            raise ParameterError("one known class needs a class of other people's faces as negatives.")
+        return (idx if len(idx) < len(classes) else None), "given"
+    neg = [i for i, c in enumerate(classes) if NEGATIVE_NAMES.match(c.strip())]
+    if neg and len(neg) < len(classes):
+        return [i for i in range(len(classes)) if i not in neg], f"classes named like negatives: {[classes[i] for i in neg]}"
+    return None, ""
+
+
+def _sidecar(model_path: Path, suffix: str) -> Path:
+    return model_path.with_name(model_path.stem + suffix)
+
+
+def _per_class(ds: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    if ds.task != "classification":
+        return out
+    for s in ds.samples:
+        out[str(s.label)] = out.get(str(s.label), 0) + 1
+    return out
+
+
+def _problem_dict(p: Any) -> dict[str, Any]:
+    return {k: getattr(p, k) for k in ("kind", "path", "message", "severity") if hasattr(p, k)}
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(type(o).__name__)
