@@ -247,9 +247,9 @@ def test_exact_and_near_duplicates(photo_set, astro_faces, tmp_path):
 def test_check_duplicates_reuses_hashes_from_embedding(photo_set, cache, monkeypatch):
     ds = load_dataset(photo_set, warn_per_class=2)
     embed_dataset(ds, cache=cache, workers=1, progress=False)
-    import faceforge.batch
+    import faceforge.runner
 
-    monkeypatch.setattr(faceforge.batch, "run_task", lambda *a, **k: pytest.fail("decoded images again"))
+    monkeypatch.setattr(faceforge.runner, "run_items", lambda *a, **k: pytest.fail("decoded images again"))
     assert check_duplicates(ds, cache=cache) == []
 
 

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from faceforge.batch import Item, iter_items, run_task
 from faceforge.errors import ParameterError
+from faceforge.runner import WorkItem as Item
 from faceforge.runner import (
     Engine,
     LocalEngine,
@@ -22,6 +22,7 @@ from faceforge.runner import (
     get_engine,
     register_engine,
     run,
+    run_items,
 )
 from faceforge.runner import engines as engines_mod
 
@@ -118,10 +119,11 @@ def test_resumption_skips_done_keys(photos):
     assert len(list(videos_done)) == len(first) - 3 and videos_done.resumed == 3
 
 
-def test_old_batch_api_runs_on_the_new_runner(photos):
-    old = list(run_task(CountFaces(), iter_items([photos]), workers=1))
-    assert _rows(old) == _rows(run(CountFaces(), photos, engine="serial"))
-    assert all(isinstance(o.item, Item) and o.item.image is None for o in old)
+def test_work_items_made_by_the_caller(photos):
+    files = sorted(str(p) for p in photos.iterdir() if p.suffix != ".avi")
+    outs = list(run_items(CountFaces(), [Item(f) for f in files], engine="serial"))
+    assert [o.item.source for o in outs] == files and all(o.item.image is None for o in outs)
+    assert _rows([o for o in outs if o.ok]) == _rows([o for o in run(CountFaces(), files, engine="serial") if o.ok])
 
 
 class ThreadEngine:

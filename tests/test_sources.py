@@ -11,7 +11,6 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from faceforge.batch import count_items, iter_items
 from faceforge.errors import ParameterError, SourceError
 from faceforge.live import CaptureThread, describe_source
 from faceforge.runner import run
@@ -58,10 +57,10 @@ def test_a_folder_reads_the_same_for_batch_and_live(photos):
     assert names == ["a_coffee.jpg", "b_astronaut.png", "trip/bad.jpg", "trip/cat.png", "trip/clip.avi",
                      "trip/clip.avi", "trip/clip.avi", "trip/day2/moved.jpg"]   # recursive, sorted, no hidden
     assert [(s.source, s.kind) for s in src.skipped] == [(str(photos / "trip" / "notes.txt"), "unsupported")]
-    batch = [(i.source, i.index) for i in iter_items([photos])]
-    assert batch == [(f.source, f.index) for f in src]
+    batch = [(o.item.source, o.item.index) for o in run(lambda image, frame: None, [photos], engine="serial")]
+    assert batch == [(f.source, f.index) for f in src]  # the corrupt one comes back as an error outcome
     assert [str(p) for p in expand_paths([photos])] == src.paths
-    assert count_items([photos]) == src.length_hint() == 8
+    assert src.length_hint() == 8
     # live reads the same frames (the corrupt one is left out with its reason), numbered in order
     cap = CaptureThread(photos)
     live = list(cap)

@@ -167,7 +167,7 @@ def test_embed_and_analyze_files(folder, tmp_path):
 
 
 def test_tasks_pickle_without_their_models(astronaut):
-    from faceforge.batch import Item
+    from faceforge.runner import WorkItem as Item
 
     for task in (DetectTask("photo"), ClassifyTask(GENDER)):
         first = task(astronaut, Item("a.png"))

@@ -153,11 +153,11 @@ def _check(dataset: Dataset, db: EmbeddingCache, near: bool, workers: int | None
     prints: dict[int, tuple[int, bytes]] = {i: (info.dhash, info.thumb) for i, info in enumerate(infos)
                                             if info is not None and info.dhash is not None and info.thumb is not None}
     if todo:
-        from faceforge.batch import Item, default_workers, run_task
+        from faceforge.runner import WorkItem, default_workers, run_items
 
         w = min(workers or default_workers(), max(1, len(todo) // 200))
         notes = []
-        outs = run_task(_fingerprint_task, (Item(samples[i].path) for i in todo), workers=w,
+        outs = run_items(_fingerprint_task, (WorkItem(samples[i].path) for i in todo), workers=w,
                         progress="Hashing images" if progress else None, total=len(todo))
         try:
             for i, out in zip(todo, outs):

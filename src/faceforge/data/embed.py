@@ -1,6 +1,6 @@
 """Embedding a dataset: find each image's main face, embed it, cache it, and collect X / y.
 
-Only cache misses are computed, in worker processes (:func:`faceforge.batch.run_task`), each
+Only cache misses are computed, in worker processes (:func:`faceforge.runner.run_items`), each
 of which builds its models once on first use. A run whose keys all hit the cache decodes no
 image and loads no model: keys come from the memoised file hashes and are read in batches.
 """
@@ -335,19 +335,19 @@ def _embed(ds: Dataset, cfg: dict[str, Any], augs: tuple[str, ...], db: Embeddin
     misses = failed = 0
     first_error = ""
     if orders:
-        from faceforge.batch import Item, default_workers, run_task
+        from faceforge.runner import WorkItem, default_workers, run_items
 
         if workers is None:  # a pool costs a model load per process: only worth it for many misses
             workers = max(1, min(default_workers(), len(orders) // 25))
         workers = max(1, min(int(workers), len(orders)))
         task = _EmbedTask(cfg["embedder"], cfg["detector"], cfg["crops"], cfg["alignment"], cfg["upscale"])
-        items = (Item(samples[i].path, image=_Order(samples[i].path, a)) for i, a in orders)  # type: ignore[arg-type]
+        items = (WorkItem(samples[i].path, image=_Order(samples[i].path, a)) for i, a in orders)
         notes: list[tuple[str, str, tuple[int, bytes] | None, str | None]] = []
         with contextlib.ExitStack() as stack:
             if workers == 1:
                 stack.enter_context(_single_openmp(cfg))
             stack.callback(db.note_files, notes)  # even when interrupted: what was learnt is kept
-            outs = run_task(task, items, workers=workers, progress="Embedding faces" if progress else None,
+            outs = run_items(task, items, workers=workers, progress="Embedding faces" if progress else None,
                             total=len(orders))
             for (i, _), out in zip(orders, outs):
                 path, sha = samples[i].path, infos[i].sha256  # type: ignore[union-attr]

@@ -25,7 +25,7 @@ from faceforge.runner.engines import (
                                       register_engine,
                                       start_method,
 )
-from faceforge.runner.run import ImageTask, Run, frame_key, run, run_items
+from faceforge.runner.run import ImageTask, Run, WorkItem, frame_key, run, run_items
 
 __all__ = ["Engine", "ImageTask", "LocalEngine", "Outcome", "Run", "SerialEngine", "apply", "default_workers",
-           "engine_names", "frame_key", "get_engine", "register_engine", "run", "run_items", "start_method"]
+           "engine_names", "frame_key", "get_engine", "register_engine", "run", "run_items", "start_method", "WorkItem"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from faceforge.runner.engines import Engine, Outcome, _light, get_engine
@@ -12,6 +13,28 @@ from faceforge.sources import Skipped, Source, load_image, open_source
 def frame_key(item: Any) -> str:
     """The default resumption key of a work item: ``"SOURCE:INDEX"`` (index 0 for stills)."""
     return f"{item.source}:{item.index}"
+
+
+@dataclass
+class WorkItem:
+    """One unit of work made by a caller (see :func:`run_items`): a file decoded by the worker,
+    or pixels (or any picklable order the task understands) handed over as ``image``.
+
+    Attributes:
+        source: the file (or a name) the work is about.
+        index: frame number (0 for stills).
+        timestamp: seconds into a video.
+        image: handed to the task as it is when not None; when None the worker decodes ``source``.
+    """
+
+    source: str
+    index: int = 0
+    timestamp: float = 0.0
+    image: Any = None
+
+    def light(self) -> WorkItem:
+        """A copy without ``image``, to hand back with a result."""
+        return WorkItem(self.source, self.index, self.timestamp)
 
 
 class ImageTask:
@@ -165,7 +188,7 @@ def run_items(task: Callable[[Any, Any], Any], items: Iterable[Any], *, engine: 
         task: as for :func:`run`; it gets ``item.image`` (or the ``item.source`` file, decoded,
             when that is None) and the item without pixels.
         items: :class:`~faceforge.sources.Frame`\\ s, or any picklable objects with ``source``,
-            ``index`` and ``image`` attributes (such as :class:`faceforge.batch.Item`).
+            ``index`` and ``image`` attributes (such as :class:`WorkItem`).
         engine, workers, progress, total, key, done, skip: as for :func:`run`.
 
     Returns:
