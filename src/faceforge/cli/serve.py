@@ -19,7 +19,7 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
 
     rows: list[dict[str, Any]] = [
         dict(name=s.name, task=s.task, installed=is_installed(s), package=s.package, license=s.license,
-             file=s.file or "(compiled in)", sha256=s.sha256, install=s.install, description=s.description)
+             file=s.file or _no_file(s), sha256=s.sha256, install=s.install, description=s.description)
         for s in list_models()]
     if as_json:
         out.print_json(json.dumps(rows))
@@ -31,6 +31,14 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
         t.add_row(r["name"], r["task"], "[green]yes[/]" if r["installed"] else f"[red]no[/]: {r['install']}",
                   r["package"], r["license"], r["description"])
     out.print(t)
+
+
+def _no_file(spec: Any) -> str:
+    """What stands in the file column of a model without a weight file of its own."""
+    if spec.task == "head":
+        return "(no weights: fitted by train)"
+    parts = list(spec.parts) or list((spec.input.get("networks") or {}).values())
+    return f"(uses {', '.join(parts)})" if parts else "(compiled in)"
 
 
 @handle_errors

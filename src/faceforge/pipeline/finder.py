@@ -122,9 +122,13 @@ class FaceFinder:
         return whole, img, 1.0
 
     def find(self, image: np.ndarray) -> Faces:
-        """Every face of ``image`` in its own pixels, main face first (see :meth:`find_scaled`)."""
-        faces, _, s = self.find_scaled(image)
-        return rescale_faces(faces, s, (image.shape[1], image.shape[0]))
+        """Every face of ``image`` (an RGB array; grey, RGBA and PIL images are converted) in its own
+        pixels, main face first (see :meth:`find_scaled`)."""
+        from faceforge.sources import to_rgb_uint8
+
+        img = to_rgb_uint8(image)
+        faces, _, s = self.find_scaled(img)
+        return rescale_faces(faces, s, (img.shape[1], img.shape[0]))
 
     __call__ = find
 

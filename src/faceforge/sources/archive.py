@@ -120,11 +120,9 @@ def _extract(archive: Path, dest: Path, members: list[tuple[PurePosixPath, Any]]
 def extracted(archive: str | os.PathLike, **limits: int) -> Path:
     """The folder holding ``archive``'s files, extracted once into the cache (keyed by content)."""
     archive = Path(archive)
-    h = hashlib.sha256()
     with open(archive, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    dest = cache_dir() / "archives" / h.hexdigest()[:24]
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    dest = cache_dir() / "archives" / digest[:24]
     done = dest.with_name(dest.name + ".done")
     if not done.is_file():
         extract_archive(archive, dest, **limits)
