@@ -295,7 +295,8 @@ class Faces:
                     d[k] = bool(self.data[k][i])
             if embeddings:
                 for k, e in self.embeddings.items():
-                    d["embedding" if len(self.embeddings) == 1 else f"embedding.{k}"] = [round(float(v), 6) for v in e[i]]
+                    col = "embedding" if len(self.embeddings) == 1 else f"embedding.{k}"
+                    d[col] = [round(float(v), 6) for v in e[i]]
             for name, preds in self.predictions.items():
                 p = preds[i]
                 if p is None:

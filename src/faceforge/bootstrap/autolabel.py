@@ -138,7 +138,8 @@ def autolabel(model: str | os.PathLike, paths: Iterable[str | os.PathLike], outp
     skipped.extend((s.source, s.reason) for s in outcomes.skipped)
 
     # ---- decide what to keep (thresholds, balance) and lay out the class folders ---------------
-    rows = [{"source": k.rsplit(":", 1)[0], "frame": int(k.rsplit(":", 1)[1]), **f} for k, fs in done.items() for f in fs]
+    rows = [{"source": k.rsplit(":", 1)[0], "frame": int(k.rsplit(":", 1)[1]), **f}
+            for k, fs in done.items() for f in fs]
     ok = [r for r in rows if r["label"] != UNKNOWN and r["confidence"] >= min_confidence]
     by_class: dict[str, list[dict[str, Any]]] = {}
     for r in ok:
@@ -163,7 +164,10 @@ def autolabel(model: str | os.PathLike, paths: Iterable[str | os.PathLike], outp
     result.counts = {c: len(by_class.get(c, [])) for c in clf.classes}
     result.predicted = {c: sum(1 for r in rows if r["label"] == c) for c in clf.classes}
     conf = np.array([r["confidence"] for r in rows])
-    hist, edges = np.histogram(conf, bins=np.array(HIST_BINS)) if len(conf) else (np.zeros(len(HIST_BINS) - 1, int), HIST_BINS)
+    if len(conf):
+        hist, edges = np.histogram(conf, bins=np.array(HIST_BINS))
+    else:
+        hist, edges = np.zeros(len(HIST_BINS) - 1, int), HIST_BINS
     result.histogram = {f"{edges[i]:.2f}-{min(edges[i + 1], 1.0):.2f}": int(hist[i]) for i in range(len(hist))}
     buf = io.StringIO()
     w = csv.writer(buf)

@@ -154,7 +154,8 @@ class EmbeddingCache:
         uniq = list(dict.fromkeys(keys))
         for i in range(0, len(uniq), _CHUNK):
             part = uniq[i : i + _CHUNK]
-            q = f"SELECT key, dim, embedding, face, n_faces, box FROM embeddings WHERE key IN ({','.join('?' * len(part))})"
+            q = ("SELECT key, dim, embedding, face, n_faces, box FROM embeddings "
+                 f"WHERE key IN ({','.join('?' * len(part))})")
             for key, dim, blob, face, n, box in self._db.execute(q, part):
                 emb = np.frombuffer(blob, dtype="<f4", count=dim).astype(np.float32)
                 out[key] = Record(emb, face, int(n), json.loads(box) if box else None)
@@ -199,7 +200,8 @@ class EmbeddingCache:
         uniq = list(dict.fromkeys(paths))
         for i in range(0, len(uniq), _CHUNK):
             part = uniq[i : i + _CHUNK]
-            q = f"SELECT path, size, mtime_ns, sha256, dhash, thumb, error FROM files WHERE path IN ({','.join('?' * len(part))})"
+            q = ("SELECT path, size, mtime_ns, sha256, dhash, thumb, error FROM files "
+                 f"WHERE path IN ({','.join('?' * len(part))})")
             for path, size, mtime, sha, dh, thumb, err in self._db.execute(q, part):
                 known[path] = (size, mtime, sha, dh, thumb, err)
         out: list[FileInfo | None] = []
@@ -246,7 +248,8 @@ class EmbeddingCache:
                 for path, sha, fp, err in notes]
         if rows:
             with self._transaction():
-                self._db.executemany("UPDATE files SET dhash = ?, thumb = ?, error = ? WHERE path = ? AND sha256 = ?", rows)
+                self._db.executemany(
+                    "UPDATE files SET dhash = ?, thumb = ?, error = ? WHERE path = ? AND sha256 = ?", rows)
 
     # -- housekeeping ----------------------------------------------------------------------
     def _transaction(self) -> "_Tx":

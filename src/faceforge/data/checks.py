@@ -186,7 +186,7 @@ def _check(dataset: Dataset, db: EmbeddingCache, near: bool, workers: int | None
             x = parent[x]
         return x
 
-    for a, b, d in near_pairs(h):
+    for a, b, _dist in near_pairs(h):
         ia, ib = int(idx[a]), int(idx[b])
         corr = float(_unit(prints[ia][1]) @ _unit(prints[ib][1]))
         if corr < MIN_CORRELATION:

@@ -263,7 +263,7 @@ def _read_details(r: _Reader, node: tuple) -> Layer:
         r.expect_string("fc_2")
         n_out, n_in = r.int(), r.int()
         params = r.tensor()
-        weights, biases = r.alias_tensor(), r.alias_tensor()
+        weights, _biases = r.alias_tensor(), r.alias_tensor()  # fc_no_bias: the bias alias is read and unused
         bias_mode = r.int()
         for _ in range(4):
             r.float()
@@ -458,7 +458,7 @@ def to_onnx(net: DlibNet, opset: int = 17, fuse_skip_pool: bool = True) -> bytes
             other, oshape = tags[layer.tag]
             out_shape = tuple(max(a, b) for a, b in zip(shape, oshape))
 
-            def pad_to(t: str, s: tuple[int, int, int]) -> str:
+            def pad_to(t: str, s: tuple[int, int, int], out_shape: tuple[int, ...] = out_shape) -> str:
                 if s == out_shape:
                     return t
                 ends = [0, out_shape[0] - s[0], out_shape[1] - s[1], out_shape[2] - s[2]]

@@ -151,7 +151,8 @@ class OpenSet:
             known_labels = list(dict.fromkeys(cast(k) for k in known))
             missing = [k for k in known_labels if k not in labels]
             if missing:
-                raise ParameterError(f"known classes {missing} do not occur in y ({labels[:10]}). Fix: check the names.")
+                raise ParameterError(f"known classes {missing} do not occur in y ({labels[:10]}). "
+                                     "Fix: check the names.")
         is_known = np.isin(y, known_labels)
         if len(known_labels) < 2 and is_known.all():
             raise ParameterError(

@@ -2,9 +2,10 @@
 
 Classification does not run per frame: a track is classified when it appears, again every
 ``reclassify_every`` frames, and when its face becomes clearly larger (``grow``) or sharper
-(``sharper``) than when it was last classified. Jobs go to one worker thread, so the loop (and the display) never waits for a
-model; results are folded into the track's :class:`~faceforge.track.LabelSmoother` when they are
-ready. A track that loses its face keeps its box (coasting) and its label for ``hold_s`` seconds.
+(``sharper``) than when it was last classified. Jobs go to one worker thread, so the loop (and the
+display) never waits for a model; results are folded into the track's
+:class:`~faceforge.track.LabelSmoother` when they are ready. A track that loses its face keeps its
+box (coasting) and its label for ``hold_s`` seconds.
 """
 
 from __future__ import annotations
