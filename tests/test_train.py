@@ -196,6 +196,15 @@ def test_model_from_a_newer_format_is_refused(att_subset, tmp_path):
         load_classifier(newer)
 
 
+def test_model_file_without_an_embedder_is_refused(tmp_path):
+    """A bundle that is not a classifier (no embedder named) gives a BundleError, not a TypeError."""
+    from faceforge.heads import save_bundle
+
+    path = save_bundle(tmp_path / "other.ffm", {"task": "classification"}, {"x": np.zeros(3)})
+    with pytest.raises(BundleError, match="names no embedder"):
+        load_classifier(path)
+
+
 def test_regression_from_csv(tmp_path, astronaut):
     """A numeric label from a CSV gives a regression model (age-style), reported with MAE."""
     from skimage import data

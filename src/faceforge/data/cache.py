@@ -206,12 +206,12 @@ class EmbeddingCache:
                 known[path] = (size, mtime, sha, dh, thumb, err)
         out: list[FileInfo | None] = []
         fresh: list[tuple[str, int, int, str]] = []
-        for p, st in zip(paths, stats):
-            if st is None:
+        for p, sig in zip(paths, stats):
+            if sig is None:
                 out.append(None)
                 continue
             k = known.get(p)
-            if k is not None and (k[0], k[1]) == st:
+            if k is not None and (k[0], k[1]) == sig:
                 out.append(FileInfo(k[2], _to_unsigned(k[3]), k[4], k[5]))
                 continue
             try:
@@ -219,8 +219,8 @@ class EmbeddingCache:
             except OSError:
                 out.append(None)
                 continue
-            fresh.append((p, st[0], st[1], sha))
-            known[p] = (st[0], st[1], sha, None, None, None)
+            fresh.append((p, sig[0], sig[1], sha))
+            known[p] = (sig[0], sig[1], sha, None, None, None)
             out.append(FileInfo(sha))
         if fresh:
             with self._transaction():

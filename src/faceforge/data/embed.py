@@ -212,7 +212,7 @@ def _augment_ids(augment: bool | Sequence[str]) -> tuple[str, ...]:
         return tuple(AUGMENTATIONS)
     if not augment:
         return ()
-    ids = tuple(augment)  # type: ignore[arg-type]
+    ids = tuple(augment)
     bad = [a for a in ids if a not in AUGMENTATIONS]
     if bad:
         raise ParameterError(f"Unknown augmentation {bad[0]!r}; choose from {', '.join(AUGMENTATIONS)} "
@@ -298,13 +298,13 @@ def embed_dataset(dataset: Dataset, *, embedder: str = "dlib-resnet", detector: 
     t0 = time.perf_counter()
     augs = ("",) + _augment_ids(augment)
     cfg = face_config(embedder, detector, crops, alignment, upscale)
-    own = not isinstance(cache, EmbeddingCache)
-    db = EmbeddingCache(cache) if own else cache
+    if isinstance(cache, EmbeddingCache):
+        return _embed(dataset, cfg, augs, cache, workers, progress, t0)
+    db = EmbeddingCache(cache)
     try:
         return _embed(dataset, cfg, augs, db, workers, progress, t0)
     finally:
-        if own:
-            db.close()
+        db.close()
 
 
 def _embed(ds: Dataset, cfg: dict[str, Any], augs: tuple[str, ...], db: EmbeddingCache, workers: int | None,
@@ -365,10 +365,10 @@ def _embed(ds: Dataset, cfg: dict[str, Any], augs: tuple[str, ...], db: Embeddin
                     bad[i] = f"{path}: {reason} Skipped."
                     notes.append((path, sha, None, reason))
                     continue
-                for a, rec in res.records.items():
+                for a, computed in res.records.items():
                     k = cache_key(sha, cfg, a)
-                    db.put(k, rec)
-                    found[k] = rec
+                    db.put(k, computed)
+                    found[k] = computed
                 notes.append((path, sha, res.fingerprint, None))
         if failed and failed == len(orders) and not hits:
             raise DatasetError(f"Embedding failed for every image ({failed}); the first error: {first_error}")

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from faceforge.detectors.base import Detector, clip_faces
 from faceforge.errors import ModelIntegrityError, ParameterError
@@ -211,8 +212,8 @@ def _build(net: str, sd: dict[str, np.ndarray], split: Sequence[str] = ("prelu1"
             node("Gemm", [x, const(f"{name}.w", w), const(f"{name}.b", b)], y, transB=1)
         if softmax:
             node("Sigmoid", [y], out)
-        shape = ["N", w.shape[0], "h", "w"] if net == "pnet" else ["N", w.shape[0]]
-        outputs.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, shape))
+        dims: list[Any] = ["N", w.shape[0], "h", "w"] if net == "pnet" else ["N", w.shape[0]]
+        outputs.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, dims))
     side: list[Any] = ["H", "W"] if inp.get("any_size") else [_SIDE[net], _SIDE[net]]
     graph = helper.make_graph(nodes, f"mtcnn_{net}",
                               [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", *side, 3])],
@@ -288,13 +289,13 @@ def _regress(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
     return boxes + reg * np.stack([w, h, w, h], axis=1)
 
 
-def _bins(start: np.ndarray, length: np.ndarray, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+def _bins(start: ArrayLike, length: ArrayLike, n_out: int) -> tuple[np.ndarray, np.ndarray]:
     """Pixel ranges ``[lo, hi)`` of the ``n_out`` output cells of PyTorch's ``area`` resize
     (adaptive average pooling) along one axis, for segments ``[start, start + length)``."""
     i = np.arange(n_out, dtype=np.int64)
-    length = np.asarray(length, np.int64)[..., None]
-    start = np.asarray(start, np.int64)[..., None]
-    return start + (i * length) // n_out, start - ((-(i + 1) * length) // n_out)
+    n = np.asarray(length, np.int64)[..., None]
+    s0 = np.asarray(start, np.int64)[..., None]
+    return s0 + (i * n) // n_out, s0 - ((-(i + 1) * n) // n_out)
 
 
 _Ranges = tuple[np.ndarray, np.ndarray]
