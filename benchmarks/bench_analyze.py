@@ -69,10 +69,12 @@ def _gender_age(g_true: list[str], g_pred: list[str], a_true: list[float], a_pre
     gt, gp = np.array(g_true), np.array(g_pred)
     recalls = {c: float(np.mean(gp[gt == c] == c)) for c in sorted(set(g_true))}
     at, ap = np.array(a_true), np.array(a_pred)
-    return {"gender_accuracy": float(np.mean(gt == gp)), "gender_balanced_accuracy": float(np.mean(list(recalls.values()))),
+    return {"gender_accuracy": float(np.mean(gt == gp)),
+            "gender_balanced_accuracy": float(np.mean(list(recalls.values()))),
             "gender_recall": recalls, "age_mae": float(np.mean(np.abs(at - ap))),
             "age_mae_by_group": {f"{lo}-{hi}": float(np.mean(np.abs(at - ap)[(at >= lo) & (at < hi)]))
-                                 for lo, hi in ((0, 13), (13, 20), (20, 40), (40, 60), (60, 120)) if ((at >= lo) & (at < hi)).any()},
+                                 for lo, hi in ((0, 13), (13, 20), (20, 40), (40, 60), (60, 120))
+                                 if ((at >= lo) & (at < hi)).any()},
             "gender_accuracy_adults": float(np.mean((gt == gp)[at >= 18])) if (at >= 18).any() else None,
             "gender_accuracy_under_13": float(np.mean((gt == gp)[at < 13])) if (at < 13).any() else None}
 

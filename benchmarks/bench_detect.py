@@ -261,7 +261,8 @@ def goal_check(by: dict[str, dict[str, Any]], photo: str, live: str) -> tuple[li
         d = p["metrics"]["recall_medium"] - hm["recall_medium"]
         ok = d >= 0.30
         out["photo"] = {"detector": photo, "medium_recall_gain_points": round(100 * d, 1), "pass": ok}
-        lines.append(f"goal check (photo, {photo}): medium-face (32-64 px) recall {C.fmt_pct(p['metrics']['recall_medium'])}% "
+        lines.append(f"goal check (photo, {photo}): medium-face (32-64 px) recall "
+                     f"{C.fmt_pct(p['metrics']['recall_medium'])}% "
                      f"vs haar {C.fmt_pct(hm['recall_medium'])}% = {100 * d:+.1f} points (goal >= +30): "
                      f"{'PASS' if ok else 'FAIL'}")
     else:

@@ -108,7 +108,7 @@ def main() -> None:
         emb = DlibResNetEmbedder(threads=threads, parallel=parallel)
         for bs in args.batches:
             batch = chips[np.arange(bs) % len(chips)]
-            r, cpu = rate(lambda: emb.embed(batch), bs, args.seconds, args.rounds)
+            r, cpu = rate(lambda emb=emb, batch=batch: emb.embed(batch), bs, args.seconds, args.rounds)
             rows.append({"engine": "faceforge dlib-resnet (ONNX)", "cores": threads, "chips_per_call": bs,
                          "mode": mode, "embeddings_per_s": r, "cpu_ms_per_embedding": cpu})
 

@@ -82,7 +82,8 @@ def faces_found(video: Path, every: int = 5) -> dict[str, float]:
     from faceforge.detectors import get_detector
     from faceforge.sources.media import iter_video
 
-    dets = {"blazeface.full": get_detector("blazeface.full"), "blazeface.full tiled": get_detector("blazeface.full", tile=True),
+    dets = {"blazeface.full": get_detector("blazeface.full"),
+            "blazeface.full tiled": get_detector("blazeface.full", tile=True),
             "haar": get_detector("haar"), "yunet": get_detector("yunet")}
     counts = {k: 0 for k in dets}
     n = 0
@@ -148,8 +149,10 @@ def main() -> None:
                                 lambda v: faceforge_run(v, {"gender": gender}, 2, tile=True)),
                                ("faceforge (every 15th detection tiled)",
                                 lambda v: faceforge_run(v, {"gender": gender}, 1, tile_every=15)),
-                               ("faceforge (detect every 2nd frame)", lambda v: faceforge_run(v, {"gender": gender}, 2)),
-                               ("tutorial (Haar + classify every face, every frame)", lambda v: tutorial_run(v, gender))):
+                               ("faceforge (detect every 2nd frame)",
+                                lambda v: faceforge_run(v, {"gender": gender}, 2)),
+                               ("tutorial (Haar + classify every face, every frame)",
+                                lambda v: tutorial_run(v, gender))):
                 fn(video)  # warm-up: models loaded, caches filled
                 r = {"video": name, "method": method, **fn(video)}
                 r["faces_vs_yunet"] = r["faces_per_frame"] / max(found["yunet"], 1e-9)
@@ -157,7 +160,8 @@ def main() -> None:
                 rows.append(r)
     print(C.md_table(["video", "method", "FPS", "faces shown vs yunet", "tracks", "classifications",
                       "flips / track-second", "latency ms"],
-                     [[r["video"], r["method"], f"{r['fps']:.1f}", f"{r['faces_vs_yunet']:.2f}", r["tracks"], r["classifications"],
+                     [[r["video"], r["method"], f"{r['fps']:.1f}", f"{r['faces_vs_yunet']:.2f}", r["tracks"],
+                       r["classifications"],
                        f"{r['flips_per_track_second']:.3f}", f"{r['latency_ms']:.1f}" if r["latency_ms"] else ""]
                       for r in rows]))
     C.write_json("live", {**info, "results": rows}, args.out)

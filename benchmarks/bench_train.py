@@ -168,7 +168,8 @@ def main() -> None:
                 results.append(row)
     headers = ["set", "method", "validation", "accuracy %", "balanced acc %", "MAE", "train s (cold)",
                "train s (warm)", "classify img/s"]
-    table = [[r["set"], r["method"], r["validation"], C.fmt_pct(r.get("accuracy")), C.fmt_pct(r.get("balanced_accuracy")),
+    table = [[r["set"], r["method"], r["validation"], C.fmt_pct(r.get("accuracy")),
+              C.fmt_pct(r.get("balanced_accuracy")),
               f"{r['mae']:.2f}" if r.get("mae") is not None else "", f"{r['train_s_first']:.1f}",
               f"{r['train_s_warm']:.1f}", f"{r['classify_img_per_s']:.1f}" if r.get("classify_img_per_s") else ""]
              for r in results]

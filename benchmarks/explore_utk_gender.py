@@ -129,7 +129,8 @@ def main() -> None:
             oof[name][b] = member(X, None, Cs[name], tri[a], tri[b])
     sc = StandardScaler().fit(feats["dlib-resnet"][0][tr])
     svm = SVC(C=3, class_weight="balanced").fit(sc.transform(feats["dlib-resnet"][0][tr]), yb[tr])
-    results["dlib-resnet RBF SVM"] = report("dlib-resnet RBF SVM", svm.predict(sc.transform(feats["dlib-resnet"][0][te])))
+    results["dlib-resnet RBF SVM"] = report("dlib-resnet RBF SVM",
+                                            svm.predict(sc.transform(feats["dlib-resnet"][0][te])))
     names = list(feats)
     st = LogisticRegression(C=1, class_weight="balanced").fit(np.stack([oof[k] for k in names], 1), yb[tri])
     stacked = st.predict(np.stack([test_scores[k] for k in names], 1))

@@ -389,7 +389,8 @@ def main() -> None:
         model.load_state_dict(torch.load(args.init, map_location="cpu"))
         print(f"starting from {args.init}", flush=True)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"EmotionNet width {args.width} fc {args.fc} inner {args.inner}: {n_params / 1e6:.2f} M parameters", flush=True)
+    print(f"EmotionNet width {args.width} fc {args.fc} inner {args.inner}: {n_params / 1e6:.2f} M parameters",
+          flush=True)
     ema = None
     if args.ema > 0:
         ema = build_model(args.width, args.fc, args.drop, args.inner, args.drop2d)
@@ -398,7 +399,7 @@ def main() -> None:
             p.requires_grad_(False)
 
     decay, no_decay = [], []
-    for n, p in model.named_parameters():
+    for _name, p in model.named_parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.wd}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr)
@@ -463,7 +464,8 @@ def main() -> None:
             best_src = pick
             mark = f"  * best ({pick})"
         print(f"epoch {epoch:3d}  train loss {row['train_loss']:.4f}  train acc {row['train_acc']:.4f}  "
-              f"val acc{' (ema)' if ema is not None else ''} {accs[pick]:.4f}  lr {row['lr']:.2e}  {row['seconds']:.0f}s{mark}", flush=True)
+              f"val acc{' (ema)' if ema is not None else ''} {accs[pick]:.4f}  lr {row['lr']:.2e}  "
+              f"{row['seconds']:.0f}s{mark}", flush=True)
     train_seconds = time.time() - t_train
 
     final = build_model(args.width, args.fc, args.drop, args.inner, args.drop2d)

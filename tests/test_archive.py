@@ -27,7 +27,8 @@ def faces_zip(tmp_path, astronaut):
     with zipfile.ZipFile(path, "w") as z:
         for cls in ("alice", "bob"):
             for i in range(3):
-                z.writestr(f"faces/{cls}/{i}.png", _png(np.roll(astronaut, 10 * i + (50 if cls == "bob" else 0), axis=1)))
+                shift = 10 * i + (50 if cls == "bob" else 0)
+                z.writestr(f"faces/{cls}/{i}.png", _png(np.roll(astronaut, shift, axis=1)))
         z.writestr("faces/readme.txt", "not an image")
     return path
 

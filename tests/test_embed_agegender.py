@@ -39,7 +39,6 @@ def test_bad_chips_are_refused():
 
 
 def test_gendernet_is_the_small_fast_half(astronaut):
-    from faceforge.embedders.agegender import LAYOUT
 
     full = FacePipeline("photo", "agegender").embed(astronaut).embedding
     small = FacePipeline("photo", "gendernet").embed(astronaut).embedding

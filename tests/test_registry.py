@@ -25,7 +25,8 @@ from faceforge.registry.registry import _SPECS
 
 def test_every_spec_is_complete_and_its_file_matches_its_checksum():
     specs = list_models()
-    assert {"blazeface.short", "blazeface.full", "yunet", "haar", "dlib-resnet", "effnet-lite0"} <= {s.name for s in specs}
+    names = {s.name for s in specs}
+    assert {"blazeface.short", "blazeface.full", "yunet", "haar", "dlib-resnet", "effnet-lite0"} <= names
     for s in specs:
         assert s.task and s.package and s.license and s.install.startswith("pip install")
         if is_installed(s) and s.file:
@@ -48,7 +49,8 @@ def test_missing_package_names_the_install_command():
 
 def test_checksum_mismatch_is_refused():
     good = get_spec("haar")
-    bad = ModelSpec("test.badsum", good.task, good.package, good.module, good.file, "0" * 64, good.license, good.install)
+    bad = ModelSpec("test.badsum", good.task, good.package, good.module, good.file, "0" * 64, good.license,
+                    good.install)
     with pytest.raises(ModelIntegrityError, match="SHA-256"):
         weight_path(bad)
 

@@ -18,8 +18,8 @@ def _offline_resolve(host, *args, **kwargs):
     """Resolve IP literals only: generated URLs must never reach a real DNS server or host."""
     try:
         socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
-    except (OSError, TypeError):
-        raise socket.gaierror(f"fuzzing stays offline: {host!r} is not resolved")
+    except (OSError, TypeError) as e:
+        raise socket.gaierror(f"fuzzing stays offline: {host!r} is not resolved") from e
     return socket.getaddrinfo(host, *args, **kwargs)
 
 

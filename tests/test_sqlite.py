@@ -10,7 +10,8 @@ import pytest
 from faceforge._sqlite import SchemaVersionError, connect, migrate
 from faceforge.errors import FaceforgeError
 
-V1 = "CREATE TABLE IF NOT EXISTS people (name TEXT PRIMARY KEY); CREATE INDEX IF NOT EXISTS people_name ON people(name);"
+V1 = ("CREATE TABLE IF NOT EXISTS people (name TEXT PRIMARY KEY); "
+      "CREATE INDEX IF NOT EXISTS people_name ON people(name);")
 V2 = """
 -- a note; with a semicolon
 ALTER TABLE people ADD COLUMN note TEXT NOT NULL DEFAULT 'none;really';

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from conftest import shared_path
 from faceforge.cli.main import app
-from faceforge.errors import BundleError, FaceforgeError
+from faceforge.errors import BundleError
 from faceforge.train import UNKNOWN, load_classifier, train
 
 runner = CliRunner()
@@ -78,7 +78,8 @@ def test_strangers_are_unknown(att_subset, tmp_path):
     strangers = sorted(p for p in src.iterdir() if p.is_dir())[20:26]
     preds = [clf.classify(sorted(p.iterdir())[0]).predictions[clf.name][0] for p in strangers]
     assert sum(p.label == UNKNOWN for p in preds) >= 4  # at a 1% false-accept target
-    knowns = [clf.classify(sorted(p.iterdir())[0]).predictions[clf.name][0] for p in sorted((att_subset / "test").iterdir())]
+    knowns = [clf.classify(sorted(p.iterdir())[0]).predictions[clf.name][0]
+              for p in sorted((att_subset / "test").iterdir())]
     assert sum(p.label != UNKNOWN for p in knowns) >= 5
 
 
@@ -97,7 +98,8 @@ def test_evaluate_counts_strangers_called_unknown(att_subset, tmp_path):
             (test / d.name / f.name).symlink_to(f)
     rep = __import__("faceforge").evaluate(model, test, progress=False)
     o = rep["open_set"]
-    assert sorted(rep["unknown_classes"]) == sorted(p.name for p in sorted(p for p in src.iterdir() if p.is_dir())[30:33])
+    held_out = sorted(p for p in src.iterdir() if p.is_dir())[30:33]
+    assert sorted(rep["unknown_classes"]) == sorted(p.name for p in held_out)
     assert o["strangers"] == 9 and o["known_faces"] == 18 and o["rejected_label"] == UNKNOWN
     assert o["strangers_rejected"] >= 0.6 and o["known_rejected"] <= 0.2 and o["accuracy"] >= 0.8
 
@@ -159,7 +161,8 @@ def test_cli_train_classify_and_bad_inputs(att_subset, tmp_path, astronaut):
     img = tmp_path / "astro.png"
     Image.fromarray(astronaut).save(img)
     r = runner.invoke(app, ["classify", str(model), str(img), str(att_subset / "test"), "--top-k", "2",
-                            "--jsonl", str(tmp_path / "c.jsonl"), "--annotate", str(tmp_path / "ann"), "--workers", "1"])
+                            "--jsonl", str(tmp_path / "c.jsonl"), "--annotate", str(tmp_path / "ann"),
+                            "--workers", "1"])
     assert r.exit_code == 0, r.output
     recs = [json.loads(x) for x in (tmp_path / "c.jsonl").read_text().splitlines()]
     assert len(recs) == 19
@@ -191,6 +194,15 @@ def test_model_from_a_newer_format_is_refused(att_subset, tmp_path):
         out.writestr("arrays.npz", z.read("arrays.npz"))
     with pytest.raises(BundleError, match="newer"):
         load_classifier(newer)
+
+
+def test_model_file_without_an_embedder_is_refused(tmp_path):
+    """A bundle that is not a classifier (no embedder named) gives a BundleError, not a TypeError."""
+    from faceforge.heads import save_bundle
+
+    path = save_bundle(tmp_path / "other.ffm", {"task": "classification"}, {"x": np.zeros(3)})
+    with pytest.raises(BundleError, match="names no embedder"):
+        load_classifier(path)
 
 
 def test_regression_from_csv(tmp_path, astronaut):

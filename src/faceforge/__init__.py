@@ -10,17 +10,18 @@ Example:
     (1, (1, 5, 2))
 """
 
+# Re-exported on purpose (`X as X` marks them public for linters); __all__ lists them too.
 from faceforge.errors import (
-    BundleError,
-    FaceforgeError,
-    ImageError,
-    ModelIntegrityError,
-    ModelNotFoundError,
-    NotFittedError,
-    ParameterError,
-    SourceError,
+    BundleError as BundleError,
+    FaceforgeError as FaceforgeError,
+    ImageError as ImageError,
+    ModelIntegrityError as ModelIntegrityError,
+    ModelNotFoundError as ModelNotFoundError,
+    NotFittedError as NotFittedError,
+    ParameterError as ParameterError,
+    SourceError as SourceError,
 )
-from faceforge.types import Faces
+from faceforge.types import Faces as Faces
 
 __version__ = "0.1.0"
 

@@ -118,6 +118,7 @@ def _statements(script: str) -> list[str]:
     rest = buf[:-1]  # the ";" added after the last part
     if rest.strip():
         if not sqlite3.complete_statement(rest + "\n;"):
-            raise sqlite3.OperationalError(f"incomplete SQL statement at the end of a migration: {rest.strip()[:200]!r}")
+            raise sqlite3.OperationalError(
+                f"incomplete SQL statement at the end of a migration: {rest.strip()[:200]!r}")
         out.append(rest.strip() + "\n;")  # a statement without its ";", or a trailing comment
     return out

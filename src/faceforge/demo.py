@@ -118,8 +118,8 @@ def run_demo(output: str | Path, console: Any = None) -> dict[str, Any]:
     except FaceforgeError as e:
         results["attributes"] = {"error": str(e)}
         say(f"analyze: {e}")
-    results["models_installed"] = {n: is_installed(n) for n in ("yunet", "blazeface.short", "dlib-resnet", "effnet-lite0",
-                                                                "agegender", "faceforge-emotion")}
+    results["models_installed"] = {n: is_installed(n) for n in ("yunet", "blazeface.short", "dlib-resnet",
+                                                                "effnet-lite0", "agegender", "faceforge-emotion")}
     atomic_write(output / "results.json", json.dumps(results, indent=2).encode())
     say(f"wrote annotated images and results.json to {output}/")
     return results

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -114,7 +114,11 @@ class Faces:
 
     xyxy: np.ndarray
     score: np.ndarray
-    landmarks: np.ndarray | None = None
+    if TYPE_CHECKING:
+        # The constructor takes None (no landmarks); the built record always holds an array.
+        landmarks: np.ndarray
+    else:
+        landmarks: np.ndarray | None = None
     image_size: tuple[int, int] | None = None
     detector: str = ""
     data: Mapping[str, np.ndarray] = field(default_factory=dict)
@@ -122,6 +126,15 @@ class Faces:
     track_id: np.ndarray | None = None
     predictions: Mapping[str, Sequence[Prediction | None]] = field(default_factory=dict)
     meta: Mapping[str, Any] = field(default_factory=dict)
+
+    if TYPE_CHECKING:
+        # The signature of the generated __init__, for the type checker only (see ``landmarks``).
+        def __init__(self, xyxy: np.ndarray, score: np.ndarray, landmarks: np.ndarray | None = None,
+                     image_size: tuple[int, int] | None = None, detector: str = "",
+                     data: Mapping[str, np.ndarray] = ..., embeddings: Mapping[str, np.ndarray] = ...,
+                     track_id: np.ndarray | None = None,
+                     predictions: Mapping[str, Sequence[Prediction | None]] = ...,
+                     meta: Mapping[str, Any] = ...) -> None: ...
 
     def __post_init__(self) -> None:
         xyxy = _as_f32(np.reshape(self.xyxy, (-1, 4)), (4,), "xyxy")
@@ -169,9 +182,10 @@ class Faces:
 
     def replace(self, **changes: Any) -> "Faces":
         """A copy with some fields replaced (e.g. ``xyxy=...``); the record itself is unchanged."""
-        fields = dict(xyxy=self.xyxy, score=self.score, landmarks=self.landmarks, image_size=self.image_size,
-                      detector=self.detector, data=self.data, embeddings=self.embeddings, track_id=self.track_id,
-                      predictions=self.predictions, meta=self.meta)
+        fields: dict[str, Any] = dict(
+            xyxy=self.xyxy, score=self.score, landmarks=self.landmarks, image_size=self.image_size,
+            detector=self.detector, data=self.data, embeddings=self.embeddings, track_id=self.track_id,
+            predictions=self.predictions, meta=self.meta)
         fields.update(changes)
         return Faces(**fields)
 
@@ -295,7 +309,8 @@ class Faces:
                     d[k] = bool(self.data[k][i])
             if embeddings:
                 for k, e in self.embeddings.items():
-                    d["embedding" if len(self.embeddings) == 1 else f"embedding.{k}"] = [round(float(v), 6) for v in e[i]]
+                    col = "embedding" if len(self.embeddings) == 1 else f"embedding.{k}"
+                    d[col] = [round(float(v), 6) for v in e[i]]
             for name, preds in self.predictions.items():
                 p = preds[i]
                 if p is None:

@@ -63,6 +63,6 @@ def dlib5_transforms(image: np.ndarray, faces: Faces, size: int = 150, padding: 
             rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
             corners = np.array([[r.left(), r.top()], [r.right(), r.top()], [r.right(), r.bottom()]])
             dst = (corners - c) @ rot.T + c
-            src = np.float32([[0, 0], [size - 1, 0], [size - 1, size - 1]])
+            src = np.array([[0, 0], [size - 1, 0], [size - 1, size - 1]], np.float32)
             out[i] = cv2.getAffineTransform(dst.astype(np.float32), src)
     return out

@@ -96,7 +96,10 @@ class EmotionModel:
         return self._interp
 
     def crops(self, image: np.ndarray, faces: Faces) -> np.ndarray:
-        """``(n, 64, 64) float32`` network inputs (grey, ``(pixel - mean) / std``: [-1, 1]) for ``faces`` of RGB ``image``."""
+        """``(n, 64, 64) float32`` network inputs for ``faces`` of RGB ``image``.
+
+        The crops are grey and normalised as ``(pixel - mean) / std``, i.e. to [-1, 1].
+        """
         import cv2
 
         from faceforge.align import align_faces

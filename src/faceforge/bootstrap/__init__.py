@@ -13,5 +13,5 @@ from faceforge.bootstrap.cluster import (
     write_groups,
 )
 
-__all__ = ["AutolabelResult", "DistilResult", "THRESHOLD", "autolabel", "distil", "Clustering", "cluster_embeddings", "cluster_faces", "embed_faces_of", "pairwise_f1",
-           "write_groups"]
+__all__ = ["AutolabelResult", "DistilResult", "THRESHOLD", "autolabel", "distil", "Clustering", "cluster_embeddings",
+           "cluster_faces", "embed_faces_of", "pairwise_f1", "write_groups"]

@@ -24,11 +24,14 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
 from faceforge.errors import ParameterError, SourceError
+
+if TYPE_CHECKING:
+    from faceforge.train import FaceClassifier
 
 BALANCE = ("none", "cap")
 HIST_BINS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0001)
@@ -39,7 +42,7 @@ class _LabelTask:
 
     def __init__(self, model: str, crop_size: int) -> None:
         self.model, self.crop_size = model, crop_size
-        self._clf = None
+        self._clf: FaceClassifier | None = None
 
     def __call__(self, image: np.ndarray, item: Any) -> list[dict[str, Any]]:
         from faceforge.align import align_faces
@@ -50,6 +53,8 @@ class _LabelTask:
         out = []
         faces = self._clf.classify(image, top_k=2)
         for i, (face, pred) in enumerate(zip(faces, faces.predictions[self._clf.name])):
+            if pred is None:  # not from classify(), which predicts every face
+                continue
             whole = bool(faces.whole_image[i])
             crop = image if whole else align_faces(image, face, "margin", size=self.crop_size, margin=1.6)[0]
             out.append({"box": [round(float(v), 1) for v in face.xyxy[0]], "label": pred.label,
@@ -138,7 +143,8 @@ def autolabel(model: str | os.PathLike, paths: Iterable[str | os.PathLike], outp
     skipped.extend((s.source, s.reason) for s in outcomes.skipped)
 
     # ---- decide what to keep (thresholds, balance) and lay out the class folders ---------------
-    rows = [{"source": k.rsplit(":", 1)[0], "frame": int(k.rsplit(":", 1)[1]), **f} for k, fs in done.items() for f in fs]
+    rows = [{"source": k.rsplit(":", 1)[0], "frame": int(k.rsplit(":", 1)[1]), **f}
+            for k, fs in done.items() for f in fs]
     ok = [r for r in rows if r["label"] != UNKNOWN and r["confidence"] >= min_confidence]
     by_class: dict[str, list[dict[str, Any]]] = {}
     for r in ok:
@@ -163,7 +169,10 @@ def autolabel(model: str | os.PathLike, paths: Iterable[str | os.PathLike], outp
     result.counts = {c: len(by_class.get(c, [])) for c in clf.classes}
     result.predicted = {c: sum(1 for r in rows if r["label"] == c) for c in clf.classes}
     conf = np.array([r["confidence"] for r in rows])
-    hist, edges = np.histogram(conf, bins=np.array(HIST_BINS)) if len(conf) else (np.zeros(len(HIST_BINS) - 1, int), HIST_BINS)
+    if len(conf):
+        hist, edges = np.histogram(conf, bins=np.array(HIST_BINS))
+    else:
+        hist, edges = np.zeros(len(HIST_BINS) - 1, int), np.asarray(HIST_BINS, np.float64)
     result.histogram = {f"{edges[i]:.2f}-{min(edges[i + 1], 1.0):.2f}": int(hist[i]) for i in range(len(hist))}
     buf = io.StringIO()
     w = csv.writer(buf)

@@ -24,11 +24,14 @@ import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
 from faceforge.errors import ParameterError, SourceError
+
+if TYPE_CHECKING:
+    from faceforge.pipeline import FacePipeline
 
 THRESHOLD = 0.55
 NOISE = "noise"
@@ -68,7 +71,7 @@ class _FacesTask:
 
     def __init__(self, detector: str, embedder: str, crop_size: int) -> None:
         self.detector, self.embedder, self.crop_size = detector, embedder, crop_size
-        self._pipe = None
+        self._pipe: FacePipeline | None = None
 
     def __call__(self, image: np.ndarray, item: Any) -> dict[str, Any]:
         from faceforge.align import align_faces
@@ -77,8 +80,8 @@ class _FacesTask:
         if self._pipe is None:
             self._pipe = FacePipeline(self.detector, self.embedder)
         faces = self._pipe.embed(image)
-        crops = align_faces(image, faces, "margin", size=self.crop_size, margin=1.6) if len(faces) else []
-        return {"boxes": faces.xyxy.tolist(), "embeddings": faces.embedding, "crops": list(crops)}
+        crops = list(align_faces(image, faces, "margin", size=self.crop_size, margin=1.6)) if len(faces) else []
+        return {"boxes": faces.xyxy.tolist(), "embeddings": faces.embedding, "crops": crops}
 
 
 def embed_faces_of(paths: Iterable[str | os.PathLike], *, detector: str = "photo", embedder: str = "dlib-resnet",

@@ -16,7 +16,8 @@ def analyze(
     paths: list[Path] = typer.Argument(..., help="Images, folders and videos."),
     attributes: str = typer.Option("gender,age,emotion", "--attributes", "-a",
                                    help="Built-in attributes, comma-separated (gender, age, emotion; '' for none)."),
-    model: Optional[list[Path]] = typer.Option(None, "--model", "-m", help="Your own model file(s) from `faceforge train` "
+    model: Optional[list[Path]] = typer.Option(None, "--model", "-m",
+                                               help="Your own model file(s) from `faceforge train` "
                                                "(e.g. identity); reported under the file name."),
     detector: str = typer.Option("photo", "--detector", "-d"),
     top_k: int = typer.Option(3, "--top-k", help="Labels per face and model."),
@@ -54,13 +55,15 @@ def live(
     detect_every: int = typer.Option(1, "--detect-every", help="Detect on every n-th frame; tracking in between."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Stop after this many frames."),
     realtime: bool = typer.Option(False, "--realtime", help="Play files at their own speed (drop frames if slower)."),
-    tile: bool = typer.Option(False, "--tile", help="BlazeFace: also detect on tiles (small faces in large frames; slower)."),
+    tile: bool = typer.Option(False, "--tile",
+                              help="BlazeFace: also detect on tiles (small faces in large frames; slower)."),
     tile_every: int = typer.Option(0, "--tile-every", help="Tile every n-th detection only (e.g. 15: small faces in "
                                                           "1080p at about 30 FPS)."),
     gallery: Optional[Path] = typer.Option(None, "--gallery", "-g", help="A gallery file: who each face is."),
     gallery_name: str = typer.Option("default", "--gallery-name", help="The gallery's name inside the file."),
 ) -> None:
-    """Live video: faces tracked with stable ids, labels per face that do not flicker, classification off the capture thread."""
+    # One line on purpose: rich help keeps a docstring's line breaks in the command listing.
+    """Live video: faces tracked with stable ids, labels per face that do not flicker, classification off the capture thread."""  # noqa: E501
     from faceforge.attributes import load_attribute
     from faceforge.live import run_live
     from faceforge.tasks import face_models

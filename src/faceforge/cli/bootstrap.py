@@ -42,7 +42,8 @@ def cluster(
 def autolabel(
     paths: list[Path] = typer.Argument(..., help="Unlabelled photos: files, folders, archives, videos."),
     model: Path = typer.Option(..., "--model", "-m", help="The teacher: a model file from `faceforge train`."),
-    output: Path = typer.Option(..., "-o", "--output", help="Folder for class folders of crops, manifest.csv, summary.json."),
+    output: Path = typer.Option(..., "-o", "--output",
+                                help="Folder for class folders of crops, manifest.csv, summary.json."),
     min_confidence: float = typer.Option(0.6, "--min-confidence", help="Keep faces labelled with at least this score."),
     balance: str = typer.Option("none", help="none, or cap: at most as many faces per class as the rarest class has."),
     workers: int = typer.Option(0, help="Worker processes (0: one per core)."),

@@ -48,7 +48,8 @@ def embed(
     embedder: str = typer.Option("dlib-resnet", "--embedder", "-e", help="dlib-resnet (identity) or effnet-lite0."),
     detector: str = typer.Option("photo", "--detector", "-d", help="photo (= yunet), live, or a detector name."),
     all_faces: bool = typer.Option(False, "--all-faces", help="Embed every face, not only the largest."),
-    whole_image: bool = typer.Option(False, "--whole-image", help="Use the whole image when no face is found (face crops)."),
+    whole_image: bool = typer.Option(False, "--whole-image",
+                                     help="Use the whole image when no face is found (face crops)."),
     workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
 ) -> None:
     """Embed faces: one vector per face, saved as .npz (embeddings, files, boxes) or .jsonl."""

@@ -14,7 +14,8 @@ from faceforge.errors import FaceforgeError, ParameterError
 
 gallery_app = typer.Typer(no_args_is_help=True, help="Identity galleries: enrol people from a few photos, then "
                                                       "identify and verify faces (no training).")
-GALLERY_FILE = typer.Option(Path("gallery.db"), "--file", "-f", help="The gallery file (SQLite; created on first enrol).")
+GALLERY_FILE = typer.Option(Path("gallery.db"), "--file", "-f",
+                            help="The gallery file (SQLite; created on first enrol).")
 GALLERY_NAME = typer.Option("default", "--name", "-n", help="The gallery's name inside the file.")
 
 
@@ -102,7 +103,8 @@ def gallery_verify(person: str = typer.Argument(...), image: Path = typer.Argume
                    file: Path = GALLERY_FILE, name: str = GALLERY_NAME) -> None:
     """Is the main face of IMAGE this person? Exit code 0: yes, 1: no."""
     v = _open_gallery(file, name).verify(image, person)
-    out.print(f"{'same' if v.same else 'different'}: distance {v.distance:.3f} (threshold {v.threshold})", highlight=False)
+    out.print(f"{'same' if v.same else 'different'}: distance {v.distance:.3f} (threshold {v.threshold})",
+              highlight=False)
     raise typer.Exit(0 if v.same else 1)
 
 

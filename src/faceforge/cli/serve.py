@@ -45,7 +45,8 @@ def _no_file(spec: Any) -> str:
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; other than loopback needs --api-key."),
     port: int = typer.Option(8000, "--port", "-p", help="TCP port (0: any free port)."),
-    home: Optional[Path] = typer.Option(None, "--home", help="Data directory (default $FACEFORGE_HOME or ~/.faceforge)."),
+    home: Optional[Path] = typer.Option(None, "--home",
+                                        help="Data directory (default $FACEFORGE_HOME or ~/.faceforge)."),
     api_key: Optional[str] = typer.Option(None, "--api-key", envvar="FACEFORGE_API_KEY",
                                           help="Key required on API requests (X-API-Key header)."),
     max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", help="Largest image upload or fetched image."),

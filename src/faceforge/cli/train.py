@@ -20,7 +20,8 @@ def train(
     embedder: str = typer.Option("dlib-resnet", "--embedder", "-e", help="dlib-resnet (identity) or effnet-lite0."),
     head: Optional[str] = typer.Option(None, help="logreg (default), svm, knn, mlp; ridge for numeric labels."),
     detector: str = typer.Option("photo", "--detector", "-d"),
-    crops: str = typer.Option("auto", help="auto (whole image when no face is found), always (photos are face crops), never."),
+    crops: str = typer.Option("auto", help="auto (whole image when no face is found), always (photos are face crops), "
+                              "never."),
     augment: bool = typer.Option(False, "--augment", help="Add flipped/rotated/brightened copies (cached)."),
     val: float = typer.Option(0.2, help="Fraction held out for the validation report."),
     folds: int = typer.Option(0, help="k-fold cross-validation instead of one hold-out (k >= 2)."),
@@ -36,7 +37,8 @@ def train(
     seed: int = typer.Option(0),
     workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
 ) -> None:
-    """Train a face classifier on cached embeddings; writes the model, a report, a confusion matrix and a learning curve."""
+    # One line on purpose: rich help keeps a docstring's line breaks in the command listing.
+    """Train a face classifier on cached embeddings; writes the model, a report, a confusion matrix and a learning curve."""  # noqa: E501
     from faceforge.train import train as _train
 
     crop_mode: Any = {"always": True, "never": False}.get(crops, crops)

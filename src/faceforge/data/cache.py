@@ -154,7 +154,8 @@ class EmbeddingCache:
         uniq = list(dict.fromkeys(keys))
         for i in range(0, len(uniq), _CHUNK):
             part = uniq[i : i + _CHUNK]
-            q = f"SELECT key, dim, embedding, face, n_faces, box FROM embeddings WHERE key IN ({','.join('?' * len(part))})"
+            q = ("SELECT key, dim, embedding, face, n_faces, box FROM embeddings "
+                 f"WHERE key IN ({','.join('?' * len(part))})")
             for key, dim, blob, face, n, box in self._db.execute(q, part):
                 emb = np.frombuffer(blob, dtype="<f4", count=dim).astype(np.float32)
                 out[key] = Record(emb, face, int(n), json.loads(box) if box else None)
@@ -199,17 +200,18 @@ class EmbeddingCache:
         uniq = list(dict.fromkeys(paths))
         for i in range(0, len(uniq), _CHUNK):
             part = uniq[i : i + _CHUNK]
-            q = f"SELECT path, size, mtime_ns, sha256, dhash, thumb, error FROM files WHERE path IN ({','.join('?' * len(part))})"
+            q = ("SELECT path, size, mtime_ns, sha256, dhash, thumb, error FROM files "
+                 f"WHERE path IN ({','.join('?' * len(part))})")
             for path, size, mtime, sha, dh, thumb, err in self._db.execute(q, part):
                 known[path] = (size, mtime, sha, dh, thumb, err)
         out: list[FileInfo | None] = []
         fresh: list[tuple[str, int, int, str]] = []
-        for p, st in zip(paths, stats):
-            if st is None:
+        for p, sig in zip(paths, stats):
+            if sig is None:
                 out.append(None)
                 continue
             k = known.get(p)
-            if k is not None and (k[0], k[1]) == st:
+            if k is not None and (k[0], k[1]) == sig:
                 out.append(FileInfo(k[2], _to_unsigned(k[3]), k[4], k[5]))
                 continue
             try:
@@ -217,8 +219,8 @@ class EmbeddingCache:
             except OSError:
                 out.append(None)
                 continue
-            fresh.append((p, st[0], st[1], sha))
-            known[p] = (st[0], st[1], sha, None, None, None)
+            fresh.append((p, sig[0], sig[1], sha))
+            known[p] = (sig[0], sig[1], sha, None, None, None)
             out.append(FileInfo(sha))
         if fresh:
             with self._transaction():
@@ -246,7 +248,8 @@ class EmbeddingCache:
                 for path, sha, fp, err in notes]
         if rows:
             with self._transaction():
-                self._db.executemany("UPDATE files SET dhash = ?, thumb = ?, error = ? WHERE path = ? AND sha256 = ?", rows)
+                self._db.executemany(
+                    "UPDATE files SET dhash = ?, thumb = ?, error = ? WHERE path = ? AND sha256 = ?", rows)
 
     # -- housekeeping ----------------------------------------------------------------------
     def _transaction(self) -> "_Tx":

@@ -122,13 +122,13 @@ def check_duplicates(dataset: Dataset, *, cache: EmbeddingCache | str | os.PathL
         the model two answers; copies within a class are infos (they count twice, and can land
         in both the training and the test split).
     """
-    own = not isinstance(cache, EmbeddingCache)
-    db = EmbeddingCache(cache) if own else cache
+    if isinstance(cache, EmbeddingCache):
+        return _check(dataset, cache, near, workers, progress)
+    db = EmbeddingCache(cache)
     try:
         return _check(dataset, db, near, workers, progress)
     finally:
-        if own:
-            db.close()
+        db.close()
 
 
 def _check(dataset: Dataset, db: EmbeddingCache, near: bool, workers: int | None, progress: bool) -> list[Problem]:
@@ -156,7 +156,7 @@ def _check(dataset: Dataset, db: EmbeddingCache, near: bool, workers: int | None
         from faceforge.runner import WorkItem, default_workers, run_items
 
         w = min(workers or default_workers(), max(1, len(todo) // 200))
-        notes = []
+        notes: list[tuple[str, str, tuple[int, bytes] | None, str | None]] = []
         outs = run_items(_fingerprint_task, (WorkItem(samples[i].path) for i in todo), workers=w,
                         progress="Hashing images" if progress else None, total=len(todo))
         try:
@@ -186,8 +186,8 @@ def _check(dataset: Dataset, db: EmbeddingCache, near: bool, workers: int | None
             x = parent[x]
         return x
 
-    for a, b, d in near_pairs(h):
-        ia, ib = int(idx[a]), int(idx[b])
+    for pa, pb, _dist in near_pairs(h):
+        ia, ib = int(idx[pa]), int(idx[pb])
         corr = float(_unit(prints[ia][1]) @ _unit(prints[ib][1]))
         if corr < MIN_CORRELATION:
             continue

@@ -212,7 +212,8 @@ def load_dataset(source: str | os.PathLike, *, task: str = "auto", path_column: 
     if len(classes) < 2:
         raise DatasetError(
             f"{root}: only one class ({classes[0]!r}, {counts[classes[0]]} images); a classifier needs "
-            f"at least two. {'Add a sub-folder of images for each other class.' if not from_csv else 'Add rows with other labels.'}"
+            "at least two. "
+            f"{'Add a sub-folder of images for each other class.' if not from_csv else 'Add rows with other labels.'}"
         )
     for c in classes:
         if counts[c] < warn_per_class:
@@ -384,12 +385,14 @@ def _read_table(path: Path, path_column: str | int | None, label_column: str | i
     line0 = 2 if has_header else 1
     for n, r in enumerate(body, start=line0):
         if len(r) <= max(pi, li) or not r[pi]:
-            problems.append(Problem("no_label", str(path), f"{path} line {n}: no file or label; row skipped.", "warning"))
+            problems.append(Problem("no_label", str(path), f"{path} line {n}: no file or label; row skipped.",
+                                    "warning"))
             continue
         rel, label = r[pi], r[li]
         p = os.path.abspath(base / rel)
         if not label:
-            problems.append(Problem("no_label", p, f"{p} ({path} line {n}): empty label; skipped. Fill in its label.", "warning"))
+            problems.append(Problem("no_label", p, f"{p} ({path} line {n}): empty label; skipped. Fill in its label.",
+                                    "warning"))
             continue
         if p in seen:
             sev, why = ("info", "again with the same label") if seen[p] == label else (
@@ -400,11 +403,13 @@ def _read_table(path: Path, path_column: str | int | None, label_column: str | i
         if not os.path.isfile(p):
             missing.append(p)
             problems.append(Problem("missing", p, f"{p} ({path} line {n}): no such file; row skipped. Fix the "
-                                                  f"path or pass image_root= (the folder holding the images).", "warning"))
+                                                  "path or pass image_root= (the folder holding the images).",
+                                    "warning"))
             continue
         if media_kind(p) != "image":
             problems.append(Problem("not_image", p, f"{p} ({path} line {n}): not an image faceforge reads "
-                                                    f"(supported: {', '.join(sorted(IMAGE_SUFFIXES))}); skipped.", "warning"))
+                                                    f"(supported: {', '.join(sorted(IMAGE_SUFFIXES))}); skipped.",
+                                    "warning"))
             continue
         seen[p] = label
         p, label = _check_file(p, label, problems)

@@ -200,7 +200,8 @@ def _single_openmp(cfg: dict[str, Any]) -> Any:
     except ImportError:  # pragma: no cover - scikit-learn brings it
         return contextlib.nullcontext()
     if cfg["crops"] is not True:
-        _pipeline(cfg["detector"], cfg["embedder"], cfg["alignment"], cfg["crops"], cfg["upscale"]).detector
+        pipe = _pipeline(cfg["detector"], cfg["embedder"], cfg["alignment"], cfg["crops"], cfg["upscale"])
+        _ = pipe.detector  # builds the detector, which loads its OpenMP library
     return threadpool_limits(1, user_api="openmp")
 
 
@@ -211,10 +212,11 @@ def _augment_ids(augment: bool | Sequence[str]) -> tuple[str, ...]:
         return tuple(AUGMENTATIONS)
     if not augment:
         return ()
-    ids = tuple(augment)  # type: ignore[arg-type]
+    ids = tuple(augment)
     bad = [a for a in ids if a not in AUGMENTATIONS]
     if bad:
-        raise ParameterError(f"Unknown augmentation {bad[0]!r}; choose from {', '.join(AUGMENTATIONS)} (or augment=True for all).")
+        raise ParameterError(f"Unknown augmentation {bad[0]!r}; choose from {', '.join(AUGMENTATIONS)} "
+                             "(or augment=True for all).")
     return ids
 
 
@@ -237,7 +239,8 @@ def face_config(embedder: str = "dlib-resnet", detector: str = "photo", crops: s
         from faceforge.detectors import resolve_detector_name
 
         if not isinstance(detector, str):
-            raise ParameterError(f"detector must be a detector name (see faceforge.detectors.available_detectors), got {detector!r}")
+            raise ParameterError("detector must be a detector name (see faceforge.detectors.available_detectors), "
+                                 f"got {detector!r}")
         det = resolve_detector_name(detector)
     weights = ""
     try:
@@ -295,13 +298,13 @@ def embed_dataset(dataset: Dataset, *, embedder: str = "dlib-resnet", detector: 
     t0 = time.perf_counter()
     augs = ("",) + _augment_ids(augment)
     cfg = face_config(embedder, detector, crops, alignment, upscale)
-    own = not isinstance(cache, EmbeddingCache)
-    db = EmbeddingCache(cache) if own else cache
+    if isinstance(cache, EmbeddingCache):
+        return _embed(dataset, cfg, augs, cache, workers, progress, t0)
+    db = EmbeddingCache(cache)
     try:
         return _embed(dataset, cfg, augs, db, workers, progress, t0)
     finally:
-        if own:
-            db.close()
+        db.close()
 
 
 def _embed(ds: Dataset, cfg: dict[str, Any], augs: tuple[str, ...], db: EmbeddingCache, workers: int | None,
@@ -362,10 +365,10 @@ def _embed(ds: Dataset, cfg: dict[str, Any], augs: tuple[str, ...], db: Embeddin
                     bad[i] = f"{path}: {reason} Skipped."
                     notes.append((path, sha, None, reason))
                     continue
-                for a, rec in res.records.items():
+                for a, computed in res.records.items():
                     k = cache_key(sha, cfg, a)
-                    db.put(k, rec)
-                    found[k] = rec
+                    db.put(k, computed)
+                    found[k] = computed
                 notes.append((path, sha, res.fingerprint, None))
         if failed and failed == len(orders) and not hits:
             raise DatasetError(f"Embedding failed for every image ({failed}); the first error: {first_error}")
@@ -411,17 +414,20 @@ def _embed(ds: Dataset, cfg: dict[str, Any], augs: tuple[str, ...], db: Embeddin
         )
     dims = {r.shape[0] for r in rows}
     if len(dims) > 1:  # cannot happen with one embedder; guards against a corrupted cache
-        raise DatasetError(f"{db.path}: cached embeddings of different lengths {sorted(dims)}; delete the cache file and re-run.")
+        raise DatasetError(f"{db.path}: cached embeddings of different lengths {sorted(dims)}; "
+                           "delete the cache file and re-run.")
     X = np.stack(rows).astype(np.float32, copy=False)
     y = np.asarray(ys, np.int64 if ds.task == "classification" else np.float64)
     if ds.task == "classification":
         per = np.bincount(y[~np.asarray(flags, bool)], minlength=len(ds.classes))
         for c, n in zip(ds.classes, per):
             if n < 2:
-                problems.append(Problem("few_images", c, f"class {c!r} has {n} usable face{'s' if n != 1 else ''} after "
-                                                         f"embedding; add photos where the face is visible.", "warning"))
+                problems.append(Problem("few_images", c,
+                                        f"class {c!r} has {n} usable face{'s' if n != 1 else ''} after "
+                                        "embedding; add photos where the face is visible.", "warning"))
     seconds = time.perf_counter() - t0
-    log.info("embedded %d images (%d rows) in %.1f s: %d cached, %d computed", len(samples), len(X), seconds, hits, misses)
+    log.info("embedded %d images (%d rows) in %.1f s: %d cached, %d computed",
+             len(samples), len(X), seconds, hits, misses)
     return EmbeddedDataset(X, y, paths, np.asarray(flags, bool), list(ds.classes), ds.task, cfg["embedder"],
                            sources, problems, seconds, hits, misses, dict(cfg))
 

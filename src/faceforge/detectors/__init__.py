@@ -9,4 +9,5 @@ from faceforge.detectors.base import (
     resolve_detector_name,
 )
 
-__all__ = ["DEFAULT_LIVE_DETECTOR", "DEFAULT_PHOTO_DETECTOR", "Detector", "available_detectors", "get_detector", "resolve_detector_name"]
+__all__ = ["DEFAULT_LIVE_DETECTOR", "DEFAULT_PHOTO_DETECTOR", "Detector", "available_detectors", "get_detector",
+           "resolve_detector_name"]

@@ -54,6 +54,7 @@ Layer details (each starts with a version string):
 
 from __future__ import annotations
 
+import builtins
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,7 +196,8 @@ class _Reader:
             self.pos = start
             raise self.fail(f"expected layer {want!r}, found {got!r}")
 
-    def version(self, want: int | tuple[int, ...], what: str) -> int:
+    # builtins.int: inside this class, a bare ``int`` in an annotation means the method below.
+    def version(self, want: builtins.int | tuple[builtins.int, ...], what: str) -> builtins.int:
         start = self.pos
         v = self.int()
         if v not in (want if isinstance(want, tuple) else (want,)):
@@ -212,7 +214,7 @@ class _Reader:
         raw = self._take(4 * count)
         return np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(shape)
 
-    def alias_tensor(self) -> tuple[int, ...]:
+    def alias_tensor(self) -> tuple[builtins.int, ...]:
         self.version(1, "alias_tensor")
         return tuple(self.int() for _ in range(4))
 
@@ -263,7 +265,7 @@ def _read_details(r: _Reader, node: tuple) -> Layer:
         r.expect_string("fc_2")
         n_out, n_in = r.int(), r.int()
         params = r.tensor()
-        weights, biases = r.alias_tensor(), r.alias_tensor()
+        weights, _biases = r.alias_tensor(), r.alias_tensor()  # fc_no_bias: the bias alias is read and unused
         bias_mode = r.int()
         for _ in range(4):
             r.float()
@@ -385,8 +387,8 @@ def to_onnx(net: DlibNet, opset: int = 17, fuse_skip_pool: bool = True) -> bytes
     x = node("Cast", [x], to=TensorProto.FLOAT)
     x = node("Sub", [x, const("mean", net.mean.reshape(1, 3, 1, 1).astype(np.float32))])
     x = node("Mul", [x, const("scale", np.array(1.0 / 256.0, np.float32))])
-    shape = (3, rows, cols)                       # (C, H, W) of x
-    tags: dict[int, tuple[str, tuple[int, int, int]]] = {}
+    shape: tuple[int, ...] = (3, rows, cols)      # (C, H, W) of x; (C,) after the fc layer
+    tags: dict[int, tuple[str, tuple[int, ...]]] = {}
 
     def bad(msg: str) -> ModelIntegrityError:
         return ModelIntegrityError(f"Cannot convert the dlib network to ONNX: {msg}")
@@ -458,7 +460,7 @@ def to_onnx(net: DlibNet, opset: int = 17, fuse_skip_pool: bool = True) -> bytes
             other, oshape = tags[layer.tag]
             out_shape = tuple(max(a, b) for a, b in zip(shape, oshape))
 
-            def pad_to(t: str, s: tuple[int, int, int]) -> str:
+            def pad_to(t: str, s: tuple[int, ...], out_shape: tuple[int, ...] = out_shape) -> str:
                 if s == out_shape:
                     return t
                 ends = [0, out_shape[0] - s[0], out_shape[1] - s[1], out_shape[2] - s[2]]

@@ -69,7 +69,7 @@ def save_bundle(path: str | os.PathLike, manifest: dict[str, Any], arrays: dict[
             )
         clean[name] = arr
     npz = io.BytesIO()
-    np.savez(npz, **clean)
+    np.savez(npz, allow_pickle=False, **clean)  # explicit, so no array name can stand in for it
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
         z.writestr(MANIFEST, text.encode("utf-8"))

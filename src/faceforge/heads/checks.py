@@ -99,7 +99,8 @@ def encode_labels(y: Any, classes: Sequence[str] | None = None) -> tuple[np.ndar
         raise ParameterError(f"y must hold class indices or names, but got dtype {arr.dtype}.")
     arr = arr.astype(np.int64)
     if len(arr) and arr.min() < 0:
-        raise ParameterError(f"class indices must be >= 0, but y holds {int(arr.min())}. Fix: encode classes as 0..k-1.")
+        raise ParameterError(f"class indices must be >= 0, but y holds {int(arr.min())}. "
+                             "Fix: encode classes as 0..k-1.")
     k = int(arr.max()) + 1 if len(arr) else 0
     cls = [str(i) for i in range(k)] if classes is None else [str(c) for c in classes]
     if k > len(cls):
@@ -138,7 +139,10 @@ def check_number(name: str, value: Any, *, integer: bool = False, zero: bool = F
     """
     if auto and isinstance(value, str) and value == "auto":
         return
-    ok_type = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.integer, np.floating))
+    if integer:
+        ok_type = isinstance(value, (int, np.integer))
+    else:
+        ok_type = isinstance(value, (int, float, np.integer, np.floating))
     if not ok_type or isinstance(value, (bool, np.bool_)) or not np.isfinite(value) or not (
             value >= 0 if zero else value > 0):
         what = f"{'non-negative' if zero else 'positive'} {'integer' if integer else 'number'}"

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from faceforge.heads.base import ClassifierHead, softmax
 from faceforge.heads.checks import check_choice, check_flag, check_number
 
-_ACTIVATIONS = {
+_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "relu": lambda a: np.maximum(a, 0.0),
     "tanh": np.tanh,
     "logistic": lambda a: 1.0 / (1.0 + np.exp(-a)),

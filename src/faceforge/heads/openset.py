@@ -151,7 +151,8 @@ class OpenSet:
             known_labels = list(dict.fromkeys(cast(k) for k in known))
             missing = [k for k in known_labels if k not in labels]
             if missing:
-                raise ParameterError(f"known classes {missing} do not occur in y ({labels[:10]}). Fix: check the names.")
+                raise ParameterError(f"known classes {missing} do not occur in y ({labels[:10]}). "
+                                     "Fix: check the names.")
         is_known = np.isin(y, known_labels)
         if len(known_labels) < 2 and is_known.all():
             raise ParameterError(
@@ -215,15 +216,21 @@ class OpenSet:
         return self
 
     # -- use ---------------------------------------------------------------------------------
-    def _require_fitted(self) -> None:
-        if self._gallery is None:
+    def _fitted(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """The gallery, its class per row and the threshold of a fitted detector.
+
+        Raises:
+            NotFittedError: before :meth:`fit` (or :meth:`from_arrays`).
+        """
+        if self._gallery is None or self._gallery_y is None or self.threshold is None:
             raise NotFittedError("this OpenSet is not fitted yet. Fix: call fit(X, y) first, or load a trained model.")
+        return self._gallery, self._gallery_y, self.threshold
 
     def score(self, X: Any) -> np.ndarray:
         """``(n,)`` similarity to the nearest known class: higher = more like a known person."""
-        self._require_fitted()
+        gallery, _, _ = self._fitted()
         X = check_X(X, self._n_features)
-        return self._score(self._prep(X), self._gallery)
+        return self._score(self._prep(X), gallery)
 
     def accept(self, X: Any) -> np.ndarray:
         """``(n,) bool``: True for faces that look like a known class, False for "unknown"."""
@@ -231,14 +238,13 @@ class OpenSet:
 
     def nearest(self, X: Any) -> np.ndarray:
         """``(n,) int``: index into :attr:`classes_` of the nearest known class."""
-        self._require_fitted()
+        G, gallery_y, _ = self._fitted()
         Q = self._prep(check_X(X, self._n_features))
-        G = self._gallery
         if self.metric == "cosine":
             d = -(Q @ G.T)
         else:
             d = np.sum(Q**2, 1)[:, None] + np.sum(G**2, 1)[None, :] - 2.0 * (Q @ G.T)
-        return self._gallery_y[np.argmin(d, axis=1)].astype(np.int64)
+        return gallery_y[np.argmin(d, axis=1)].astype(np.int64)
 
     # -- (de)serialisation -------------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
@@ -246,12 +252,12 @@ class OpenSet:
 
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """``(JSON-ready params, arrays)``; :meth:`from_arrays` rebuilds an identical detector."""
-        self._require_fitted()
-        params = {"openset_format": OPENSET_FORMAT, **self.get_params(), "threshold": float(self.threshold),
+        gallery, gallery_y, threshold = self._fitted()
+        params = {"openset_format": OPENSET_FORMAT, **self.get_params(), "threshold": float(threshold),
                   "far": self.far, "frr": self.frr, "target_far": self.target_far, "classes": self.classes_,
                   "n_impostor": self.n_impostor, "n_genuine": self.n_genuine, "seed": self.seed,
                   "n_features": self._n_features}
-        return params, {"gallery": self._gallery.copy(), "gallery_y": self._gallery_y.astype(np.int64)}
+        return params, {"gallery": gallery.copy(), "gallery_y": gallery_y.astype(np.int64)}
 
     @classmethod
     def from_arrays(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> "OpenSet":

@@ -127,7 +127,8 @@ def run_live(source: str | int | os.PathLike, models: dict[str, Any], *, detecto
             ema = inst if ema is None else 0.9 * ema + 0.1 * inst
             last = now
             stats.frames += 1
-            for tid, i in zip(faces.track_id.tolist(), range(len(faces))):
+            track_ids = [] if faces.track_id is None else faces.track_id.tolist()  # process() sets them
+            for tid, i in zip(track_ids, range(len(faces))):
                 for name in models:
                     p = faces.predictions[name][i]
                     history.setdefault(tid, {}).setdefault(name, []).append(None if p is None else p.label)

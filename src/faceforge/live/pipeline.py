@@ -2,9 +2,10 @@
 
 Classification does not run per frame: a track is classified when it appears, again every
 ``reclassify_every`` frames, and when its face becomes clearly larger (``grow``) or sharper
-(``sharper``) than when it was last classified. Jobs go to one worker thread, so the loop (and the display) never waits for a
-model; results are folded into the track's :class:`~faceforge.track.LabelSmoother` when they are
-ready. A track that loses its face keeps its box (coasting) and its label for ``hold_s`` seconds.
+(``sharper``) than when it was last classified. Jobs go to one worker thread, so the loop (and the
+display) never waits for a model; results are folded into the track's
+:class:`~faceforge.track.LabelSmoother` when they are ready. A track that loses its face keeps its
+box (coasting) and its label for ``hold_s`` seconds.
 """
 
 from __future__ import annotations
@@ -101,6 +102,10 @@ class LiveAnalyzer:
         out = run_models(image, faces, self.models, 3)
         return {name: preds[0] for name, preds in out.predictions.items()}
 
+    def _classify_job(self, image: np.ndarray, faces: Faces, t_arrived: float) -> tuple[dict[str, Any], float]:
+        """The worker's job: the predictions of one track's face, and when its frame arrived."""
+        return self._classify(image, faces), t_arrived
+
     def _due(self, t: Track, frame: int, sharp: float) -> bool:
         last = t.data.get("classified_frame")
         if last is None:
@@ -143,9 +148,11 @@ class LiveAnalyzer:
         frame = self.frames if frame is None else int(frame)
         self.frames += 1
         if frame % self.detect_every == 0:
-            tiled = self.tiled is not None and self._rounds % self.tile_every == 0
+            finder = self.finder
+            if self.tiled is not None and self._rounds % self.tile_every == 0:
+                finder = self.tiled
             self._rounds += 1
-            tracks = self.tracker.update((self.tiled if tiled else self.finder).find(image), frame)
+            tracks = self.tracker.update(finder.find(image), frame)
         else:
             tracks = self.tracker.predict(frame)
         self._collect()
@@ -163,8 +170,8 @@ class LiveAnalyzer:
             if self._pool is None:
                 self._apply(t, self._classify(image, faces), t_arrived)
             else:
-                img = image  # frames are not modified after capture; no copy needed
-                self._pending[t.id] = self._pool.submit(lambda i=img, f=faces, ta=t_arrived: (self._classify(i, f), ta))
+                # frames are not modified after capture; no copy needed
+                self._pending[t.id] = self._pool.submit(self._classify_job, image, faces, t_arrived)
         shown = [t for t in tracks if t.confirmed or t.data.get("labels")]
         size = (image.shape[1], image.shape[0])
         if not shown:

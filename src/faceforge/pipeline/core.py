@@ -70,7 +70,10 @@ class FacePipeline:
 
     @property
     def embedding_key(self) -> str:
-        """Key of this pipeline's embeddings in :attr:`Faces.embeddings` (see :func:`~faceforge.types.embedding_key`)."""
+        """Key of this pipeline's embeddings in :attr:`Faces.embeddings`.
+
+        See :func:`~faceforge.types.embedding_key`.
+        """
         name = self._embedder_arg if isinstance(self._embedder_arg, str) else self.embedder.name
         return embedding_key(name, self.alignment)
 

@@ -63,8 +63,9 @@ def model_class(name: str, task: str | None = None) -> Any:
     if not spec.cls:
         users = [s.name for s in _reg.list_models() if spec.name in s.parts]
         via = f" it is used by {', '.join(users)}" if users else ""
-        raise ModelNotFoundError(f"Model {spec.name!r} names weights, not code that runs them;{via or ' no model uses it'}. "
-                                 f"Build one of: {', '.join(_reg.model_names(spec.task)) or 'the models it belongs to'}.")
+        buildable = ", ".join(_reg.model_names(spec.task)) or "the models it belongs to"
+        raise ModelNotFoundError(f"Model {spec.name!r} names weights, not code that runs them;"
+                                 f"{via or ' no model uses it'}. Build one of: {buildable}.")
     module, _, attr = spec.cls.partition(":")
     return getattr(importlib.import_module(module), attr)
 

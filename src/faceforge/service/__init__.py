@@ -47,20 +47,20 @@ def serve(host: str = "127.0.0.1", port: int = 8000, *, home: str | os.PathLike 
     s = make_settings(home=Path(home) if home else default_home(), api_key=api_key, **settings)
     app = create_app(s)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, ws_max_size=int(s.max_image_bytes) + 1024)
-    server = uvicorn.Server(config)
-    if on_ready is not None:
-        orig = server.startup
 
-        async def startup(sockets: Any = None) -> None:
-            await orig(sockets=sockets)
-            for srv in server.servers:
+    class _AnnouncingServer(uvicorn.Server):
+        """Calls ``on_ready`` with the URL of the first socket once the server listens."""
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            for srv in self.servers:
                 for sock in srv.sockets:
                     h, p = sock.getsockname()[:2]
                     shown = "127.0.0.1" if h in ("0.0.0.0", "::") else h
                     on_ready(f"http://{shown}:{p}/")
                     return
 
-        server.startup = startup
+    server = uvicorn.Server(config) if on_ready is None else _AnnouncingServer(config)
     server.run()
 
 

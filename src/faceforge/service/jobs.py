@@ -86,8 +86,11 @@ class JobRunner:
         (d / "params.json").write_text(json.dumps(params))
         proc = subprocess.Popen([sys.executable, "-m", "faceforge.service.jobs", str(d)], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        stdout, stderr = proc.stdout, proc.stderr
+        if stdout is None or stderr is None:  # never: both are pipes (this narrows their type)
+            raise FaceforgeError("training could not start: the child process has no output pipes")
         outcome: tuple[str, Any] | None = None
-        for line in proc.stdout:
+        for line in stdout:
             try:
                 kind, payload = json.loads(line)
             except ValueError:
@@ -96,7 +99,7 @@ class JobRunner:
                 self.home.update_job(jid, progress=payload[0], message=payload[1])
             else:
                 outcome = (kind, payload)
-        err_tail = proc.stderr.read()[-2000:]
+        err_tail = stderr.read()[-2000:]
         proc.wait()
         if outcome is None:
             log.error("training job %s: child exited with %s: %s", jid, proc.returncode, err_tail)
@@ -127,6 +130,8 @@ class JobRunner:
                 frames += 1
                 rows = faces.to_dicts(1)
                 for f in faces.rows():
+                    if f.track_id is None:  # never: live faces are tracked (this narrows its type)
+                        continue
                     t = tracks.setdefault(f.track_id, {"track": f.track_id, "first_frame": fr.index,
                                                        "labels": {}})
                     t["last_frame"] = fr.index

@@ -113,7 +113,7 @@ def fetch_url(url: str, *, max_bytes: int, allow_private: bool = False, timeout:
                                        type=socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError) as e:
             raise RequestError(f"URL {url!r}: cannot resolve host {parts.hostname!r} ({e}).", 502) from e
-        ips = {i[4][0] for i in infos}
+        ips = {str(i[4][0]) for i in infos}  # IPv4/IPv6 socket addresses start with the address string
         bad = sorted(ip for ip in ips if not address_allowed(ip, allow_private))
         if bad:
             raise RequestError(f"URL {url!r}: refused, {parts.hostname} is a private, loopback or reserved "

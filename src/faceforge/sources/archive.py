@@ -103,7 +103,7 @@ def _extract(archive: Path, dest: Path, members: list[tuple[PurePosixPath, Any]]
         for rel, info in members:
             out = tmp.joinpath(*rel.parts)
             out.parent.mkdir(parents=True, exist_ok=True)
-            with opener(info) as src, open(out, "wb") as dst:  # type: ignore[arg-type]
+            with opener(info) as src, open(out, "wb") as dst:
                 while chunk := src.read(1 << 20):
                     written += len(chunk)
                     if written > max_bytes:  # sizes in the header can lie

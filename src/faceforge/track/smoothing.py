@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 
 from faceforge.errors import ParameterError
 
@@ -51,7 +50,7 @@ class LabelSmoother:
             new = {prediction.label: float(prediction.score)}
         for lab in set(self.probs) | set(new):
             self.probs[lab] = (1 - a) * self.probs.get(lab, 0.0) + a * new.get(lab, 0.0)
-        best = max(self.probs, key=self.probs.get)
+        best = max(self.probs, key=self.probs.__getitem__)
         if self.label is None or (best != self.label and
                                   self.probs[best] - self.probs.get(self.label, 0.0) > self.switch_margin):
             self.label = best

@@ -165,7 +165,7 @@ class Tracker:
             self.tracks.append(Track(self._next_id, faces.xyxy[d].astype(np.float32), float(faces.score[d]),
                                      faces.landmarks[d].copy(), frame, frame, confirmed=self.min_hits <= 1))
             self._next_id += 1
-        alive = []
+        alive: list[Track] = []
         for t in self.tracks:
             (alive if t.misses <= self.max_age else self.removed).append(t)
         self.tracks = alive

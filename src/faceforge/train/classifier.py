@@ -78,7 +78,7 @@ class FaceClassifier:
             tops = [(self.classes[j], float(p[j])) for j in order]
             label, score = tops[0]
             ks = None if known is None else float(known[i])
-            if ks is not None and ks < thr:
+            if ks is not None and thr is not None and ks < thr:
                 label = rejected
                 if label != UNKNOWN:
                     score = float(p[self.classes.index(label)])
@@ -153,6 +153,9 @@ def load_classifier(path: str | os.PathLike) -> FaceClassifier:
     path = Path(path)
     manifest, arrays = load_bundle(path)
     emb = manifest.get("embedder")
+    if not isinstance(emb, str):
+        raise BundleError(f"{path}: manifest.json names no embedder, so this is not a face classifier (or a damaged "
+                          f"one). Fix: pass a file written by `faceforge train`, or retrain it.")
     try:
         spec = get_spec(emb)
     except ModelNotFoundError as e:

@@ -95,7 +95,8 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike, *, crops: str | 
     dataset_options.pop("task", None)  # the model decides: its test data has the same task
     ds = load_dataset(data, task=m["task"], min_per_class=1, **dataset_options)
     ed = embed_dataset(ds, embedder=m["embedder"], detector=m.get("detector", "photo"),
-                       crops=crops_mode(m.get("crops", "auto")) if crops is None else crops, alignment=m.get("alignment"),
+                       crops=crops_mode(m.get("crops", "auto")) if crops is None else crops,
+                       alignment=m.get("alignment"),
                        cache=EmbeddingCache(), workers=workers, progress=progress)
     X = ed.X[~np.asarray(ed.augmented, bool)]
     y = ed.y[~np.asarray(ed.augmented, bool)]

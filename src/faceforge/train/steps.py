@@ -412,7 +412,8 @@ def known_classes(classes: list[str], known: Sequence[str] | str | None) -> tupl
         return (idx if len(idx) < len(classes) else None), "given"
     neg = [i for i, c in enumerate(classes) if NEGATIVE_NAMES.match(c.strip())]
     if neg and len(neg) < len(classes):
-        return [i for i in range(len(classes)) if i not in neg], f"classes named like negatives: {[classes[i] for i in neg]}"
+        keep = [i for i in range(len(classes)) if i not in neg]
+        return keep, f"classes named like negatives: {[classes[i] for i in neg]}"
     return None, ""
 
 

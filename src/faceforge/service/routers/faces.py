@@ -13,6 +13,8 @@ from faceforge.service.schemas import Analysed, Classified, Detected
 
 router = APIRouter(prefix="/api", tags=["faces"], dependencies=[ApiKey])
 
+AttributesField = Annotated[str, Form(description="comma-separated: gender, age, emotion")]
+
 
 @router.post("/detect", response_model=Detected, response_model_exclude_unset=True)
 async def detect(settings: SettingsDep, engine: EngineDep, file: FileField = None, url: UrlField = None,
@@ -26,7 +28,7 @@ async def detect(settings: SettingsDep, engine: EngineDep, file: FileField = Non
 
 @router.post("/analyze", response_model=Analysed, response_model_exclude_unset=True)
 async def analyze(settings: SettingsDep, engine: EngineDep, file: FileField = None, url: UrlField = None,
-                  attributes: Annotated[str, Form(description="comma-separated: gender, age, emotion")] = "gender,age,emotion",
+                  attributes: AttributesField = "gender,age,emotion",
                   models: Annotated[str, Form(description="comma-separated model names")] = "",
                   gallery: Annotated[str, Form(description="a gallery to identify people in")] = "",
                   top_k: TopK = 3) -> dict[str, Any]:

@@ -16,8 +16,9 @@ from faceforge.service.schemas import Job, Jobs
 router = APIRouter(prefix="/api", dependencies=[ApiKey])
 
 HEADS = ("logreg", "svm", "knn", "mlp")
-_NDJSON: dict[int | str, dict[str, Any]] = {200: {"description": "one JSON object per analysed frame: `{frame, time_s, faces}`",
-                 "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}}
+_NDJSON: dict[int | str, dict[str, Any]] = {
+    200: {"description": "one JSON object per analysed frame: `{frame, time_s, faces}`",
+          "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}}
 
 
 @router.post("/training", tags=["training"], status_code=202, response_model=Job)
