@@ -92,3 +92,29 @@ def write_panning_video(path: Path, image: np.ndarray, frames: int, step: int) -
         vw.write(np.ascontiguousarray(np.roll(image, i * step, axis=1)[:, :, ::-1]))
     vw.release()
     return path
+
+
+@pytest.fixture
+def mjpeg_stream(astronaut):
+    """The URL of a live MJPEG stream over HTTP (faceforge's own sink) of the moving astronaut."""
+    import threading
+    import time
+
+    from faceforge.sinks import MjpegServer
+
+    srv = MjpegServer(port=0)
+    stop = threading.Event()
+
+    def feed() -> None:
+        i = 0
+        while not stop.is_set():
+            srv.write(np.roll(astronaut, 4 * i, axis=1))
+            i += 1
+            time.sleep(0.02)
+
+    threading.Thread(target=feed, daemon=True).start()
+    try:
+        yield srv.url + "stream.mjpg"
+    finally:
+        stop.set()
+        srv.close()

@@ -183,28 +183,11 @@ def test_no_flicker_on_a_real_street_clip(models):
     assert sum(count_flips(v) for v in per_track.values()) <= 2
 
 
-def test_http_stream_source(astronaut, models):
+def test_http_stream_source(mjpeg_stream, models):
     """An MJPEG stream over HTTP (served by faceforge's own sink) read as a live source."""
-    import threading
-
-    srv = MjpegServer(port=0)
-    stop = threading.Event()
-
-    def feed():
-        i = 0
-        while not stop.is_set():
-            srv.write(np.roll(astronaut, 4 * i, axis=1))
-            i += 1
-            time.sleep(0.02)
-
-    threading.Thread(target=feed, daemon=True).start()
-    try:
-        assert describe_source(srv.url + "stream.mjpg") == ("stream", True)
-        stats = run_live(srv.url + "stream.mjpg", {"emotion": models["emotion"]}, workers=0, max_frames=8)
-        assert stats.frames == 8 and stats.tracks == 1
-    finally:
-        stop.set()
-        srv.close()
+    assert describe_source(mjpeg_stream) == ("stream", True)
+    stats = run_live(mjpeg_stream, {"emotion": models["emotion"]}, workers=0, max_frames=8)
+    assert stats.frames == 8 and stats.tracks == 1
 
 
 def test_a_blurred_face_is_classified_again_when_it_sharpens(astronaut, models):

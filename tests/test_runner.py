@@ -1,8 +1,6 @@
 """The batch runner and its engines, on real photos with a real face detector."""
 
 import os
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -155,31 +153,14 @@ def test_engines_are_chosen_by_name(photos, monkeypatch):
         engines_mod._ENGINES.pop("threads")
 
 
-def test_a_live_stream_runs_through_the_runner_and_stops_cleanly(astronaut):
-    from faceforge.sinks import MjpegServer
-
-    srv = MjpegServer(port=0)
-    stop = threading.Event()
-
-    def feed():
-        i = 0
-        while not stop.is_set():
-            srv.write(np.roll(astronaut, 4 * i, axis=1))
-            i += 1
-            time.sleep(0.02)
-
-    threading.Thread(target=feed, daemon=True).start()
-    try:
-        r = run(CountFaces(), srv.url + "stream.mjpg", engine="serial")
-        assert r.source.live and r.total is None
-        got = []
-        for o in r:
-            got.append(o)
-            if len(got) == 5:
-                break
-        assert [o.value["faces"] for o in got] == [1] * 5
-        assert [o.item.index for o in got] == sorted(o.item.index for o in got)
-        assert not r._capture._thread.is_alive()                    # the stream was released
-    finally:
-        stop.set()
-        srv.close()
+def test_a_live_stream_runs_through_the_runner_and_stops_cleanly(mjpeg_stream):
+    r = run(CountFaces(), mjpeg_stream, engine="serial")
+    assert r.source.live and r.total is None
+    got = []
+    for o in r:
+        got.append(o)
+        if len(got) == 5:
+            break
+    assert [o.value["faces"] for o in got] == [1] * 5
+    assert [o.item.index for o in got] == sorted(o.item.index for o in got)
+    assert not r._capture._thread.is_alive()                    # the stream was released
