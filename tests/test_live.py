@@ -114,11 +114,8 @@ def test_mjpeg_server_serves_frames(astronaut):
 
 
 def test_live_sinks_are_the_library_sinks():
-    import faceforge.live.sinks as shim
     import faceforge.sinks as sinks
 
-    assert (shim.VideoSink, shim.WindowSink, shim.MjpegServer, shim.has_gui) == \
-        (sinks.VideoSink, sinks.WindowSink, sinks.MjpegServer, sinks.has_gui)
     assert (MjpegServer, WindowSink) == (sinks.MjpegServer, sinks.WindowSink)
 
 

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from faceforge.live.pipeline import LiveAnalyzer
-from faceforge.live.sinks import MjpegServer, VideoSink, WindowSink, has_gui
+from faceforge.sinks import MjpegServer, VideoSink, WindowSink, has_gui
 from faceforge.live.source import CaptureThread, describe_source, open_frames
 from faceforge.types import Faces
 
