@@ -20,10 +20,12 @@ class probabilities (FER2013's classes, :data:`CLASSES`). Measured with the defa
 (benchmarks/bench_expression.py, mean of 5 training draws; docs/benchmarks.md): FER2013 happy vs
 neutral from 100 + 100 photos 91.5% balanced with the features alone, 90.6% with the
 probabilities alone, 91.5% with both; seed_emotion4 70.2%, 69.3%, 70.2%. The probabilities add
-nothing measurable there but cost nothing and give a head the network's own answer, so both are kept. Chips are the emotion model's input: a
-square crop of the detector's box (registry ``alignment``: ``template="margin"``, the emotion
-model's ``MARGIN``), 64x64, converted to grey here and scaled to [-1, 1] with the registry's
-``mean`` / ``std``.
+nothing measurable there but cost nothing and give a head the network's own answer, so both are
+kept.
+
+Chips are the emotion model's input: a square crop of the detector's box (registry
+``alignment``: ``template="margin"``, the emotion model's ``MARGIN``), 64x64, converted to grey
+here and scaled to [-1, 1] with the registry's ``mean`` / ``std``.
 """
 
 from __future__ import annotations
@@ -164,7 +166,7 @@ class ExpressionEmbedder(Embedder, spec="expression"):
     """Expression features (263-D) of faceforge's emotion network; see the module docs.
 
     Not an identity embedding: two photos of one person smiling and frowning are far apart, two
-    smiling strangers close. Suits trainable heads for smiles, surprise, eyes closed and other
+    smiling strangers close. Suits trainable heads for smiles, surprise and other
     expression attributes. Chips: the box crop of the registry's ``alignment``, RGB uint8; they
     are converted to grey here.
 
