@@ -188,7 +188,7 @@ def test_embedders_built_through_the_registry_report_its_spec():
     img = data.astronaut()
     faces = get_detector("photo")(img)
     assert set(available_embedders()) == set(model_names("embed")) == {"dlib-resnet", "effnet-lite0", "agegender",
-                                                                        "gendernet"}
+                                                                        "gendernet", "expression"}
     for name in available_embedders():
         spec = get_spec(name)
         if not is_installed(spec):

@@ -45,7 +45,9 @@ def detect(
 def embed(
     paths: list[Path] = typer.Argument(..., help="Images, folders and videos."),
     output: Path = typer.Option(..., "-o", "--output", help="Output .npz (arrays) or .jsonl file."),
-    embedder: str = typer.Option("dlib-resnet", "--embedder", "-e", help="dlib-resnet (identity) or effnet-lite0."),
+    embedder: str = typer.Option("dlib-resnet", "--embedder", "-e",
+                                 help="dlib-resnet (identity), agegender or gendernet (age, gender), effnet-lite0 "
+                                      "(ImageNet features), expression (smiles and other expressions)."),
     detector: str = typer.Option("photo", "--detector", "-d", help="photo (= yunet), live, or a detector name."),
     all_faces: bool = typer.Option(False, "--all-faces", help="Embed every face, not only the largest."),
     whole_image: bool = typer.Option(False, "--whole-image",

@@ -17,7 +17,9 @@ from faceforge.cli.app import err, handle_errors, out, record, workers_arg, writ
 def train(
     data: Path = typer.Argument(..., help="Folder with one sub-folder of photos per class, or a CSV of file,label."),
     output: Path = typer.Option(..., "-o", "--output", help="Model file to write (.ffm)."),
-    embedder: str = typer.Option("dlib-resnet", "--embedder", "-e", help="dlib-resnet (identity) or effnet-lite0."),
+    embedder: str = typer.Option("dlib-resnet", "--embedder", "-e",
+                                 help="dlib-resnet (identity), agegender or gendernet (age, gender), effnet-lite0 "
+                                      "(ImageNet features), expression (smiles and other expressions)."),
     head: Optional[str] = typer.Option(None, help="logreg (default), svm, knn, mlp; ridge for numeric labels."),
     detector: str = typer.Option("photo", "--detector", "-d"),
     crops: str = typer.Option("auto", help="auto (whole image when no face is found), always (photos are face crops), "

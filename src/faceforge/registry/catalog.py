@@ -174,6 +174,16 @@ SPECS: list[ModelSpec] = [
          "metric": "cosine", "alignment": {"template": "margin", "margin": 1.4}},
         cls="faceforge.embedders.effnet:EffNetLite0Embedder",
     ),
+    ModelSpec(
+        "expression", "embed", "faceforge", "faceforge.attributes", "models/emotion.onnx",
+        "1f8d525918e6a877ecbf44b0f34b72841790e4f261d79528e31fe7e695969ac9",
+        "trained by faceforge on FER2013 (research use only)", _FACEFORGE,
+        "faceforge emotion CNN's penultimate features (256, mirror-averaged) + 7 class scores, 263-D, "
+        "64x64 grey box crop",
+        # the emotion model's input and crop (faceforge.attributes.emotion.MARGIN: the box itself)
+        {**_EMOTION_INPUT, "dim": 263, "metric": "euclidean", "alignment": {"template": "margin", "margin": 1.0}},
+        cls="faceforge.embedders.expression:ExpressionEmbedder",
+    ),
     # -- emotion networks --------------------------------------------------------------------------
     ModelSpec(
         "fer-emotion", "emotion", "fer", "fer", "data/emotion_model_quantized.tflite",
