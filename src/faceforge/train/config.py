@@ -19,7 +19,8 @@ class TrainConfig:
     """How to train a face classifier (or regressor); checked when built.
 
     Attributes:
-        embedder: ``"dlib-resnet"`` (identity, default) or ``"effnet-lite0"`` (general attributes).
+        embedder: ``"dlib-resnet"`` (identity, default), ``"agegender"`` / ``"gendernet"`` (demographic
+            attributes), ``"expression"`` (expressions) or ``"effnet-lite0"`` (anything else visible).
         head: ``"logreg"`` (default for classes), ``"svm"``, ``"knn"``, ``"mlp"``; ``"ridge"``
             (default for numbers). ``None``: the default for the task.
         detector: face detector (default ``"photo"``).

@@ -16,7 +16,7 @@
  *               Webcam panel (moves into the class card it records for): #train-camera, #train-video,
  *               #train-record ("Hold to record": a photo every 150 ms while pressed), #train-capture,
  *               #train-camera-close.
- *               #train-model-name, #train-embedder (dlib-resnet | agegender | effnet-lite0),
+ *               #train-model-name, #train-embedder (dlib-resnet | agegender | expression | effnet-lite0),
  *               #train-embedder-help, #train-head, #train-augment, #train-replace, #train-start,
  *               #train-progress (bar), #train-status, #train-error, #train-result (shown when done),
  *               #train-accuracy, #train-balanced, #train-confusion (table), #train-problems,

@@ -11,6 +11,7 @@ import { photo } from './photo.js';
 const EMBEDDER_HELP = {
   'dlib-resnet': 'Best for telling people apart: it looks at who a face belongs to and ignores expression and lighting.',
   agegender: 'Best for attributes like age group, gender, beard or glasses: it looks at what a face is like, not whose it is.',
+  expression: 'Best for expressions (smiling, surprised, frowning, mouth open): the features of faceforge\'s emotion network.',
   'effnet-lite0': 'A general image model: use it for anything else visible on or around the face (hats, masks, headphones…).',
 };
 
