@@ -136,7 +136,15 @@ SPECS: list[ModelSpec] = [
         "dlib ResNet-29 identity embedding, 128-D, 150x150 aligned chip (run as ONNX)",
         # threshold: dlib's trained dist_thresh
         {"size": [150, 150], "colour": "RGB", "dim": 128, "metric": "euclidean", "threshold": 0.6,
-         "alignment": {"template": "dlib150"}},
+         "alignment": {"template": "dlib150"},
+         # target false-accept rate -> distance threshold, fitted on 81 development identities by
+         # benchmarks/calibrate_gallery.py (results/gallery_calibration.json; docs/benchmarks.md,
+         # "Gallery calibration (issue 13)"): one pair, and a gallery of 30 people x 3 photos
+         "pair_far_thresholds": [[0.001, 0.5038], [0.002, 0.5331], [0.005, 0.5751], [0.01, 0.6018],
+                                 [0.02, 0.6293], [0.05, 0.6655], [0.1, 0.6968]],
+         "far_thresholds": [[0.001, 0.3986], [0.002, 0.4089], [0.005, 0.44], [0.01, 0.4622], [0.02, 0.478],
+                            [0.05, 0.513], [0.1, 0.548]],
+         "far_gallery_size": 30},
         cls="faceforge.embedders.dlib_resnet:DlibResNetEmbedder",
     ),
     ModelSpec(
