@@ -30,7 +30,6 @@ import argparse
 import csv
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -162,14 +161,18 @@ def pair_trials(ids: np.ndarray, D: np.ndarray, rows: np.ndarray) -> tuple[np.nd
     return sub[iu][~same[iu]], sub[iu][same[iu]]
 
 
-def fit_table(impostor: np.ndarray) -> list[list[float]]:
-    """``[[far, threshold], ...]``: the largest distance whose false-accept rate is at most ``far``."""
+def fit_table(impostor: np.ndarray, ndigits: int = 4) -> list[list[float]]:
+    """``[[far, threshold], ...]``: the largest distance whose false-accept rate is at most ``far``.
+
+    The shipped table is rounded to 2 decimals (``ndigits=2``): the held-out spread between
+    identity splits is several hundredths, so more digits would claim a precision it does not have.
+    """
     s = np.sort(impostor)
     table = []
     for far in FARS:
         k = int(np.floor(far * len(s)))  # accept at most k impostors
         thr = float(s[k] - 1e-6) if k < len(s) else float(s[-1])
-        table.append([far, round(max(thr, 0.0), 4)])
+        table.append([far, round(max(thr, 0.0), ndigits)])
     return table
 
 
@@ -213,7 +216,7 @@ def calibrate(name: str, items: list[tuple[str, str, Path]], args: Any) -> dict[
     # the shipped fit: every identity
     imp, gen, right = gallery_trials(ids, D, everyone, n, k, args.draws * 3, rng)
     p_imp, p_gen = pair_trials(ids, D, np.arange(len(ids)))
-    shipped = {"far_thresholds": fit_table(imp), "pair_far_thresholds": fit_table(p_imp),
+    shipped = {"far_thresholds": fit_table(imp, 2), "pair_far_thresholds": fit_table(p_imp, 2),
                "gallery_size": n, "photos_per_person": k}
     old = {str(s): rates(*gallery_trials(ids, D, everyone, s, k, args.draws, rng), 0.6) for s in args.sizes}
     old_pairs = rates(p_imp, p_gen, None, 0.6)
@@ -224,8 +227,8 @@ def calibrate(name: str, items: list[tuple[str, str, Path]], args: Any) -> dict[
     for _ in range(args.splits):
         fit, test = split(ids, dsets, rng)
         f_imp, _, _ = gallery_trials(ids, D, fit, n, k, args.draws, rng)
-        table = fit_table(f_imp)
-        ptable = fit_table(pair_trials(ids, D, np.flatnonzero(np.isin(ids, fit)))[0])
+        table = fit_table(f_imp, 2)
+        ptable = fit_table(pair_trials(ids, D, np.flatnonzero(np.isin(ids, fit)))[0], 2)
         h_imp, h_gen, h_right = gallery_trials(ids, D, test, n, k, args.draws, rng)
         hp_imp, hp_gen = pair_trials(ids, D, np.flatnonzero(np.isin(ids, test)))
         for (far, thr), (_, pthr) in zip(table, ptable):

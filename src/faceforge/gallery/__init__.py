@@ -8,7 +8,7 @@ effect at once. One SQLite file holds any number of named galleries.
 The threshold is set for a target false-accept rate (``target_far``, default 1%: at most about one
 stranger in a hundred is taken for someone enrolled), from the impostor distribution measured on
 development identities for the embedder (``benchmarks/calibrate_gallery.py``; for dlib-resnet
-0.462 in a gallery of up to 30 people, stricter in larger ones). An explicit ``threshold`` wins.
+0.46 in a gallery of up to 30 people, stricter in larger ones). An explicit ``threshold`` wins.
 Every answer carries the threshold in force and its expected false-accept rate.
 
 Example:

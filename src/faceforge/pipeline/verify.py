@@ -41,8 +41,10 @@ def far_table(embedder: str, kind: str = "pair") -> tuple[list[tuple[float, floa
         inp = get_spec(embedder).input
     except ModelNotFoundError:
         return [], 1
-    rows = inp.get("far_thresholds" if kind == "gallery" else "pair_far_thresholds") or []
-    size = int(inp.get("far_gallery_size", 1)) if kind == "gallery" else 1
+    if kind == "gallery":
+        rows, size = inp.get("far_thresholds") or [], int(inp.get("far_gallery_size", 1))
+    else:
+        rows, size = inp.get("pair_far_thresholds") or [], 1
     return sorted((float(f), float(t)) for f, t in rows), size
 
 
