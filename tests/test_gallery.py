@@ -120,7 +120,23 @@ def test_cli_enrol_identify_verify_remove(tmp_path, astronaut, grace):
     assert {p["name"]: p["faces"] for p in json.loads(r.stdout)} == {"eileen": 2, "grace": 1}
     r = run("gallery", "identify", str(tmp_path / "g1.jpg"), "-f", str(db), "--jsonl", str(tmp_path / "id.jsonl"))
     assert r.returncode == 0 and "grace" in r.stdout
-    assert json.loads((tmp_path / "id.jsonl").read_text())["faces"][0]["label"] == "grace"
+    face = json.loads((tmp_path / "id.jsonl").read_text())["faces"][0]
+    assert face["label"] == "grace" and (face["threshold"], face["far"]) == (0.46, 0.01)
+    assert "threshold 0.460, expected false-accept rate 1%" in r.stderr
+    r = run("gallery", "identify", str(tmp_path / "g1.jpg"), "-f", str(db), "--target-far", "0.001",
+            "--jsonl", str(tmp_path / "strict.jsonl"))
+    assert r.returncode == 0 and json.loads((tmp_path / "strict.jsonl").read_text())["faces"][0]["far"] == 0.001
+    r = run("gallery", "verify", "eileen", str(tmp_path / "a1.jpg"), "-f", str(db), "--json", "--threshold", "0.3")
+    assert r.returncode == 0 and json.loads(r.stdout)["threshold"] == 0.3
+    r = run("gallery", "verify", "eileen", str(tmp_path / "a1.jpg"), "-f", str(db), "--target-far", "0.05")
+    assert r.returncode == 0 and "expected false-accept rate 5%" in r.stdout
+    r = run("verify", str(tmp_path / "a1.jpg"), str(tmp_path / "g1.jpg"), "--json", "--target-far", "0.001")
+    v = json.loads(r.stdout)
+    assert v["same"] is False and (v["threshold"], v["far"]) == (0.5, 0.001)
+    r = run("verify", str(tmp_path / "a1.jpg"), str(tmp_path / "a2.jpg"), "--threshold", "0.65")
+    assert "threshold 0.65" in r.stdout and "expected false-accept rate 3.2%" in r.stdout
+    r = run("gallery", "identify", str(tmp_path / "g1.jpg"), "-f", str(db), "--target-far", "0.5")
+    assert r.returncode != 0 and "target false-accept rate must be between" in r.stderr
     assert run("gallery", "verify", "eileen", str(tmp_path / "a1.jpg"), "-f", str(db)).returncode == 0
     assert run("gallery", "verify", "grace", str(tmp_path / "a1.jpg"), "-f", str(db)).returncode == 1
     r = run("analyze", str(tmp_path / "a1.jpg"), "-a", "gender", "-g", str(db), "--workers", "1",
@@ -130,3 +146,122 @@ def test_cli_enrol_identify_verify_remove(tmp_path, astronaut, grace):
     assert run("gallery", "remove", "eileen", "-f", str(db)).returncode == 0
     r = run("gallery", "list", "-f", str(db), "-n", "nope")
     assert r.returncode == 2 and "no gallery 'nope'" in r.stderr
+
+
+# -- calibrated thresholds (issue 13) -----------------------------------------------------------------
+def test_default_threshold_comes_from_the_target_false_accept_rate(tmp_path):
+    from faceforge.registry import get_spec
+
+    table = dict(get_spec("dlib-resnet").input["far_thresholds"])
+    g = Gallery(tmp_path / "g.db")
+    assert g.target_far == 0.01 and g.threshold == table[0.01] and g.expected_far == 0.01
+    strict, lenient = Gallery(g.path, target_far=0.001), Gallery(g.path, target_far=0.05)
+    assert strict.threshold < g.threshold < lenient.threshold < 0.6
+    assert strict.expected_far == 0.001 and lenient.expected_far == 0.05
+    explicit = Gallery(g.path, threshold=0.5, target_far=0.001)  # an explicit threshold wins
+    assert explicit.threshold == 0.5 and table[0.02] < 0.5 < table[0.05] and 0.02 < explicit.expected_far < 0.05
+    assert Gallery(g.path, threshold=0.9).expected_far is None  # beyond the calibrated range: not known
+    for bad in (0.0, 0.5, -1, "often"):
+        with pytest.raises(ParameterError, match="target false-accept rate must be between 0.001 and 0.1"):
+            Gallery(g.path, target_far=bad)
+    with pytest.raises(ParameterError, match="threshold must be a distance >= 0"):
+        Gallery(g.path, threshold=-0.1)
+
+
+def test_a_larger_gallery_than_calibrated_gets_a_stricter_threshold(tmp_path, astronaut):
+    from faceforge.pipeline.verify import decision_threshold
+
+    assert decision_threshold("dlib-resnet", 0.6, None, 0.01, "gallery", 30) == (0.46, 0.01)
+    thr, far = decision_threshold("dlib-resnet", 0.6, None, 0.01, "gallery", 60)
+    assert thr < 0.46 and far == pytest.approx(0.01, abs=1e-4)  # FAR grows with the people compared
+    assert decision_threshold("dlib-resnet", 0.6, 0.46, None, "gallery", 60)[1] == pytest.approx(0.02)
+    assert decision_threshold("effnet-lite0", None, None, 0.01) == (0.6, None)  # no calibration: unknown FAR
+
+
+def test_answers_carry_the_threshold_and_its_false_accept_rate(gallery, astronaut):
+    shifted = np.roll(astronaut, 40, axis=1)
+    (m,) = gallery.identify(shifted).predictions[gallery.name]
+    assert (m.threshold, m.far) == (gallery.threshold, gallery.expected_far) == (0.46, 0.01)
+    (d,) = gallery.identify(shifted).to_dicts(flatten=gallery.name)
+    assert d["label"] == "eileen" and d["threshold"] == 0.46 and d["far"] == 0.01
+    json.dumps(d, allow_nan=False)
+    (m,) = gallery.identify(shifted, threshold=0.01).predictions[gallery.name]  # per call
+    assert m.label == "unknown" and m.threshold == 0.01 and m.far == 0.001
+    (m,) = gallery.identify(shifted, target_far=0.1).predictions[gallery.name]
+    assert m.label == "eileen" and m.threshold > 0.46 and m.far == 0.1
+    (m,) = Gallery(gallery.path, "crew").predict_faces(shifted, gallery.identify(shifted))
+    assert m.far == 0.01
+    v = gallery.verify(shifted, "eileen")
+    assert v.same and (v.threshold, v.far) == (0.46, 0.01) and v.to_dict()["far"] == 0.01
+    v = gallery.verify(shifted, "eileen", threshold=0.01)
+    assert not v.same and v.threshold == 0.01
+    with pytest.raises(ParameterError, match="target false-accept rate"):
+        gallery.identify(shifted, target_far=0.9)
+
+
+def test_strangers_from_lfw_are_unknown_without_shared_data(gallery):
+    """Enrolled: Eileen Collins and Grace Hopper; strangers: scikit-image's 100 LFW faces."""
+    from skimage import data
+
+    strangers = (data.lfw_subset()[:100] * 255).astype(np.uint8)
+    labels, distances = [], []
+    for face in strangers:
+        for m in gallery.identify(np.repeat(face[..., None], 3, 2)).predictions[gallery.name][:1]:
+            labels.append(m.label)
+            distances.append(m.distance)
+    assert len(labels) >= 90
+    assert labels.count("unknown") >= 0.98 * len(labels), sorted(zip(distances, labels))[:5]
+
+
+def test_a_gallery_of_att_people_rejects_strangers(tmp_path):
+    root = shared_path("identity", "att_faces")
+    g = Gallery(tmp_path / "g.db")
+    enrolled, strangers = [f"s{i}" for i in range(1, 11)], [f"s{i}" for i in range(31, 41)]
+    for p in enrolled:
+        g.enrol(p, [root / p / f"{k}.pgm" for k in (1, 2, 3)])
+    stranger_d = np.array([g.identify(root / p / f"{k}.pgm").predictions[g.name][0].distance
+                           for p in strangers for k in (1, 5, 9)])
+    assert (stranger_d <= g.threshold).sum() <= 2  # the old 0.6 accepted about a third of them:
+    assert (stranger_d <= 0.6).sum() >= 5
+    found = [g.identify(root / p / f"{k}.pgm").predictions[g.name][0].label == p for p in enrolled for k in (6, 9)]
+    assert sum(found) >= 16  # of 20 new photos of the enrolled people
+
+
+def test_pair_verification_is_calibrated(astronaut, grace):
+    from faceforge.pipeline import FacePipeline, verify
+
+    pipe = FacePipeline()
+    v = verify(astronaut, np.roll(astronaut, 30, axis=1), pipeline=pipe)
+    assert v.same and (v.threshold, v.far) == (0.6, 0.01) and v.to_dict()["far"] == 0.01
+    strict = verify(astronaut, grace, pipeline=pipe, target_far=0.001)
+    assert not strict.same and strict.threshold < 0.6 and strict.far == 0.001
+    assert verify(astronaut, grace, 0.55, pipe, target_far=0.1).threshold == 0.55  # explicit wins
+    with pytest.raises(ParameterError, match="target false-accept rate"):
+        verify(astronaut, grace, pipeline=pipe, target_far=2)
+
+
+def test_api_identify_and_verify_take_threshold_and_target_far(tmp_path, astronaut, grace):
+    from conftest import jpeg
+
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from faceforge.service import create_app
+
+    with TestClient(create_app(home=tmp_path, run_jobs=False)) as c:
+        files = [("files", (f"a{i}.jpg", jpeg(x), "image/jpeg")) for i, x in enumerate(variants(astronaut, 2))]
+        assert c.post("/api/galleries/crew/people/eileen/photos", files=files).status_code == 201
+        photo = {"file": ("q.jpg", jpeg(np.roll(astronaut, 40, axis=1)), "image/jpeg")}
+        r = c.post("/api/galleries/crew/identify", files=photo).json()
+        assert (r["threshold"], r["far"]) == (0.46, 0.01)
+        assert r["faces"][0]["label"] == "eileen" and r["faces"][0]["far"] == 0.01
+        r = c.post("/api/galleries/crew/identify", files=photo, data={"threshold": "0.01"}).json()
+        assert r["threshold"] == 0.01 and r["faces"][0]["label"] == "unknown"
+        r = c.post("/api/galleries/crew/identify", files=photo, data={"target_far": "0.001"}).json()
+        assert r["threshold"] < 0.46 and r["far"] == 0.001
+        r = c.post("/api/galleries/crew/verify", files=photo, data={"person": "eileen", "target_far": "0.05"})
+        assert r.status_code == 200 and r.json()["same"] and r.json()["far"] == 0.05 and r.json()["threshold"] > 0.46
+        r = c.post("/api/galleries/crew/verify", files=photo, data={"person": "eileen", "threshold": "0.01"}).json()
+        assert not r["same"] and r["threshold"] == 0.01
+        r = c.post("/api/galleries/crew/identify", files=photo, data={"target_far": "0.5"})
+        assert r.status_code == 422 and "target false-accept rate" in r.json()["detail"]

@@ -53,6 +53,8 @@ class Prediction:
         distance: embedding distance to the nearest enrolled face (galleries only).
         threshold: the distance threshold in force (galleries only). Lowering it makes a
             match stricter: fewer strangers accepted, more known people called unknown.
+        far: the false-accept rate expected at ``threshold``: the share of strangers that would
+            be taken for an enrolled person (galleries only; ``None`` when not calibrated).
     """
 
     label: str
@@ -62,16 +64,17 @@ class Prediction:
     value: float | None = None
     distance: float | None = None
     threshold: float | None = None
+    far: float | None = None
 
     def to_dict(self, ndigits: int = 4) -> dict[str, Any]:
         """A JSON-ready dict: ``label``, ``score`` and whichever optional fields are set."""
         d: dict[str, Any] = {"label": self.label, "score": _num(self.score, ndigits)}
         if self.top_k:
             d["top_k"] = [{"label": lab, "score": _num(p, ndigits)} for lab, p in self.top_k]
-        for k in ("known_score", "value", "distance", "threshold"):
+        for k in ("known_score", "value", "distance", "threshold", "far"):
             v = getattr(self, k)
             if v is not None:
-                d[k] = _num(v, ndigits)
+                d[k] = _num(v, max(ndigits, 5) if k == "far" else ndigits)
         return d
 
 

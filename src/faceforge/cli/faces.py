@@ -95,19 +95,26 @@ def embed(
 def verify(
     a: Path = typer.Argument(..., help="First image."),
     b: Path = typer.Argument(..., help="Second image."),
-    threshold: Optional[float] = typer.Option(None, help="Distance threshold (default: the embedder's, 0.6)."),
+    threshold: Optional[float] = typer.Option(None, help="Distance threshold (wins over --target-far)."),
+    target_far: Optional[float] = typer.Option(None, "--target-far",
+                                               help="False-accept rate wanted: the share of pairs of different "
+                                                    "people called the same (default 0.01 = 1%; the threshold "
+                                                    "is calibrated for it: 0.60 for dlib-resnet)."),
     detector: str = typer.Option("photo", "--detector", "-d", help="photo (= yunet), live, or a detector name."),
     whole_image: bool = typer.Option(False, "--whole-image", help="Use the whole image when no face is found."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Are the main faces of two images the same person? Prints the distance and the threshold."""
+    """Are the main faces of two images the same person? Prints the distance, the threshold and its
+    expected false-accept rate."""
     from faceforge.pipeline import FacePipeline
     from faceforge.pipeline import verify as _verify
 
-    v = _verify(a, b, threshold, FacePipeline(detector, "dlib-resnet", whole_image_fallback=whole_image))
+    v = _verify(a, b, threshold, FacePipeline(detector, "dlib-resnet", whole_image_fallback=whole_image),
+                target_far=target_far)
     if as_json:
         print(json.dumps(v.to_dict()))
     else:
         verdict = "[green]SAME person[/]" if v.same else "[red]DIFFERENT people[/]"
+        rate = "not calibrated" if v.far is None else f"{100 * v.far:.2g}%"
         out.print(f"{verdict}: distance {v.distance:.4f} {'<=' if v.same else '>'} threshold {v.threshold} "
-                  f"({v.embedder})", highlight=False)
+                  f"({v.embedder}; expected false-accept rate {rate})", highlight=False)

@@ -17,6 +17,17 @@ gallery_app = typer.Typer(no_args_is_help=True, help="Identity galleries: enrol 
 GALLERY_FILE = typer.Option(Path("gallery.db"), "--file", "-f",
                             help="The gallery file (SQLite; created on first enrol).")
 GALLERY_NAME = typer.Option("default", "--name", "-n", help="The gallery's name inside the file.")
+THRESHOLD = typer.Option(None, "--threshold", help="Distance at or below which a face is the person "
+                                                   "(wins over --target-far).")
+TARGET_FAR = typer.Option(None, "--target-far", help="False-accept rate wanted: the share of strangers taken for "
+                                                     "someone enrolled (default 0.01 = 1%; the threshold is "
+                                                     "calibrated for it).")
+
+
+def describe(threshold: float, far: float | None) -> str:
+    """``threshold 0.460, expected false-accept rate 1.0%`` (the words every answer prints)."""
+    rate = "not calibrated" if far is None else f"{100 * far:.2g}%"
+    return f"threshold {threshold:.3f}, expected false-accept rate {rate}"
 
 
 def _open_gallery(path: Path, name: str, create: bool = False) -> Any:
@@ -71,18 +82,21 @@ def gallery_identify(
     file: Path = GALLERY_FILE, name: str = GALLERY_NAME,
     top_k: int = typer.Option(3, "--top-k"),
     jsonl: Optional[Path] = typer.Option(None, "--jsonl", help="Write one JSON record per image here."),
+    threshold: Optional[float] = THRESHOLD, target_far: Optional[float] = TARGET_FAR,
 ) -> None:
     """Who is each face of each image (or ``unknown``)."""
     from faceforge.sources.media import expand_paths
 
     g = _open_gallery(file, name)
+    thr, far = g.decision(threshold, target_far)
+    err.print(describe(thr, far), highlight=False)
     skipped: list[tuple[str, str]] = []
     files = expand_paths(images, videos=False, skipped=skipped)
     print_skipped(skipped)
     lines = []
     for f in files:
         try:
-            res = g.identify(f, top_k)
+            res = g.identify(f, top_k, threshold=threshold, target_far=target_far)
         except FaceforgeError as e:  # one bad photo is reported; the others go on
             print_skipped([(str(f), str(e))])
             continue
@@ -100,11 +114,16 @@ def gallery_identify(
 @gallery_app.command("verify")
 @handle_errors
 def gallery_verify(person: str = typer.Argument(...), image: Path = typer.Argument(...),
-                   file: Path = GALLERY_FILE, name: str = GALLERY_NAME) -> None:
+                   file: Path = GALLERY_FILE, name: str = GALLERY_NAME,
+                   threshold: Optional[float] = THRESHOLD, target_far: Optional[float] = TARGET_FAR,
+                   as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Is the main face of IMAGE this person? Exit code 0: yes, 1: no."""
-    v = _open_gallery(file, name).verify(image, person)
-    out.print(f"{'same' if v.same else 'different'}: distance {v.distance:.3f} (threshold {v.threshold})",
-              highlight=False)
+    v = _open_gallery(file, name).verify(image, person, threshold=threshold, target_far=target_far)
+    if as_json:
+        print(json.dumps(v.to_dict()))
+    else:
+        out.print(f"{'same' if v.same else 'different'}: distance {v.distance:.3f} ({describe(v.threshold, v.far)})",
+                  highlight=False)
     raise typer.Exit(0 if v.same else 1)
 
 

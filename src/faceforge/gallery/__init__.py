@@ -2,8 +2,14 @@
 
 A gallery needs no training: every enrolled photo's main face is embedded (``dlib-resnet`` by
 default) and stored; a face is the enrolled person whose nearest stored face is closest, if that
-distance is within the embedder's threshold (0.6 for dlib-resnet), else ``"unknown"``. Adding or
-removing a person takes effect at once. One SQLite file holds any number of named galleries.
+distance is within the gallery's threshold, else ``"unknown"``. Adding or removing a person takes
+effect at once. One SQLite file holds any number of named galleries.
+
+The threshold is set for a target false-accept rate (``target_far``, default 1%: at most about one
+stranger in a hundred is taken for someone enrolled), from the impostor distribution measured on
+development identities for the embedder (``benchmarks/calibrate_gallery.py``; for dlib-resnet
+0.46 in a gallery of up to 30 people, stricter in larger ones). An explicit ``threshold`` wins.
+Every answer carries the threshold in force and its expected false-accept rate.
 
 Example:
     >>> from faceforge.gallery import Gallery
@@ -34,7 +40,9 @@ import numpy as np
 
 from faceforge._sqlite import Transaction, connect, migrate
 from faceforge.errors import FaceforgeError, ImageError, ParameterError
+from faceforge.pipeline.verify import DEFAULT_TARGET_FAR, decision_threshold
 from faceforge.types import UNKNOWN, Faces, Prediction, embedding_key
+
 #: Names of people and galleries: letters, digits, space, ``_ . -``; 1-64 characters.
 NAME_RE = re.compile(r"^[^\W_][\w .\-]{0,63}$")
 
@@ -103,10 +111,11 @@ class GalleryVerification:
     distance: float
     threshold: float
     face: Faces
+    far: float | None = None  # false-accept rate expected at ``threshold`` (None: not calibrated)
 
     def to_dict(self, ndigits: int = 4) -> dict[str, Any]:
         return {"person": self.person, "same": self.same, "distance": round(self.distance, ndigits),
-                "threshold": self.threshold, "face": self.face.to_dicts()[0]}
+                "threshold": self.threshold, "far": self.far, "face": self.face.to_dicts()[0]}
 
 
 class Gallery:
@@ -117,13 +126,20 @@ class Gallery:
         name: the gallery's name.
         embedder: identity embedder (fixed when the gallery is created; reopening uses the stored one).
         detector: face detector for photos.
-        threshold: distance at or below which a face is a person (default: the embedder's).
+        threshold: distance at or below which a face is a person; wins over ``target_far``.
+        target_far: the false-accept rate wanted (default 1%): the share of strangers' faces taken
+            for someone enrolled. The threshold comes from the embedder's calibration for it
+            (embedders without one use their fixed threshold).
+
+    Raises:
+        ParameterError: ``target_far`` outside the calibrated range (0.001-0.1 for dlib-resnet).
 
     Safe to use from several threads; each call opens its own connection.
     """
 
     def __init__(self, path: str | os.PathLike, name: str = "default", *, embedder: str = "dlib-resnet",
-                 detector: str = "photo", threshold: float | None = None) -> None:
+                 detector: str = "photo", threshold: float | None = None,
+                 target_far: float | None = DEFAULT_TARGET_FAR) -> None:
         self.path = Path(path)
         self.name = check_name(name, "gallery name")
         self.detector = detector
@@ -146,6 +162,8 @@ class Gallery:
                 row = (embedder, embedder_version(embedder))
         self.embedder_name, self.embedder_version = row
         self._threshold = threshold
+        self.target_far = target_far
+        self.decision()  # a bad threshold or target_far fails here, not at the first face
 
     # -- storage ---------------------------------------------------------------------------------
     def _db(self) -> Transaction:
@@ -165,11 +183,37 @@ class Gallery:
             self._pipeline = FacePipeline(self.detector, self.embedder_name)
         return self._pipeline
 
+    def decision(self, threshold: float | None = None, target_far: float | None = None) -> tuple[float, float | None]:
+        """``(threshold in force, its expected false-accept rate)`` for this gallery's size.
+
+        Args:
+            threshold: an explicit distance threshold for this call (default: the gallery's).
+            target_far: a target false-accept rate for this call (default: the gallery's).
+
+        Raises:
+            ParameterError: a negative threshold or a ``target_far`` outside the calibrated range.
+        """
+        from faceforge.registry import get_spec
+
+        if threshold is None and target_far is None:
+            threshold, target_far = self._threshold, self.target_far
+        try:
+            fallback = get_spec(self.embedder_name).input.get("threshold")
+        except FaceforgeError:
+            fallback = None
+        with self._db() as db:
+            size = int(db.execute("SELECT COUNT(*) FROM people WHERE gallery=?", (self.name,)).fetchone()[0])
+        return decision_threshold(self.embedder_name, fallback, threshold, target_far, "gallery", size)
+
     @property
     def threshold(self) -> float:
-        if self._threshold is not None:
-            return float(self._threshold)
-        return float(self.pipeline.embedder.threshold or 0.6)
+        """The distance threshold in force (explicit, or the one of ``target_far``)."""
+        return self.decision()[0]
+
+    @property
+    def expected_far(self) -> float | None:
+        """The false-accept rate expected at :attr:`threshold` (``None``: the embedder is not calibrated)."""
+        return self.decision()[1]
 
     def _person_id(self, db: sqlite3.Connection, person: str) -> int | None:
         row = db.execute("SELECT id FROM people WHERE gallery=? AND name=?", (self.name, person)).fetchone()
@@ -302,10 +346,11 @@ class Gallery:
         k = max(1, min(int(top_k), len(names)))
         return [[(names[j], float(row[j])) for j in np.argsort(row)[:k]] for row in per]
 
-    def _predictions(self, embeddings: np.ndarray, top_k: int) -> list[Prediction]:
+    def _predictions(self, embeddings: np.ndarray, top_k: int, threshold: float | None = None,
+                     target_far: float | None = None) -> list[Prediction]:
         """One prediction per embedding: the nearest person within the threshold, else ``"unknown"``.
         ``score``, ``known_score`` and ``top_k`` scores are similarities ``1 - distance``."""
-        thr = self.threshold
+        thr, far = self.decision(threshold, target_far)
         out = []
         for tops in self.nearest(embeddings, top_k):
             if tops and tops[0][1] <= thr:
@@ -313,31 +358,48 @@ class Gallery:
             else:
                 label, dist = UNKNOWN, (tops[0][1] if tops else float("inf"))
             out.append(Prediction(label, 1.0 - dist, [(n, 1.0 - d) for n, d in tops], 1.0 - dist,
-                                  distance=dist, threshold=thr))
+                                  distance=dist, threshold=thr, far=far))
         return out
 
-    def identify(self, image: Any, top_k: int = 3) -> Faces:
+    def identify(self, image: Any, top_k: int = 3, *, threshold: float | None = None,
+                 target_far: float | None = None) -> Faces:
         """Every face of ``image`` (path, bytes or RGB array), main face first, with who it is.
+
+        Args:
+            image: path, bytes or RGB array.
+            top_k: how many nearest people to list per face.
+            threshold: a distance threshold for this call (wins over ``target_far``).
+            target_far: a target false-accept rate for this call (default: the gallery's).
 
         Returns:
             :class:`~faceforge.types.Faces` with ``predictions[self.name]``: per face the nearest
-            enrolled person (or ``"unknown"``), its ``distance`` and the ``threshold`` in force.
+            enrolled person (or ``"unknown"``), its ``distance``, the ``threshold`` in force and
+            its expected false-accept rate ``far``.
         """
         from faceforge.sources import load_image
 
+        self.decision(threshold, target_far)  # bad options fail before any work
         img = load_image(image)
         with self._lock:
             faces = self.pipeline.embed(img)
-        return faces.with_predictions(self.name, self._predictions(faces.embedding, top_k) if len(faces) else [])
+        preds = self._predictions(faces.embedding, top_k, threshold, target_far) if len(faces) else []
+        return faces.with_predictions(self.name, preds)
 
-    def verify(self, image: Any, person: str) -> GalleryVerification:
+    def verify(self, image: Any, person: str, *, threshold: float | None = None,
+               target_far: float | None = None) -> GalleryVerification:
         """Is the main face of ``image`` the enrolled ``person``?
+
+        The gallery's threshold applies (its expected false-accept rate is an upper bound here:
+        one person is compared, not the whole gallery); ``threshold`` / ``target_far`` override it
+        for this call.
 
         Raises:
             GalleryError: no such person. ImageError: no face in the image.
+            ParameterError: a bad ``threshold`` or ``target_far``.
         """
         from faceforge.sources import load_image
 
+        thr, far = self.decision(threshold, target_far)
         if person not in self:
             raise GalleryError(f"No person {person!r} in gallery {self.name!r}.")
         img = load_image(image)
@@ -348,7 +410,7 @@ class Gallery:
         names, owner, stored = self._stored()
         mine = stored[owner == names.index(person)]
         d = float(self.pipeline.embedder.distance(np.repeat(faces.embedding[:1], len(mine), 0), mine).min())
-        return GalleryVerification(person, d <= self.threshold, d, self.threshold, faces[0])
+        return GalleryVerification(person, d <= thr, d, thr, faces[0], far)
 
     # -- as a face model (Analyzer, live) --------------------------------------------------------
     task = "classification"
@@ -365,7 +427,7 @@ class Gallery:
 
     def predict_faces(self, image: np.ndarray, faces: Faces, top_k: int = 3) -> list[Prediction]:
         """One :class:`~faceforge.types.Prediction` per face: the person (or ``"unknown"``), with
-        ``distance`` and ``threshold``; ``score`` and ``top_k`` scores are similarities ``1 - distance``."""
+        ``distance``, ``threshold`` and ``far``; ``score`` and ``top_k`` scores are similarities ``1 - distance``."""
         emb = faces.embeddings.get(self.embedding_key)
         if emb is None:
             emb = self.embed(image, faces)

@@ -136,7 +136,15 @@ SPECS: list[ModelSpec] = [
         "dlib ResNet-29 identity embedding, 128-D, 150x150 aligned chip (run as ONNX)",
         # threshold: dlib's trained dist_thresh
         {"size": [150, 150], "colour": "RGB", "dim": 128, "metric": "euclidean", "threshold": 0.6,
-         "alignment": {"template": "dlib150"}},
+         "alignment": {"template": "dlib150"},
+         # target false-accept rate -> distance threshold, fitted on 81 development identities by
+         # benchmarks/calibrate_gallery.py (results/gallery_calibration.json; docs/benchmarks.md,
+         # "Gallery calibration (issue 13)"): one pair, and a gallery of 30 people x 3 photos
+         "pair_far_thresholds": [[0.001, 0.5], [0.002, 0.53], [0.005, 0.58], [0.01, 0.6], [0.02, 0.63],
+                                 [0.05, 0.67], [0.1, 0.7]],
+         "far_thresholds": [[0.001, 0.4], [0.002, 0.41], [0.005, 0.44], [0.01, 0.46], [0.02, 0.48],
+                            [0.05, 0.51], [0.1, 0.55]],
+         "far_gallery_size": 30},
         cls="faceforge.embedders.dlib_resnet:DlibResNetEmbedder",
     ),
     ModelSpec(

@@ -38,6 +38,10 @@ class ModelInput(TypedDict, total=False):
         cell: side of the window one output cell sees (MTCNN P-Net: 12).
         predicts: ``"classification"`` or ``"regression"`` (heads).
         networks: backend name -> registry name of its network (models with several backends).
+        pair_far_thresholds: ``[[far, threshold], ...]``: distance threshold for a target
+            false-accept rate of one-to-one verification (identity embedders, calibrated).
+        far_thresholds: the same for a gallery of ``far_gallery_size`` people (nearest face).
+        far_gallery_size: people enrolled in the gallery ``far_thresholds`` was fitted for.
     """
 
     size: list[int]
@@ -59,6 +63,9 @@ class ModelInput(TypedDict, total=False):
     cell: int
     predicts: str
     networks: dict[str, str]
+    pair_far_thresholds: list[list[float]]
+    far_thresholds: list[list[float]]
+    far_gallery_size: int
 
 
 @dataclass(frozen=True)

@@ -169,6 +169,8 @@ class Enrolled(Open):
 
 class Identified(BaseModel):
     gallery: str
+    threshold: float | None = Field(None, description="the distance threshold in force")
+    far: float | None = Field(None, description="its expected false-accept rate (null: not calibrated)")
     faces: list[Face]
 
 

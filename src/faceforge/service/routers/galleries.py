@@ -23,6 +23,10 @@ from faceforge.service.safety import IMAGE_TYPES, RequestError
 from faceforge.service.schemas import Deleted, DeletedPerson, Enrolled, Galleries, Identified, People, Verified
 
 router = APIRouter(prefix="/api/galleries", tags=["galleries"], dependencies=[ApiKey])
+Threshold = Annotated[float | None, Form(ge=0, description="distance at or below which a face is the person "
+                                                           "(wins over target_far)")]
+TargetFar = Annotated[float | None, Form(gt=0, lt=1, description="false-accept rate wanted (default 0.01): the "
+                                                                 "threshold is calibrated for it")]
 
 
 @router.get("", response_model=Galleries)
@@ -91,18 +95,25 @@ def delete_person(gallery: str, person: str, engine: EngineDep) -> dict[str, Any
 
 @router.post("/{gallery}/identify", response_model=Identified, response_model_exclude_unset=True)
 async def identify(gallery: str, settings: SettingsDep, engine: EngineDep, file: FileField = None,
-                   url: UrlField = None, top_k: TopK = 3) -> dict[str, Any]:
-    """Every face of the image with the nearest enrolled person, or ``unknown``."""
+                   url: UrlField = None, top_k: TopK = 3, threshold: Threshold = None,
+                   target_far: TargetFar = None) -> dict[str, Any]:
+    """Every face of the image with the nearest enrolled person, or ``unknown``; the threshold in
+    force and its expected false-accept rate (``far``) come with the answer and each face."""
     g = engine.gallery(gallery)
+    thr, far = g.decision(threshold, target_far)
     img, _ = await image_input(file, url, settings)
-    res = await run_in_threadpool(infer, engine, g.identify, img, top_k)
-    return {"gallery": gallery, "faces": res.to_dicts(flatten=g.name)}
+    res = await run_in_threadpool(infer, engine, g.identify, img, top_k, threshold=threshold, target_far=target_far)
+    return {"gallery": gallery, "threshold": thr, "far": far, "faces": res.to_dicts(flatten=g.name)}
 
 
 @router.post("/{gallery}/verify", response_model=Verified, response_model_exclude_unset=True)
 async def verify(gallery: str, settings: SettingsDep, engine: EngineDep, person: Annotated[str, Form()],
-                 file: FileField = None, url: UrlField = None) -> dict[str, Any]:
-    """Is the main face of the image this person?"""
+                 file: FileField = None, url: UrlField = None, threshold: Threshold = None,
+                 target_far: TargetFar = None) -> dict[str, Any]:
+    """Is the main face of the image this person? With the threshold in force and its expected
+    false-accept rate (``far``)."""
     g = engine.gallery(gallery)
+    g.decision(threshold, target_far)  # a target_far outside the calibrated range fails before the upload is read
     img, _ = await image_input(file, url, settings)
-    return (await run_in_threadpool(infer, engine, g.verify, img, person)).to_dict()
+    return (await run_in_threadpool(infer, engine, g.verify, img, person, threshold=threshold,
+                                    target_far=target_far)).to_dict()

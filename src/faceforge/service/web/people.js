@@ -135,6 +135,61 @@ async function enrol() {
   await loadPeople();
 }
 
+// ------------------------------------------------------------------ Check a photo (identify)
+/** "threshold 0.46 · expected false-accept rate 1%": what every answer is decided with. */
+export function decisionText(threshold, far) {
+  if (threshold === null || threshold === undefined) return '';
+  const rate = far === null || far === undefined ? 'not calibrated' : `${+(100 * far).toPrecision(2)}%`;
+  return `threshold ${Number(threshold).toFixed(2)} · expected false-accept rate ${rate}`;
+}
+
+function buildCheckCard() {
+  const layout = $('#panel-people .people-layout');
+  if (!layout || $('#people-check')) return;
+  const far = h('select', { id: 'people-check-far', title: 'Share of strangers that may be taken for someone enrolled' },
+    h('option', { value: '0.001' }, '0.1% (strict)'), h('option', { value: '0.01', selected: true }, '1% (default)'),
+    h('option', { value: '0.05' }, '5% (lenient)'));
+  const input = h('input', { id: 'people-check-file', class: 'visually-hidden', type: 'file', accept: 'image/*' });
+  layout.append(h('div', { class: 'card', id: 'people-check' },
+    h('h2', {}, 'Check a photo'),
+    h('p', { class: 'muted small' }, 'Who is in a photo? Faces farther than the threshold from everyone enrolled are "unknown".'),
+    h('div', { class: 'row gap wrap' },
+      h('label', { class: 'field' }, h('span', {}, 'False-accept rate'), far),
+      input, h('label', { for: 'people-check-file', class: 'btn' }, 'Choose a photo')),
+    h('div', { id: 'people-check-error', class: 'error', role: 'alert', hidden: true }),
+    h('div', { id: 'people-check-result', class: 'report', hidden: true })));
+  input.addEventListener('change', () => {
+    const f = input.files[0];
+    input.value = '';
+    if (f) checkPhoto(f);
+  });
+}
+
+async function checkPhoto(file) {
+  const err = $('#people-check-error');
+  const box = $('#people-check-result');
+  showError(err, null);
+  let g;
+  try { g = checkName(galleryName(), 'Gallery name'); } catch (e) { showError(err, e); return; }
+  const fd = new FormData();
+  fd.append('file', file, file.name);
+  fd.append('target_far', $('#people-check-far').value);
+  try {
+    const res = await api(`/api/galleries/${encodeURIComponent(g)}/identify`, { method: 'POST', body: fd });
+    box.textContent = '';
+    const faces = res.faces || [];
+    box.append(h('p', { class: 'muted small people-check-decision' }, decisionText(res.threshold, res.far)));
+    if (!faces.length) box.append(h('p', {}, 'No face found in this photo.'));
+    box.append(h('ul', { class: 'people-check-faces' }, faces.map((f) => h('li', {},
+      h('b', {}, f.label), f.distance === null || f.distance === undefined ? '' : ` — distance ${f.distance.toFixed(2)}`,
+      h('span', { class: 'muted small' }, ` (${decisionText(f.threshold, f.far)})`)))));
+    show(box);
+  } catch (e) {
+    show(box, false);
+    showError(err, e);
+  }
+}
+
 async function openPeopleCamera() {
   showError($('#people-error'), null);
   show($('#people-camera'));
@@ -154,6 +209,7 @@ function closePeopleCamera() {
 }
 
 export function initPeople() {
+  buildCheckCard();
   const gal = $('#people-gallery');
   gal.addEventListener('input', () => {
     clearTimeout(people.loadTimer);
