@@ -229,11 +229,12 @@ def test_train_config_checks_every_setting_in_one_place():
     from faceforge.train import TrainConfig
 
     cfg = TrainConfig()
-    assert cfg.embedder == "dlib-resnet" and cfg.val == 0.2 and cfg.target_far == 0.01 and cfg.head is None
+    assert cfg.embedder == "dlib-resnet" and cfg.val is None and cfg.folds == 0 and cfg.repeats is None
+    assert cfg.target_far == 0.01 and cfg.head is None
     assert TrainConfig.from_kwargs(cfg, head="svm", folds=3) == TrainConfig(head="svm", folds=3)
     for bad, match in [({"val": 0.95}, "val"), ({"target_far": 0.7}, "target_far"), ({"crops": "maybe"}, "crops"),
                        ({"head": "forest"}, "forest"), ({"task": "clustering"}, "task"), ({"folds": -1}, "folds"),
-                       ({"workers": -1}, "workers"), ({"seed": "x"}, "seed")]:
+                       ({"workers": -1}, "workers"), ({"seed": "x"}, "seed"), ({"repeats": 0}, "repeats")]:
         with pytest.raises(ParameterError, match=match):
             TrainConfig(**bad)
     with pytest.raises(ParameterError, match="no setting"):

@@ -25,7 +25,9 @@ def train(
     crops: str = typer.Option("auto", help="auto (whole image when no face is found), always (photos are face crops), "
                               "never."),
     augment: bool = typer.Option(False, "--augment", help="Add flipped/rotated/brightened copies (cached)."),
-    val: float = typer.Option(0.2, help="Fraction held out for the validation report."),
+    val: Optional[float] = typer.Option(None, help="Fraction held out for the validation report (0: none). Default: "
+                                        "under 300 photos, repeated k-fold over all photos with a 95% interval; "
+                                        "else 0.2."),
     folds: int = typer.Option(0, help="k-fold cross-validation instead of one hold-out (k >= 2)."),
     target_far: float = typer.Option(0.01, help="False-accept rate of the 'unknown' check (0 disables)."),
     label_column: Optional[str] = typer.Option(None, help="CSV: the label column (default: the second)."),
@@ -48,8 +50,10 @@ def train(
                  augment=augment, val=val, folds=folds, target_far=target_far or None, seed=seed,
                  label_column=label_column, path_column=path_column, image_root=image_root,
                  workers=workers_arg(workers), known=known or None, learning_curve=curve)
-    print_problems(res.problems)
-    print_report(res.report, title=f"validation: {res.report.get('validation')}")
+    print_problems([p for p in res.problems if getattr(p, "kind", "") != "wide_interval"])
+    v = res.report.get("validation") or {}
+    print_report(res.report, title=f"validation: {v.get('description', v) if isinstance(v, dict) else v}")
+    print_validation(v)
     t = res.timings
     err.print(f"embeddings: {t['cache_hits']} cached, {t['cache_misses']} computed in {t['embed_s']:.1f} s; "
               f"fit {t['fit_s']:.1f} s; total {t['total_s']:.1f} s", highlight=False)
@@ -104,6 +108,17 @@ def print_problems(problems: list[Any], limit: int = 15) -> None:
         err.print(f"... and {len(shown) - limit} more (see the report JSON)", highlight=False)
 
 
+def print_validation(v: Any) -> None:
+    """The headline with its interval and denominator, and the wide-interval warning."""
+    if not isinstance(v, dict):
+        return
+    from faceforge.train.validation import headline
+
+    out.print(f"[bold]{headline(v)}[/]", highlight=False)
+    if v.get("warning"):
+        err.print(f"[yellow]warning[/] {v['warning'][0].upper() + v['warning'][1:]}", highlight=False)
+
+
 def print_report(report: dict[str, Any], title: str = "") -> None:
     if "mae" in report:
         out.print(f"{title}\nMAE {report['mae']:.2f}  RMSE {report.get('rmse', float('nan')):.2f}  "
@@ -150,5 +165,6 @@ def _print_curve(report: dict[str, Any]) -> None:
     if report.get("learning_curve"):
         c = report["learning_curve"]
         pts = ", ".join(f"{n:.0f}: {np.mean(v):.3f}" for n, v in zip(c["train_images"], c["validation"]))
-        out.print(f"learning curve ({c['metric']} by training images): {pts}", highlight=False)
+        folds = f", mean over {c['folds']} folds" if c.get("folds", 1) > 1 else ""
+        out.print(f"learning curve ({c['metric']} by training images{folds}): {pts}", highlight=False)
 

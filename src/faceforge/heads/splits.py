@@ -16,7 +16,7 @@ import numpy as np
 from faceforge.errors import ParameterError
 from faceforge.heads.checks import check_groups
 
-__all__ = ["internal_folds", "kfold", "split_holdout", "strata"]
+__all__ = ["auto_folds", "internal_folds", "kfold", "merge_groups", "repeated_kfold", "split_holdout", "strata"]
 
 #: Quantile bins used to stratify a numeric (regression) target.
 REGRESSION_BINS = 5
@@ -79,6 +79,80 @@ def kfold(y: Any, k: int = 5, seed: int = 0, groups: Any = None) -> list[tuple[n
             f"Fix: use at most {largest} folds, or a hold-out split."
         )
     return _folds(s, g, int(k), seed)
+
+
+def auto_folds(y: Any, groups: Any = None, max_folds: int = 5) -> int:
+    """The number of folds for :func:`repeated_kfold`: ``max_folds``, but at most the number of
+    groups (photos) in the smallest class (or quantile bin), and at least 2.
+
+    With ``k`` no larger than the smallest class, every class can have a photo in every fold and
+    keep one on the training side.
+    """
+    s = strata(y)
+    g = check_groups(groups, len(s))
+    g = np.arange(len(s)) if g is None else g
+    smallest = min(len(np.unique(g[s == c])) for c in np.unique(s)) if len(s) else 0
+    return int(max(2, min(int(max_folds), smallest)))
+
+
+def repeated_kfold(y: Any, k: int, repeats: int, seed: int = 0,
+                   groups: Any = None) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    """Repeated stratified group k-fold: :func:`kfold` ``repeats`` times with seeds ``seed``, ``seed + 1``, ...
+
+    (scikit-learn's ``RepeatedStratifiedKFold`` does not keep groups together; this does.)
+
+    Args:
+        y: ``(n,)`` labels (floats: stratified by quantile bins).
+        k: folds per repeat (see :func:`auto_folds`).
+        repeats: number of repeats (>= 1), each a different shuffle of the groups.
+        seed: seed of the first repeat.
+        groups: ``(n,)`` source image of each row; ``None``: each row is its own group.
+
+    Returns:
+        One list of ``k`` pairs ``(train_idx, val_idx)`` per repeat; within a repeat every row is
+        in exactly one ``val_idx``.
+
+    Raises:
+        ParameterError: ``k`` as in :func:`kfold`, or ``repeats`` < 1.
+    """
+    if not isinstance(repeats, (int, np.integer)) or isinstance(repeats, bool) or repeats < 1:
+        raise ParameterError(f"repeats must be an integer >= 1, but got {repeats!r}. Fix: use repeats=1 or more.")
+    return [kfold(y, k, seed=int(seed) + r, groups=groups) for r in range(int(repeats))]
+
+
+def merge_groups(groups: Any, links: Any) -> np.ndarray:
+    """Groups joined by links: rows whose groups are linked (directly or through others) share one group.
+
+    Used to keep near-duplicate photos (the same picture re-saved or resized) on one side of every
+    split, as augmented copies already are.
+
+    Args:
+        groups: ``(n,)`` group of each row (e.g. its source image path).
+        links: pairs ``(a, b)`` of group values that belong together; values not in ``groups``
+            are ignored.
+
+    Returns:
+        ``(n,)`` array: each row's group replaced by the smallest group value of its linked set.
+    """
+    g = np.asarray(groups)
+    parent: dict[Any, Any] = {}
+
+    def find(x: Any) -> Any:
+        while parent.get(x, x) != x:
+            parent[x] = parent.get(parent[x], parent[x])
+            x = parent[x]
+        return x
+
+    present = set(g.tolist())
+    for a, b in links:
+        if a in present and b in present:
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                lo, hi = (ra, rb) if str(ra) <= str(rb) else (rb, ra)
+                parent[hi] = lo
+    if not parent:
+        return g.copy()
+    return np.array([find(v) for v in g.tolist()], dtype=g.dtype if g.dtype != object else object)
 
 
 def split_holdout(y: Any, val: float = 0.2, seed: int = 0, groups: Any = None) -> tuple[np.ndarray, np.ndarray]:

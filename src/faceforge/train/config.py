@@ -29,8 +29,13 @@ class TrainConfig:
             ``"never"`` (drop images without a face).
         augment: add flipped / rotated / brightened copies as extra cached embeddings (default False).
         val: fraction of images held out for the validation report, stratified, in [0, 0.9)
-            (default 0.2; 0: no validation).
-        folds: if >= 2, k-fold cross-validation instead of a single hold-out (default 0).
+            (0: no validation). Default ``None``: chosen by the number of photos (see
+            :mod:`faceforge.train.validation`): under 300 photos, repeated stratified k-fold over
+            all photos with a 95% interval; from 300 on, a 20% hold-out.
+        folds: if >= 2, k-fold cross-validation instead of a single hold-out (default 0: chosen,
+            as for ``val``).
+        repeats: repeats of the k-fold (default ``None``: 1 with ``folds`` given, else chosen to
+            fit 40 head fits, 2 to 10).
         target_far: false-accept rate of the "unknown" check (a stranger labelled as someone),
             in (0, 0.5) (default 0.01): lowering it rejects more strangers and more true faces.
             ``None`` disables it.
@@ -56,8 +61,9 @@ class TrainConfig:
     detector: str = "photo"
     crops: str | bool = "auto"
     augment: bool = False
-    val: float = 0.2
+    val: float | None = None
     folds: int = 0
+    repeats: int | None = None
     target_far: float | None = 0.01
     seed: int = 0
     label_column: str | None = None
@@ -98,8 +104,13 @@ class TrainConfig:
         """
         from faceforge.heads import HEADS, REGRESSORS
 
-        if not isinstance(self.val, (int, float)) or isinstance(self.val, bool) or not 0.0 <= float(self.val) < 0.9:
-            raise ParameterError(f"val must lie in [0, 0.9), got {self.val}")
+        if self.val is not None and (not isinstance(self.val, (int, float)) or isinstance(self.val, bool)
+                                     or not 0.0 <= float(self.val) < 0.9):
+            raise ParameterError(f"val must lie in [0, 0.9) (or be None: chosen by the number of photos), "
+                                 f"got {self.val}")
+        if self.repeats is not None and (not isinstance(self.repeats, int) or isinstance(self.repeats, bool)
+                                         or self.repeats < 1):
+            raise ParameterError(f"repeats must be None (chosen) or an integer >= 1, got {self.repeats!r}")
         if not isinstance(self.folds, int) or isinstance(self.folds, bool) or self.folds < 0:
             raise ParameterError(f"folds must be 0 (hold-out) or an integer >= 2, got {self.folds!r}")
         if self.target_far is not None and not 0.0 < float(self.target_far) < 0.5:

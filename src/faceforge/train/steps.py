@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import os
 import re
 import time
@@ -30,6 +31,8 @@ import numpy as np
 from faceforge._fs import atomic_write
 from faceforge.errors import DatasetError, ParameterError
 from faceforge.train.config import TrainConfig, crops_name
+
+log = logging.getLogger(__name__)
 
 MODEL_SUFFIX = ".ffm"
 #: Without ``known``, the unknown check is dropped when it would reject more known faces than this.
@@ -81,6 +84,12 @@ class Splits:
 
     pairs: list[tuple[np.ndarray, np.ndarray]]
     how: str
+    #: the repeat of each pair (all 0 but for repeated k-fold)
+    repeat: list[int] = field(default_factory=list)
+    #: the :class:`~faceforge.train.validation.Scheme` chosen
+    scheme: Any = None
+    #: the group of each row used to split (source image, near duplicates joined)
+    groups: np.ndarray | None = None
 
 
 @dataclass
@@ -93,6 +102,11 @@ class Fitted:
     curve: dict[str, Any] | None
     task: str
     classes: list[str]
+    #: the row and the repeat of each validation output
+    rows: np.ndarray | None = None
+    repeat: np.ndarray | None = None
+    #: repeats of the validation that ran (the time budget may cut repeated k-fold short)
+    repeats_run: int = 0
 
 
 @dataclass
@@ -192,25 +206,41 @@ def embed(loaded: Loaded, cfg: TrainConfig) -> Embedded:
 
 
 def split(emb: Embedded, cfg: TrainConfig) -> Splits:
-    """Validation splits: k-fold (``folds >= 2``), one stratified hold-out (``val > 0``) or none.
+    """Validation splits (:mod:`faceforge.train.validation`): repeated k-fold under
+    :data:`~faceforge.train.validation.SMALL_SET` photos, else one stratified hold-out;
+    ``folds >= 2`` or ``val`` given force k-fold or the hold-out (``val=0``: none).
 
-    Photos and their augmented copies stay on one side; augmented copies are never tested on.
+    A photo, its augmented copies and its near duplicates stay on one side; augmented copies are
+    never tested on; a class left without training photos in a split keeps them for training.
     """
-    from faceforge.heads.splits import kfold, split_holdout
+    from faceforge.heads.splits import merge_groups, repeated_kfold, split_holdout
+    from faceforge.train import validation as V
 
-    y, groups, aug = emb.y, emb.groups, emb.augmented
-    if cfg.folds and cfg.folds >= 2:
-        pairs = list(kfold(y, cfg.folds, seed=cfg.seed, groups=groups))
-        how = f"{cfg.folds}-fold cross-validation"
-    elif cfg.val > 0:
-        pairs = [split_holdout(y, val=cfg.val, seed=cfg.seed, groups=groups)]
-        how = f"stratified hold-out ({cfg.val:.0%} of images)"
+    y, aug = emb.y, emb.augmented
+    groups = merge_groups(emb.groups, V.duplicate_links(emb.problems, set(np.asarray(emb.groups)[~aug].tolist())))
+    photos = int((~aug).sum())
+    scheme = V.choose(y[~aug], groups[~aug], photos, val=cfg.val, folds=cfg.folds, repeats=cfg.repeats)
+    if scheme.method == "none":
+        return Splits([], "none (val=0)", scheme=scheme, groups=groups)
+    if scheme.method == "holdout":
+        pairs, repeat = [split_holdout(y, val=scheme.val, seed=cfg.seed, groups=groups)], [0]
     else:
-        return Splits([], "none (val=0)")
-    pairs = [(tr, te[~aug[te]]) for tr, te in pairs]
-    if not any(len(te) for _, te in pairs):  # e.g. 2 photos per class: none can be held out
-        return Splits([], "none: too few photos to hold any out for validation (add photos, or use folds)")
-    return Splits(pairs, how)
+        per = repeated_kfold(y, scheme.folds, scheme.repeats, seed=cfg.seed, groups=groups)
+        pairs = [p for folds in per for p in folds]
+        repeat = [r for r, folds in enumerate(per) for _ in folds]
+    out = []
+    for tr, te in pairs:
+        te = te[~aug[te]]
+        if getattr(emb.data, "task", "classification") == "classification":
+            lost = ~np.isin(y[te], y[tr])
+            if lost.any():
+                tr, te = np.sort(np.r_[tr, te[lost]]), te[~lost]
+        out.append((tr, te))
+    if not any(len(te) for _, te in out):  # e.g. 2 photos per class: none can be held out
+        return Splits([], "none: too few photos to hold any out for validation (add photos, or use folds)",
+                      scheme=scheme, groups=groups)
+    return Splits(out, V.describe(scheme.method, scheme.folds, scheme.repeats, scheme.val, photos), repeat,
+                  scheme, groups)
 
 
 def fit_head(emb: Embedded, plan: Plan, cfg: TrainConfig, idx: np.ndarray) -> Any:
@@ -224,27 +254,51 @@ def fit_head(emb: Embedded, plan: Plan, cfg: TrainConfig, idx: np.ndarray) -> An
 
 
 def fit(emb: Embedded, splits: Splits, plan: Plan, cfg: TrainConfig) -> Fitted:
-    """Fit one head per validation split (and the learning curve), then the final head on every row."""
+    """Fit one head per validation split (and the learning curve on the same folds), then the final
+    head on every row.
+
+    Repeated k-fold stops after fewer repeats when the first one shows that all would take more
+    than :data:`~faceforge.train.validation.TIME_BUDGET_S` (at least
+    :data:`~faceforge.train.validation.MIN_REPEATS` run).
+    """
+    from faceforge.train import validation as V
     from faceforge.train.curve import learning_curve
 
-    y_true: list[np.ndarray] = []
-    y_out: list[np.ndarray] = []
-    first = None
-    for tr, te in splits.pairs:
-        if not len(te):
-            continue
-        h = fit_head(emb, plan, cfg, tr)
-        if first is None:
-            first = h
-        y_true.append(emb.y[te])
-        y_out.append(h.predict(emb.X[te]) if plan.task == "regression" else h.predict_proba(emb.X[te]))
+    rows: list[np.ndarray] = []
+    outs: list[np.ndarray] = []
+    reps: list[np.ndarray] = []
+    used: list[tuple[tuple[np.ndarray, np.ndarray], Any]] = []
+    planned = splits.scheme.repeats if splits.scheme is not None else 1
+    limit = planned
+    t0 = time.perf_counter()
+    for i, (tr, te) in enumerate(splits.pairs):
+        r = splits.repeat[i] if splits.repeat else 0
+        if r >= limit:
+            break
+        if len(te):
+            h = fit_head(emb, plan, cfg, tr)
+            used.append(((tr, te), h))
+            rows.append(te)
+            reps.append(np.full(len(te), r))
+            outs.append(h.predict(emb.X[te]) if plan.task == "regression" else h.predict_proba(emb.X[te]))
+        nxt = splits.repeat[i + 1] if splits.repeat and i + 1 < len(splits.pairs) else None
+        if r == 0 and nxt != 0 and planned > V.MIN_REPEATS:  # the first repeat is done: time it
+            took = time.perf_counter() - t0
+            if took * planned > V.TIME_BUDGET_S:
+                limit = max(V.MIN_REPEATS, int(V.TIME_BUDGET_S // max(took, 1e-9)))
+                log.info("validation: %d repeats instead of %d (%.1f s per repeat)", limit, planned, took)
     curve = None
-    if splits.pairs and cfg.learning_curve and len(splits.pairs[0][1]):
-        curve = learning_curve(lambda idx: fit_head(emb, plan, cfg, idx), emb.X, emb.y, emb.groups,
-                               emb.augmented, splits.pairs[0], plan.task, cfg.seed, first)
+    if used and cfg.learning_curve:
+        pairs, heads = zip(*used[:V.CURVE_FOLDS])
+        groups = splits.groups if splits.groups is not None else emb.groups
+        curve = learning_curve(lambda idx: fit_head(emb, plan, cfg, idx), emb.X, emb.y, groups,
+                               emb.augmented, list(pairs), plan.task, cfg.seed, list(heads))
     final = fit_head(emb, plan, cfg, np.arange(len(emb.y)))
-    return Fitted(final, np.concatenate(y_true) if y_true else None, np.concatenate(y_out) if y_out else None,
-                  curve, plan.task, plan.classes)
+    if not rows:
+        return Fitted(final, None, None, curve, plan.task, plan.classes)
+    r_all = np.concatenate(rows)
+    return Fitted(final, emb.y[r_all], np.concatenate(outs), curve, plan.task, plan.classes, r_all,
+                  np.concatenate(reps), len(np.unique(np.concatenate(reps))))
 
 
 def calibrate(emb: Embedded, plan: Plan, cfg: TrainConfig) -> Calibration:
@@ -278,16 +332,22 @@ def calibrate(emb: Embedded, plan: Plan, cfg: TrainConfig) -> Calibration:
 
 
 def report(fitted: Fitted, splits: Splits, calib: Calibration, cfg: TrainConfig | None = None) -> dict[str, Any]:
-    """The validation report: metrics on held-out photos, how they were held out, the curve, the unknown check."""
-    from faceforge.heads.metrics import classification_report, regression_report
+    """The validation report: metrics on held-out photos, how they were held out (``validation``:
+    scheme, denominators, mean and 95% interval; see :func:`faceforge.train.validation.scored`),
+    the curve, the unknown check.
+    """
+    from faceforge.train import validation as V
 
     rep: dict[str, Any] = {}
-    if fitted.y_true is not None:
-        if fitted.task == "regression":
-            rep = regression_report(fitted.y_true, fitted.y_out)
-        else:
-            rep = classification_report(fitted.y_true, fitted.y_out, fitted.classes)
-    rep["validation"] = splits.how
+    if fitted.y_true is not None and fitted.y_out is not None and fitted.rows is not None \
+            and fitted.repeat is not None:
+        rep = V.scored(fitted.task, fitted.classes, fitted.y_true, fitted.y_out, fitted.rows, fitted.repeat,
+                       splits.scheme, fitted.repeats_run)
+    else:
+        scheme = splits.scheme
+        rep["validation"] = {"method": "none", "folds": 0, "repeats": 0, "n": 0,
+                             "photos": scheme.photos if scheme is not None else 0, "description": splits.how,
+                             "why": scheme.why if scheme is not None else ""}
     if fitted.curve is not None:
         rep["learning_curve"] = fitted.curve
     if calib.unknown is not None:
@@ -348,24 +408,33 @@ def save(output: str | os.PathLike, loaded: Loaded, emb: Embedded, plan: Plan, f
         arrays.update({f"openset.{k}": v for k, v in os_arrays.items()})
     save_bundle(output, manifest, arrays)
 
+    problems = list(emb.problems)
+    warning = rep.get("validation", {}).get("warning")
+    if warning:
+        from faceforge.data import Problem
+
+        problems.append(Problem("wide_interval", str(loaded.source), warning[0].upper() + warning[1:], "warning"))
     report_path = _sidecar(output, ".report.json")
     times = {**(timings or {}), "cache_hits": ed.cache_hits, "cache_misses": ed.cache_misses}
     full = {"model": str(output), "task": plan.task, "classes": plan.classes, "report": rep,
-            "problems": [_problem_dict(p) for p in emb.problems], "timings": times}
+            "problems": [_problem_dict(p) for p in problems], "timings": times}
     atomic_write(report_path, json.dumps(full, indent=2, default=_json_default).encode())
     plots: list[Path] = []
     if plan.task == "classification" and "confusion_matrix" in rep:
         from faceforge.heads.plots import confusion_matrix_png
 
-        plots.append(confusion_matrix_png(rep, _sidecar(output, ".confusion.png")))
+        r = rep.get("confusion_matrix_repeats")
+        title = (f"balanced accuracy {rep['balanced_accuracy']:.3f} ({rep['validation']['description']}; "
+                 f"counts summed over the {r} repeats)") if r else None
+        plots.append(confusion_matrix_png(rep, _sidecar(output, ".confusion.png"), title=title))
     if fitted.curve is not None:
         from faceforge.heads.plots import learning_curve_png
 
         c = fitted.curve
         plots.append(learning_curve_png(c["train_images"], c["validation"], _sidecar(output, ".learning.png"),
                                         train_scores=c["training"], metric=c["metric"],
-                                        title=f"learning curve ({rep['validation']})"))
-    result = TrainResult(output, rep, report_path, plots, emb.problems, times, manifest)
+                                        title=f"learning curve ({rep['validation']['description']})"))
+    result = TrainResult(output, rep, report_path, plots, problems, times, manifest)
     cfg.emit("saved", result)
     return result
 
