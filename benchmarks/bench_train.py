@@ -90,7 +90,8 @@ def run_one(name: str, method: str, train_src: Path, test_src: Path | None, opts
         rep = res.report
     rows.update({k: rep.get(k) for k in ("accuracy", "balanced_accuracy", "mae", "images")})
     rows["face_sources"] = rep.get("face_sources") or res.manifest.get("data", {}).get("face_sources")
-    rows["validation"] = "test split" if test_src else res.report.get("validation")
+    val = res.report.get("validation")
+    rows["validation"] = "test split" if test_src else (val.get("description") if isinstance(val, dict) else val)
     # classification throughput on raw image files (detect + align + embed + head)
     clf = load_classifier(model)
     files = []

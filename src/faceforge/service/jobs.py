@@ -166,7 +166,7 @@ def _train_in_child(d: Path) -> tuple[str, Any]:
     try:
         res = train(d / "labels.csv", d / "model.ffm", embedder=params.get("embedder", "dlib-resnet"),
                     head=params.get("head"), path_column="file", label_column="label", image_root=d / "photos",
-                    val=float(params.get("val", 0.2)), crops=params.get("crops", "auto"),
+                    val=None if params.get("val") is None else float(params["val"]), crops=params.get("crops", "auto"),
                     augment=bool(params.get("augment", False)), workers=1, progress=False, on_event=on_event,
                     learning_curve=False, known=params.get("known") or None, task="classification")
     except FaceforgeError as e:

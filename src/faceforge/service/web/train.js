@@ -306,9 +306,21 @@ function showTrainResult(result, order) {
     table.append(body);
   }
   const note = [];
-  if (nval) note.push(`Checked on ${nval} photo${nval === 1 ? '' : 's'} held back from training.`);
-  if (nval && nval < 20) note.push('Add more photos for a more reliable number.');
-  if (report.validation && !nval) note.push(`Validation: ${report.validation}.`);
+  const v = report.validation;
+  if (v && typeof v === 'object') {
+    const pct = (x) => `${Math.round(100 * x)}%`;
+    if (typeof v.mean === 'number' && Array.isArray(v.ci95) && v.metric !== 'MAE') {
+      note.push(`Checked by ${v.description}: ${pct(v.mean)} (95% interval ${pct(v.ci95[0])}–${pct(v.ci95[1])}).`);
+    } else if (v.description) {
+      note.push(`Validation: ${v.description}.`);
+    }
+    if (v.warning) note.push(v.warning);
+  } else if (nval) {
+    note.push(`Checked on ${nval} photo${nval === 1 ? '' : 's'} held back from training.`);
+    if (nval < 20) note.push('Add more photos for a more reliable number.');
+  } else if (v) {
+    note.push(`Validation: ${v}.`);
+  }
   $('#train-result-note').textContent = note.join(' ');
   // problems, with the server's photo file names mapped back to the classes
   const probs = $('#train-problems');
