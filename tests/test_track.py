@@ -151,3 +151,18 @@ def test_smoothing_real_predictions_on_a_real_clip(astronaut, detector):
         sm = t.data.setdefault("emotion", LabelSmoother())
         shown.append(sm.update(emo.predict_faces(noisy, faces[:1])[0]).label)
     assert count_flips(shown) == 0 and shown[-1] == "happy"
+
+
+def test_smoothed_gallery_answers_keep_threshold_and_far(astronaut, tmp_path):
+    """A gallery's smoothed label in live video still says the threshold in force and its false-accept rate."""
+    from faceforge.gallery import Gallery
+    from faceforge.pipeline import FaceFinder
+
+    g = Gallery(tmp_path / "g.db")
+    g.enrol("eileen", [astronaut])
+    raw = g.predict_faces(astronaut, FaceFinder().find(astronaut))[0]
+    sm = LabelSmoother()
+    out = [sm.update(raw) for _ in range(3)][-1]
+    assert out.label == "eileen" and out.threshold == raw.threshold == g.threshold
+    assert out.far == raw.far is not None and out.distance == raw.distance
+    assert {"threshold", "far", "distance"} <= set(out.to_dict())

@@ -36,7 +36,7 @@ class LabelSmoother:
         self.updates = 0
 
     def update(self, prediction: Any) -> Any:
-        """Add one :class:`~faceforge.train.Prediction`; return the smoothed prediction."""
+        """Add one :class:`~faceforge.types.Prediction`; return the smoothed prediction."""
         from faceforge.types import Prediction
 
         self.updates += 1
@@ -55,8 +55,11 @@ class LabelSmoother:
                                   self.probs[best] - self.probs.get(self.label, 0.0) > self.switch_margin):
             self.label = best
         ranked = sorted(self.probs.items(), key=lambda kv: -kv[1])
+        # the model's threshold and its false-accept rate hold for the smoothed label too; distance and
+        # known_score are the latest face's
         return Prediction(self.label, self.probs[self.label], ranked[: max(1, len(prediction.top_k))],
-                          prediction.known_score)
+                          prediction.known_score, distance=prediction.distance, threshold=prediction.threshold,
+                          far=prediction.far)
 
 
 def count_flips(labels: list[str | None]) -> int:
