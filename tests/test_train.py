@@ -118,9 +118,10 @@ def test_me_not_me(att_subset, tmp_path):
         for f in sorted(other.iterdir())[:4]:
             (data / "not_me" / f"{other.name}_{f.name}").symlink_to(f)
     model = tmp_path / "me.ffm"
-    res = train(data, model, val=0.0, progress=False, target_far=0.01)
+    res = train(data, model, val=0.0, progress=False, target_far=0.01, negatives="not_me")
     u = res.report["unknown"]
     assert u["known"] == ["me"] and u["negatives"] == ["not_me"] and "not_me" in u["known_because"]
+    assert u["rule"] == "negatives" and "not_me" in u["why"]
     clf = load_classifier(model)
     assert clf.rejected_label == "not_me"
     me_test = sorted((att_subset / "test" / me_dir.name).iterdir())
@@ -132,7 +133,13 @@ def test_me_not_me(att_subset, tmp_path):
     r = runner.invoke(app, ["train", str(data), "-o", str(tmp_path / "me2.ffm"), "--known", "me", "--val", "0",
                             "--no-curve", "--workers", "1"])
     assert r.exit_code == 0, r.output
-    assert "known: me; negatives: not_me" in r.output
+    assert "known: me; negatives: not_me" in r.output and "rule: negatives (known=['me'] given" in r.output
+    # without --known / --negatives, not_me is an ordinary class: a hint, no re-interpretation
+    r = runner.invoke(app, ["train", str(data), "-o", str(tmp_path / "me4.ffm"), "--val", "0", "--no-curve",
+                            "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    assert "class 'not_me' looks like 'anyone else'; pass --negatives not_me if it is" in r.output
+    assert "negatives: not_me" not in r.output and load_classifier(tmp_path / "me4.ffm").rejected_label != "not_me"
     r = runner.invoke(app, ["train", str(data), "-o", str(tmp_path / "me3.ffm"), "--known", "bob"])
     assert r.exit_code == 2 and "bob" in r.output
 
