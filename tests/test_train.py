@@ -276,3 +276,21 @@ def test_training_steps_run_one_by_one(att_subset, tmp_path):
     assert again.report == rep and list(again.report) == list(rep)
     assert load_classifier(res.model_path).predict_embeddings(emb.X[:3])[0].label == \
         load_classifier(again.model_path).predict_embeddings(emb.X[:3])[0].label
+
+
+def test_many_people_with_few_photos_train_without_warnings(tmp_path, recwarn):
+    """40 AT&T people with 2-3 photos each: no scikit-learn warnings, the folds explained in plain words."""
+    import warnings
+
+    src = shared_path("identity", "att_faces")
+    data = tmp_path / "data"
+    for i, person in enumerate(sorted(p for p in src.iterdir() if p.is_dir())[:40]):
+        (data / person.name).mkdir(parents=True)
+        for f in sorted(person.iterdir())[:2 + i % 2]:
+            (data / person.name / f.name).symlink_to(f)
+    warnings.simplefilter("always")
+    for head in ("logreg", "svm"):
+        res = train(data, tmp_path / f"{head}.ffm", head=head, progress=False, workers=1, learning_curve=head == "svm")
+        assert not recwarn.list, [f"{w.category.__name__}: {w.message}" for w in recwarn.list]
+    few = [p.message for p in res.problems if p.kind == "few_for_folds"]
+    assert few and "has 2 photos: too few for 5-fold validation, using 2 folds" in few[0], few

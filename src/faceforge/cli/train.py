@@ -54,7 +54,11 @@ def train(
                  label_column=label_column, path_column=path_column, image_root=image_root,
                  workers=workers_arg(workers), known=known or None,
                  negatives=negatives or None, learning_curve=curve)
-    print_problems([p for p in res.problems if getattr(p, "kind", "") != "wide_interval"])
+    notes = ("negatives_hint", "few_for_folds")  # always shown, however many other problems there are
+    for p in res.problems:
+        if getattr(p, "kind", "") in notes:
+            err.print(f"[yellow]note[/] {p.message}", highlight=False)
+    print_problems([p for p in res.problems if getattr(p, "kind", "") not in ("wide_interval", *notes)])
     v = res.report.get("validation") or {}
     print_report(res.report, title=f"validation: {v.get('description', v) if isinstance(v, dict) else v}")
     print_validation(v)

@@ -1,13 +1,17 @@
-"""Which classes the unknown check guards: the me / not-me rule applies only when asked.
+"""Rules on the user's classes: which ones the unknown check guards, and what small classes do to the folds.
 
-``known`` / ``negatives`` (CLI ``--known`` / ``--negatives``) turn it on; a class's name never
-does (a name like ``not_me`` only gets a hint, :func:`negatives_hint`).
+The me / not-me rule applies only when asked: ``known`` / ``negatives`` (CLI ``--known`` /
+``--negatives``) turn it on; a class's name never does (a name like ``not_me`` only gets a hint,
+:func:`negatives_hint`). :func:`fold_problems` puts in plain words what scikit-learn would warn
+about (and faceforge silences) when classes are too small for the folds.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import Any, Sequence
+
+import numpy as np
 
 from faceforge.errors import ParameterError
 
@@ -71,3 +75,36 @@ def _names(names: Sequence[str] | str | None, what: str) -> list[str] | None:
     if not out:
         raise ParameterError(f"{what} must name at least one class.")
     return out
+
+
+def fold_problems(task: str, classes: list[str], y: np.ndarray, v: Any, source: str) -> list[Any]:
+    """Plain words for classes too small for the validation folds.
+
+    Args:
+        task: ``"classification"`` or ``"regression"``.
+        classes: the class names.
+        y: the class of each original (not augmented) photo.
+        v: the report's ``validation`` entry.
+        source: the data set (the problems' path).
+
+    Returns:
+        :class:`~faceforge.data.Problem` list (empty when the folds fit).
+    """
+    from faceforge.data import Problem
+    from faceforge.train.validation import MAX_FOLDS
+
+    v = v if isinstance(v, dict) else {}
+    k = int(v.get("folds") or 0)
+    if task != "classification" or k < 2 or not len(y):
+        return []
+    counts = np.bincount(np.asarray(y, int), minlength=len(classes))
+    c = int(np.argmin(counts))
+    n = int(counts[c])
+    if "smallest class" in str(v.get("why", "")) and k < MAX_FOLDS:
+        return [Problem("few_for_folds", source, f"class {classes[c]!r} has {n} photos: too few for "
+                        f"{MAX_FOLDS}-fold validation, using {k} folds", "info")]
+    if n < k:
+        small = int((counts < k).sum())
+        return [Problem("few_for_folds", source, f"class {classes[c]!r} has {n} photos, fewer than the {k} "
+                        f"folds asked for: {small} class(es) are missing from some folds' tests", "warning")]
+    return []

@@ -31,6 +31,7 @@ from faceforge._fs import atomic_write
 from faceforge.errors import DatasetError
 from faceforge.train.config import TrainConfig, crops_name
 from faceforge.train.rules import NEGATIVE_NAMES as NEGATIVE_NAMES  # re-exported (faceforge.train.core)
+from faceforge.train.rules import fold_problems
 from faceforge.train.rules import known_classes as known_classes
 from faceforge.train.rules import negatives_hint as negatives_hint
 
@@ -423,7 +424,8 @@ def save(output: str | os.PathLike, loaded: Loaded, emb: Embedded, plan: Plan, f
         arrays.update({f"openset.{k}": v for k, v in os_arrays.items()})
     save_bundle(output, manifest, arrays)
 
-    problems = list(emb.problems)
+    problems = list(emb.problems) + fold_problems(plan.task, plan.classes, np.asarray(emb.y)[~emb.augmented],
+                                                    rep.get("validation"), str(loaded.source))
     if plan.hint:
         from faceforge.data import Problem
 
