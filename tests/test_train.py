@@ -118,9 +118,10 @@ def test_me_not_me(att_subset, tmp_path):
         for f in sorted(other.iterdir())[:4]:
             (data / "not_me" / f"{other.name}_{f.name}").symlink_to(f)
     model = tmp_path / "me.ffm"
-    res = train(data, model, val=0.0, progress=False, target_far=0.01)
+    res = train(data, model, val=0.0, progress=False, target_far=0.01, negatives="not_me")
     u = res.report["unknown"]
     assert u["known"] == ["me"] and u["negatives"] == ["not_me"] and "not_me" in u["known_because"]
+    assert u["rule"] == "negatives" and "not_me" in u["why"]
     clf = load_classifier(model)
     assert clf.rejected_label == "not_me"
     me_test = sorted((att_subset / "test" / me_dir.name).iterdir())
@@ -132,7 +133,13 @@ def test_me_not_me(att_subset, tmp_path):
     r = runner.invoke(app, ["train", str(data), "-o", str(tmp_path / "me2.ffm"), "--known", "me", "--val", "0",
                             "--no-curve", "--workers", "1"])
     assert r.exit_code == 0, r.output
-    assert "known: me; negatives: not_me" in r.output
+    assert "known: me; negatives: not_me" in r.output and "rule: negatives (known=['me'] given" in r.output
+    # without --known / --negatives, not_me is an ordinary class: a hint, no re-interpretation
+    r = runner.invoke(app, ["train", str(data), "-o", str(tmp_path / "me4.ffm"), "--val", "0", "--no-curve",
+                            "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    assert "class 'not_me' looks like 'anyone else'; pass --negatives not_me if it is" in r.output
+    assert "negatives: not_me" not in r.output and load_classifier(tmp_path / "me4.ffm").rejected_label != "not_me"
     r = runner.invoke(app, ["train", str(data), "-o", str(tmp_path / "me3.ffm"), "--known", "bob"])
     assert r.exit_code == 2 and "bob" in r.output
 
@@ -269,3 +276,21 @@ def test_training_steps_run_one_by_one(att_subset, tmp_path):
     assert again.report == rep and list(again.report) == list(rep)
     assert load_classifier(res.model_path).predict_embeddings(emb.X[:3])[0].label == \
         load_classifier(again.model_path).predict_embeddings(emb.X[:3])[0].label
+
+
+def test_many_people_with_few_photos_train_without_warnings(tmp_path, recwarn):
+    """40 AT&T people with 2-3 photos each: no scikit-learn warnings, the folds explained in plain words."""
+    import warnings
+
+    src = shared_path("identity", "att_faces")
+    data = tmp_path / "data"
+    for i, person in enumerate(sorted(p for p in src.iterdir() if p.is_dir())[:40]):
+        (data / person.name).mkdir(parents=True)
+        for f in sorted(person.iterdir())[:2 + i % 2]:
+            (data / person.name / f.name).symlink_to(f)
+    warnings.simplefilter("always")
+    for head in ("logreg", "svm"):
+        res = train(data, tmp_path / f"{head}.ffm", head=head, progress=False, workers=1, learning_curve=head == "svm")
+        assert not recwarn.list, [f"{w.category.__name__}: {w.message}" for w in recwarn.list]
+    few = [p.message for p in res.problems if p.kind == "few_for_folds"]
+    assert few and "has 2 photos: too few for 5-fold validation, using 2 folds" in few[0], few

@@ -46,12 +46,15 @@ def autolabel(
                                 help="Folder for class folders of crops, manifest.csv, summary.json."),
     min_confidence: float = typer.Option(0.6, "--min-confidence", help="Keep faces labelled with at least this score."),
     balance: str = typer.Option("none", help="none, or cap: at most as many faces per class as the rarest class has."),
+    faces: str = typer.Option("main", "--faces", help="main: only the main face of each photo (the face a per-photo "
+                                                        "label belongs to); all: background faces too."),
     workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
 ) -> None:
     """Label every face of unlabelled photos with a teacher model; resumes after an interruption."""
     from faceforge.bootstrap.autolabel import autolabel as _autolabel
 
-    res = _autolabel(model, paths, output, min_confidence=min_confidence, balance=balance, workers=workers_arg(workers))
+    res = _autolabel(model, paths, output, min_confidence=min_confidence, balance=balance, workers=workers_arg(workers),
+                      faces=faces)
     print_skipped(res.skipped)
     t = Table(title=f"{len(res.faces)} faces labelled"
                     + (f" ({res.resumed} images done in an earlier run)" if res.resumed else ""))
@@ -61,11 +64,17 @@ def autolabel(
         t.add_row(c, str(n), str(res.counts.get(c, 0)))
     out.print(t)
     out.print("confidence: " + ", ".join(f"{k} {v}" for k, v in res.histogram.items()), highlight=False)
+    if res.background:
+        out.print(f"{len(res.faces) - res.background} main faces (one per photo or frame), {res.background} background "
+                  f"faces " + ("not kept (--faces all keeps them)" if faces == "main" else "kept"), highlight=False)
+    if balance == "cap":
+        out.print("balance cap dropped: " + (", ".join(f"{c} {n}" for c, n in res.dropped.items()) or "nothing")
+                  + " (the least confident faces of each class)", highlight=False)
     if res.skew is not None and res.skew > 1.5:
         out.print(f"[yellow]class skew {res.skew:.1f}x among kept faces[/]: use --balance cap, or train the student "
                   f"with balanced class weights (the default).", highlight=False)
     out.print(f"written to {output}/ (a folder per class; manifest.csv; summary.json). "
-              f"Next: faceforge train {output} -o student.ffm", highlight=False)
+              f"Next: faceforge distil {output} -o student.ffm", highlight=False)
 
 
 @handle_errors
@@ -73,7 +82,9 @@ def distil(
     pseudo: Path = typer.Argument(..., help="An autolabel output folder (class folders of crops)."),
     output: Path = typer.Option(..., "-o", "--output", help="The student model file (.ffm)."),
     teacher: Optional[Path] = typer.Option(None, "--teacher", help="Default: the model recorded by autolabel."),
-    embedder: str = typer.Option("dlib-resnet", "--embedder", "-e"),
+    embedder: str = typer.Option("dlib-resnet", "--embedder", "-e",
+                                 help="The student's: dlib-resnet (identity), agegender or gendernet (age, gender), "
+                                      "effnet-lite0 (ImageNet features), expression (smiles and other expressions)."),
     detector: str = typer.Option("live", "--detector", "-d", help="The student's detector (live: fast)."),
     head: Optional[str] = typer.Option(None),
     test: Optional[Path] = typer.Option(None, "--test", help="Labelled test data (folder or CSV) for both models."),
@@ -89,11 +100,16 @@ def distil(
                   test_options=opts, workers=workers_arg(workers))
     d = res.to_dict()
     lines = [f"student written: {d['model']}"]
+    a = d["agreement_detail"]
     if d["agreement"] is not None:
-        lines.append(f"agreement with the teacher (held-out pseudo-labels): {d['agreement']:.1%} "
-                     f"(balanced {d['agreement_balanced']:.1%})")
+        lines.append(f"agreement with the teacher: {d['agreement']:.1%} (balanced {d['agreement_balanced']:.1%}) "
+                     f"of {a['faces']} of the teacher's faces in {a['photos']} held-out photos"
+                     + (f"; {a['missed']} not found by the student's detector" if a["missed"] else ""))
+    else:
+        lines.append(f"agreement with the teacher: {a.get('description', 'not measured')}")
     for name, r in d["test"].items():
-        lines.append(f"{name} on {test}: accuracy {r['accuracy']:.1%}, balanced {r['balanced_accuracy']:.1%}")
+        lines.append(f"{name} on {test}: accuracy {r['accuracy']:.1%}, balanced {r['balanced_accuracy']:.1%} "
+                     f"over {r['images']} images")
     if d["latency_ms"]:
         lines.append(f"latency per image: student {d['latency_ms']['student']:.1f} ms, "
                      f"teacher {d['latency_ms']['teacher']:.1f} ms")

@@ -35,8 +35,11 @@ def train(
     image_root: Optional[Path] = typer.Option(None, help="CSV: folder the file paths are relative to."),
     known: Optional[list[str]] = typer.Option(None, "--known", help="A class that is a person to recognise; the "
                                               "other classes are negatives (e.g. --known me beside a not_me folder). "
-                                              "Repeat for several. Default: classes named not_*, others, negatives or "
-                                              "unknown are the negatives."),
+                                              "Repeat for several."),
+    negatives: Optional[list[str]] = typer.Option(None, "--negatives", help="The class of anyone else's faces "
+                                                  "(e.g. --negatives not_me): the other classes are people to "
+                                                  "recognise (the me / not-me rule). Default: every class is an "
+                                                  "ordinary class, whatever its name."),
     curve: bool = typer.Option(True, "--curve/--no-curve", help="Plot a learning curve (one extra fit)."),
     seed: int = typer.Option(0),
     workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
@@ -49,8 +52,13 @@ def train(
     res = _train(data, output, embedder=embedder, head=head, detector=detector, crops=crop_mode,
                  augment=augment, val=val, folds=folds, target_far=target_far or None, seed=seed,
                  label_column=label_column, path_column=path_column, image_root=image_root,
-                 workers=workers_arg(workers), known=known or None, learning_curve=curve)
-    print_problems([p for p in res.problems if getattr(p, "kind", "") != "wide_interval"])
+                 workers=workers_arg(workers), known=known or None,
+                 negatives=negatives or None, learning_curve=curve)
+    notes = ("negatives_hint", "few_for_folds")  # always shown, however many other problems there are
+    for p in res.problems:
+        if getattr(p, "kind", "") in notes:
+            err.print(f"[yellow]note[/] {p.message}", highlight=False)
+    print_problems([p for p in res.problems if getattr(p, "kind", "") not in ("wide_interval", *notes)])
     v = res.report.get("validation") or {}
     print_report(res.report, title=f"validation: {v.get('description', v) if isinstance(v, dict) else v}")
     print_validation(v)
@@ -142,13 +150,14 @@ def _print_table(report: dict[str, Any], title: str) -> None:
 
 
 def _print_unknown(report: dict[str, Any]) -> None:
-    if "unknown" in report and "disabled" in report["unknown"]:
-        out.print(f"unknown faces: off. {report['unknown']['disabled']}", highlight=False)
-    elif "unknown" in report:
-        u = report["unknown"]
+    u = report.get("unknown") or {}
+    if "disabled" in u:
+        out.print(f"rule: {u.get('rule', 'attributes')}; unknown faces: off. {u['disabled']}", highlight=False)
+    elif u:
+        if u.get("rule"):
+            out.print(f"rule: {u['rule']} ({u.get('why', '')})", highlight=False)
         if u.get("negatives"):
-            out.print(f"known: {', '.join(u['known'])}; negatives: {', '.join(u['negatives'])} "
-                      f"({u.get('known_because', '')})", highlight=False)
+            out.print(f"known: {', '.join(u['known'])}; negatives: {', '.join(u['negatives'])}", highlight=False)
         out.print(f"unknown faces: threshold {u['threshold']:.3f} for a {u['target_far']:.1%} false-accept "
                   f"rate (measured FAR {u['far']:.1%}, FRR {u['frr']:.1%})", highlight=False)
     if "open_set" in report:

@@ -41,6 +41,9 @@ def _as_full(coef: np.ndarray, intercept: np.ndarray, m: int) -> tuple[np.ndarra
 #: FER2013's 28,709 images x 1280 features the full search (7 C values x 3 folds) took longer
 #: than half an hour on 2 cores; the final fit still uses every row.
 TUNE_ROWS = 4000
+#: scikit-learn's guess that labels with few photos per class are numbers: many people with 2-3
+#: photos each are a classification, and say so themselves (the training report's problems)
+FEW_PER_CLASS = r"The number of unique classes is greater than 50% of the number of samples"
 
 
 def tuning_rows(yc: np.ndarray, groups: np.ndarray | None, seed: int, limit: int = TUNE_ROWS) -> np.ndarray:
@@ -119,6 +122,7 @@ class LogRegHead(_LinearHead):
         with warnings.catch_warnings():
             # the tuning fits stop at max_iter on purpose; fit_info_ records convergence of the final fit
             warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.filterwarnings("ignore", message=FEW_PER_CLASS, category=UserWarning)
             est.fit(Z, yc, sample_weight=w)
         return est
 
@@ -225,6 +229,7 @@ class SVMHead(_LinearHead):
         with warnings.catch_warnings():
             # liblinear often stops at max_iter on standardised embeddings; the temperature fit calibrates anyway
             warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.filterwarnings("ignore", message=FEW_PER_CLASS, category=UserWarning)
             est.fit(Z, yc, sample_weight=w)
         W, b = _as_full(est.coef_, est.intercept_, len(est.classes_))
         return W, b, est.classes_, est.n_iter_

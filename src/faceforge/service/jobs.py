@@ -168,7 +168,8 @@ def _train_in_child(d: Path) -> tuple[str, Any]:
                     head=params.get("head"), path_column="file", label_column="label", image_root=d / "photos",
                     val=None if params.get("val") is None else float(params["val"]), crops=params.get("crops", "auto"),
                     augment=bool(params.get("augment", False)), workers=1, progress=False, on_event=on_event,
-                    learning_curve=False, known=params.get("known") or None, task="classification")
+                    learning_curve=False, known=params.get("known") or None,
+                    negatives=params.get("negatives") or None, task="classification")
     except FaceforgeError as e:
         return "error", str(e)
     except Exception as e:  # a bug: report it, the server stays up

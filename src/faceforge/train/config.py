@@ -52,8 +52,13 @@ class TrainConfig:
         learning_curve: also fit on 10%, 25% and 50% of the (first) training split and plot the
             validation score against the number of training images (default True).
         known: the classes that are people to recognise; the others are negatives (e.g.
-            ``("me",)`` beside a ``not_me`` folder). Default: classes named like ``not_me``,
-            ``others``, ``negatives`` or ``unknown`` are the negatives, else every class is known.
+            ``("me",)`` beside a ``not_me`` folder): the me / not-me rule.
+        negatives: the class (or classes) of "anyone else's faces" (e.g. ``"not_me"``): the other
+            classes are people to recognise, and a face is one of them only when it is close
+            enough to their photos, else the negatives' label. Default ``None`` (with ``known``
+            ``None``): every class is an ordinary class, whatever its name (a class named like
+            ``not_me`` only gets a hint); the unknown check stays on when the classes behave like
+            people and is switched off when they are attributes (see ``report["unknown"]["rule"]``).
     """
 
     embedder: str = "dlib-resnet"
@@ -77,6 +82,7 @@ class TrainConfig:
     alignment: str | dict[str, Any] | None = None
     learning_curve: bool = True
     known: Sequence[str] | None = None
+    negatives: str | Sequence[str] | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -131,6 +137,8 @@ class TrainConfig:
             raise ParameterError("on_event must be a function (name, payload) or None.")
         if self.known is not None and not isinstance(self.known, (str, list, tuple)):
             raise ParameterError(f"known must be a list of class names, got {self.known!r}")
+        if self.negatives is not None and not isinstance(self.negatives, (str, list, tuple)):
+            raise ParameterError(f"negatives must be a class name (or a list of them), got {self.negatives!r}")
 
     def emit(self, name: str, payload: Any) -> None:
         """Send a progress event to :attr:`on_event` (if any)."""

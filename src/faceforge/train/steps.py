@@ -20,26 +20,27 @@ import datetime as _dt
 import json
 import logging
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from faceforge._fs import atomic_write
-from faceforge.errors import DatasetError, ParameterError
+from faceforge.errors import DatasetError
 from faceforge.train.config import TrainConfig, crops_name
+from faceforge.train.rules import NEGATIVE_NAMES as NEGATIVE_NAMES  # re-exported (faceforge.train.core)
+from faceforge.train.rules import fold_problems
+from faceforge.train.rules import known_classes as known_classes
+from faceforge.train.rules import negatives_hint as negatives_hint
 
 log = logging.getLogger(__name__)
 
 MODEL_SUFFIX = ".ffm"
-#: Without ``known``, the unknown check is dropped when it would reject more known faces than this.
+#: Without ``known`` / ``negatives``, the unknown check is dropped when it would reject more known faces
+#: than this: the classes are attributes (gender, smiling), not people.
 MAX_AUTO_FRR = 0.5
-#: Class names taken as negatives ("anyone else") when ``known`` is not given.
-NEGATIVE_NAMES = re.compile(r"^(not[ _.-]?.+|non[ _.-].+|others?|other[ _.-]people|negatives?|strangers?|"
-                            r"unknowns?|background|nobody|none|noise)$", re.IGNORECASE)
 
 
 # -- what the steps pass on ------------------------------------------------------------------
@@ -63,6 +64,8 @@ class Plan:
     classes: list[str]
     known: list[int] | None = None
     known_because: str = ""
+    #: a hint when a class is named like "anyone else" but ``negatives`` was not given
+    hint: str = ""
 
 
 @dataclass
@@ -173,8 +176,12 @@ def check(loaded: Loaded, cfg: TrainConfig) -> Plan:
     params.setdefault("normalize", bool(getattr(embedder_class(cfg.embedder), "normalize_for_heads", True)))
     make_head(kind, ds.task, seed=cfg.seed, **params)  # refuses a bad head or parameter now
     plan = Plan(ds.task, kind, params, list(ds.classes))
-    if ds.task == "classification" and cfg.target_far is not None:
-        plan.known, plan.known_because = known_classes(plan.classes, cfg.known)
+    if ds.task == "classification":
+        plan.known, plan.known_because = known_classes(plan.classes, cfg.known, cfg.negatives)
+        if cfg.known is None and cfg.negatives is None:
+            plan.hint = negatives_hint(plan.classes)
+            if plan.hint:
+                log.info("%s", plan.hint)
     return plan
 
 
@@ -320,14 +327,23 @@ def calibrate(emb: Embedded, plan: Plan, cfg: TrainConfig) -> Calibration:
     if plan.known is not None:
         unknown["negatives"] = [c for i, c in enumerate(plan.classes) if i not in plan.known]
         unknown["known_because"] = plan.known_because
+        unknown.update(rule="negatives", why=plan.known_because)
     elif openset.frr > MAX_AUTO_FRR:
         # Classes that are not people (gender, emotion, ...): every face resembles some other
         # class, so a threshold that lets few "impostors" through rejects most true faces.
-        unknown = {"disabled": (
-            f"at a {far:.0%} false-accept rate the unknown check would reject {openset.frr:.0%} "
-            f"of known faces: the classes look like attributes, not people, so every face gets a "
-            f"class. Pass known=[...] (CLI --known) to force it."), "frr": float(openset.frr)}
+        why = (f"at a {far:.0%} false-accept rate the unknown check would reject {openset.frr:.0%} "
+               f"of known faces (more than {MAX_AUTO_FRR:.0%}): the classes look like attributes, not people, "
+               f"so every face gets a class. Pass known=[...] or negatives=... (CLI --known / --negatives) "
+               f"to force it.")
+        unknown = {"disabled": why, "frr": float(openset.frr), "rule": "attributes", "why": why}
         openset = None
+    else:
+        unknown.update(rule="people", why=(
+            f"every class is a person to recognise: at a {far:.0%} false-accept rate the unknown check rejects "
+            f"{openset.frr:.0%} of known faces (at most {MAX_AUTO_FRR:.0%}), so faces far from every class "
+            f"are called unknown"))
+    if plan.hint:
+        unknown["hint"] = plan.hint
     return Calibration(openset, unknown)
 
 
@@ -408,7 +424,12 @@ def save(output: str | os.PathLike, loaded: Loaded, emb: Embedded, plan: Plan, f
         arrays.update({f"openset.{k}": v for k, v in os_arrays.items()})
     save_bundle(output, manifest, arrays)
 
-    problems = list(emb.problems)
+    problems = list(emb.problems) + fold_problems(plan.task, plan.classes, np.asarray(emb.y)[~emb.augmented],
+                                                    rep.get("validation"), str(loaded.source))
+    if plan.hint:
+        from faceforge.data import Problem
+
+        problems.append(Problem("negatives_hint", str(loaded.source), plan.hint, "info"))
     warning = rep.get("validation", {}).get("warning")
     if warning:
         from faceforge.data import Problem
@@ -458,32 +479,6 @@ def check_usable(classes: list[str], y: np.ndarray, problems: list[Any]) -> None
     raise DatasetError("Too few usable photos: " + ", ".join(lines) + " after unreadable photos and photos "
                        "without a face were dropped; every class needs at least 2. Add clear photos of the face "
                        "or remove the class." + (f" Dropped: {detail}" if detail else ""))
-
-
-def known_classes(classes: list[str], known: Sequence[str] | str | None) -> tuple[list[int] | None, str]:
-    """Indices of the known classes (``None``: all), and why.
-
-    Raises:
-        ParameterError: ``known`` names a class that does not exist, or leaves no negatives.
-    """
-    if known is not None:
-        if isinstance(known, str):
-            known = [known]
-        missing = [k for k in known if k not in classes]
-        if missing:
-            raise ParameterError(f"known classes {missing} are not among the classes {classes}. Fix: use the "
-                                 f"folder / label names.")
-        if not known:
-            raise ParameterError("known must name at least one class.")
-        idx = sorted({classes.index(k) for k in known})
-        if len(idx) == len(classes) and len(idx) < 2:
-            raise ParameterError("one known class needs a class of other people's faces as negatives.")
-        return (idx if len(idx) < len(classes) else None), "given"
-    neg = [i for i, c in enumerate(classes) if NEGATIVE_NAMES.match(c.strip())]
-    if neg and len(neg) < len(classes):
-        keep = [i for i in range(len(classes)) if i not in neg]
-        return keep, f"classes named like negatives: {[classes[i] for i in neg]}"
-    return None, ""
 
 
 def _sidecar(model_path: Path, suffix: str) -> Path:

@@ -29,6 +29,8 @@ async def create_training(
         labels: Annotated[list[str], Form(description="one class label per photo, in the same order")],
         embedder: Annotated[str, Form()] = "dlib-resnet", head: Annotated[str, Form()] = "logreg",
         known: Annotated[str, Form(description="comma-separated known classes (me / not-me models)")] = "",
+        negatives: Annotated[str, Form(description="comma-separated classes of other people's faces (me / not-me "
+                                                   "models); default none: every class is ordinary")] = "",
         augment: Annotated[bool, Form()] = False, replace: Annotated[bool, Form()] = False) -> dict[str, Any]:
     """Queue a training job on uploaded photos; poll ``GET /api/jobs/{id}``."""
     from faceforge.embedders import available_embedders
@@ -55,13 +57,18 @@ async def create_training(
     known_list = [check_name(x, "known class") for x in split(known)]
     if any(k not in counts for k in known_list):
         raise RequestError(f"Known classes {known_list} must be among the labels {sorted(counts)}.", 422)
+    neg_list = [check_name(x, "negatives class") for x in split(negatives)]
+    if any(k not in counts for k in neg_list) or len(neg_list) >= len(counts):
+        raise RequestError(f"Negatives {neg_list} must be among the labels {sorted(counts)} and leave at least "
+                           f"one class to recognise.", 422)
     if not replace and any(m["name"] == name for m in home.models()):
         raise RequestError(f"A model called {name!r} exists; choose another name or send replace=true.", 409)
     items = []
     for f, label in zip(files, labels):
         data, kind = await read_upload(f, settings.max_image_bytes, IMAGE_TYPES)
         items.append((label, data, kind))
-    params = {"name": name, "embedder": embedder, "head": head, "known": known_list, "augment": augment,
+    params = {"name": name, "embedder": embedder, "head": head, "known": known_list, "negatives": neg_list,
+              "augment": augment,
               "replace": replace, "photos": len(items), "classes": counts}
     job_id, d = home.new_job("train", params)
     try:

@@ -33,6 +33,7 @@ function addClass(name) {
                                  maxlength: 64, autocomplete: 'off', spellcheck: 'false', 'aria-label': 'Class name' });
   const upload = h('input', { id: `class-upload-${i}`, class: 'visually-hidden', type: 'file', accept: 'image/*', multiple: true });
   const count = h('span', { id: `class-count-${i}`, class: 'count', text: '0' });
+  const others = h('input', { id: `class-others-${i}`, type: 'checkbox', 'aria-label': 'These are other people' });
   const thumbs = h('div', { id: `class-thumbs-${i}`, class: 'thumbs' });
   const empty = h('p', { class: 'thumbs-empty muted small', text: 'No photos yet. Add some from the webcam or your files.' });
   const card = h('div', { id: `class-${i}`, class: 'card class-card', dataset: { index: String(i) } },
@@ -40,6 +41,9 @@ function addClass(name) {
       h('span', { class: 'class-dot', style: `background:${PALETTE[i % PALETTE.length]}` }),
       nameInput,
       h('span', { class: 'class-count' }, count, ' photos'),
+      h('label', { class: 'small muted', title: 'Tick for a class of anyone else\'s faces (a "not me" class): ' +
+                   'a face is one of the other classes only when it is close enough to their photos' },
+        others, ' other people'),
       h('button', { id: `class-clear-${i}`, class: 'btn ghost small', title: 'Remove all photos of this class',
                     onclick: () => clearClass(cls) }, 'Clear'),
       h('button', { id: `class-remove-${i}`, class: 'icon-btn', title: 'Remove this class', 'aria-label': 'Remove this class',
@@ -53,7 +57,7 @@ function addClass(name) {
           upload,
           h('label', { for: `class-upload-${i}`, class: 'btn small' }, h('span', { class: 'ico', 'aria-hidden': 'true' }, '↑'), ' Upload')),
         empty, thumbs)));
-  Object.assign(cls, { card, nameInput, count, thumbs, empty });
+  Object.assign(cls, { card, nameInput, count, thumbs, empty, others });
   cls.name = () => cls.nameInput.value.trim();
   upload.addEventListener('change', () => {
     addFiles(cls, Array.from(upload.files));
@@ -239,6 +243,8 @@ async function startTraining() {
   }
   fd.append('embedder', $('#train-embedder').value);
   fd.append('head', $('#train-head').value);
+  const negatives = used.filter((c) => c.others.checked).map((c) => c.name());
+  if (negatives.length) fd.append('negatives', negatives.join(','));
   fd.append('augment', $('#train-augment').checked ? 'true' : 'false');
   fd.append('replace', $('#train-replace').checked ? 'true' : 'false');
 
