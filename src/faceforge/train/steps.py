@@ -311,13 +311,27 @@ def fit(emb: Embedded, splits: Splits, plan: Plan, cfg: TrainConfig) -> Fitted:
 def calibrate(emb: Embedded, plan: Plan, cfg: TrainConfig) -> Calibration:
     """Fit the "unknown" check (:class:`~faceforge.heads.OpenSet`) for ``target_far`` on the original photos.
 
-    Without ``known`` classes, the check is dropped when it would reject more than
-    :data:`MAX_AUTO_FRR` of known faces (classes that are attributes, not people).
+    Without ``known`` / ``negatives`` classes, the check is kept only when the classes are people:
+    the embedder is an identity embedder (its registry input has an identity ``threshold``) and
+    the check rejects at most :data:`MAX_AUTO_FRR` of known faces.
     """
     from faceforge.heads import OpenSet
+    from faceforge.registry import get_spec
 
     if plan.task != "classification" or cfg.target_far is None:
         return Calibration(None, None)
+    if plan.known is None and get_spec(cfg.embedder).input.get("threshold") is None:
+        # An attribute embedder (expression, agegender, effnet-lite0...): faces of strangers are
+        # not far from the classes in its space, so an unknown check would only reject true faces
+        # (measured: expression features on FER2013 smiling / not_smiling kept it and called
+        # smiles "unknown").
+        why = (f"{cfg.embedder} describes what a face looks like, not whose it is, so the classes are "
+               f"attributes and every face gets a class. Pass known=[...] or negatives=... "
+               f"(CLI --known / --negatives) to add an unknown check.")
+        unknown0: dict[str, Any] = {"disabled": why, "rule": "attributes", "why": why}
+        if plan.hint:
+            unknown0["hint"] = plan.hint
+        return Calibration(None, unknown0)
     keep = ~emb.augmented
     far = float(cfg.target_far)
     openset: Any = OpenSet().fit(emb.X[keep], emb.y[keep], target_far=far, seed=cfg.seed, groups=emb.groups[keep],
