@@ -45,3 +45,19 @@ def test_headline_counts_every_photo_and_unknown_as_error(att):
     assert h["correct"] <= top1_right + 8
     assert sum(round(h["per_class"][c] * 4) for c in rep["per_class"]) <= top1_right
     assert f"of {h['images']} test photos" in h["text"] and "counts as an error" in h["text"]
+
+
+def test_cli_evaluate_leads_with_the_headline(att, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from faceforge.cli.main import app
+
+    root, model = att
+    r = CliRunner().invoke(app, ["evaluate", str(model), str(root / "test"), "--report", str(tmp_path / "r.json"),
+                                 "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    h = json.loads((tmp_path / "r.json").read_text())["headline"]
+    first = r.output.index(f"of {h['images']} test photos get the right label")
+    assert first < r.output.index("top-1 on the known classes, without the unknown check")

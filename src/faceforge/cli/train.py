@@ -100,7 +100,11 @@ def evaluate(
     from faceforge.train import evaluate as _evaluate
 
     rep = _evaluate(model, data, workers=workers_arg(workers))
-    print_report(rep, title=f"{model.name} on {data}")
+    h = rep.get("headline")
+    if h and h.get("accuracy") is not None:  # what users get first; the head alone below
+        out.print(f"[bold]{model.name} on {data}: {h['text']}[/]", highlight=False)
+    print_report(rep, title=f"{model.name} on {data} (top-1 on the known classes, without the unknown check)"
+                 if h else f"{model.name} on {data}")
     if report:
         atomic_write(report, json.dumps(rep, indent=2, default=str).encode())
 
