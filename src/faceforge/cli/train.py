@@ -19,8 +19,11 @@ def train(
     output: Path = typer.Option(..., "-o", "--output", help="Model file to write (.ffm)."),
     embedder: str = typer.Option("dlib-resnet", "--embedder", "-e",
                                  help="dlib-resnet (identity), agegender or gendernet (age, gender), effnet-lite0 "
-                                      "(ImageNet features), expression (smiles and other expressions)."),
-    head: Optional[str] = typer.Option(None, help="logreg (default), svm, knn, mlp; ridge for numeric labels."),
+                                      "(ImageNet features), expression (smiles and other expressions), or auto: "
+                                      "score every installed embedder (and head) by cross-validation on your "
+                                      "photos and use the best (prints the leaderboard)."),
+    head: Optional[str] = typer.Option(None, help="logreg (default), svm, knn, mlp; ridge for numeric labels; auto "
+                                       "(logreg, svm and knn scored by cross-validation, the best used)."),
     detector: str = typer.Option("photo", "--detector", "-d"),
     crops: str = typer.Option("auto", help="auto (whole image when no face is found), always (photos are face crops), "
                               "never."),
@@ -59,6 +62,8 @@ def train(
         if getattr(p, "kind", "") in notes:
             err.print(f"[yellow]note[/] {p.message}", highlight=False)
     print_problems([p for p in res.problems if getattr(p, "kind", "") not in ("wide_interval", *notes)])
+    if res.report.get("auto"):
+        print_leaderboard(res.report["auto"])
     v = res.report.get("validation") or {}
     print_report(res.report, title=f"validation: {v.get('description', v) if isinstance(v, dict) else v}")
     print_validation(v)
@@ -118,6 +123,27 @@ def print_problems(problems: list[Any], limit: int = 15) -> None:
         err.print(f"[{colour}]{p.severity}[/] {p.message}", highlight=False)
     if len(shown) > limit:
         err.print(f"... and {len(shown) - limit} more (see the report JSON)", highlight=False)
+
+
+def print_leaderboard(auto: dict[str, Any], limit: int = 20) -> None:
+    """The feature search's table: every (embedder, head) scored, best first, and the choice."""
+    metric = auto.get("metric", "balanced_accuracy")
+    pct = metric != "mae"
+    t = Table(title=f"feature search leaderboard ({auto.get('how', '')}; {auto.get('seconds', 0):.1f} s)")
+    for c in ("embedder", "head", metric.replace("_", " "), "95% interval", "photos", ""):
+        t.add_column(c, justify="left" if c in ("embedder", "head", "") else "right")
+    chosen = auto.get("chosen") or {}
+
+    def f(x: float) -> str:
+        return f"{x:.1%}" if pct else f"{x:.2f}"
+
+    for r in auto.get("leaderboard", [])[:limit]:
+        ci = r.get("ci95")
+        mark = "chosen" if (r["embedder"], r["head"]) == (chosen.get("embedder"), chosen.get("head")) else ""
+        t.add_row(r["embedder"], r["head"], f(r["score"]), f"{f(ci[0])} - {f(ci[1])}" if ci else "",
+                  str(r.get("photos", "")), mark)
+    out.print(t)
+    out.print(f"chosen: --embedder {chosen.get('embedder')} --head {chosen.get('head')}", highlight=False)
 
 
 def print_validation(v: Any) -> None:

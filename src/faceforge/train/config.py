@@ -20,9 +20,12 @@ class TrainConfig:
 
     Attributes:
         embedder: ``"dlib-resnet"`` (identity, default), ``"agegender"`` / ``"gendernet"`` (demographic
-            attributes), ``"expression"`` (expressions) or ``"effnet-lite0"`` (anything else visible).
+            attributes), ``"expression"`` (expressions), ``"effnet-lite0"`` (anything else visible),
+            or ``"auto"``: every installed embedder is scored by cross-validation on the photos and
+            the best is used (see :mod:`faceforge.train.auto`; the leaderboard is ``report["auto"]``).
         head: ``"logreg"`` (default for classes), ``"svm"``, ``"knn"``, ``"mlp"``; ``"ridge"``
-            (default for numbers). ``None``: the default for the task.
+            (default for numbers); ``"auto"`` (logreg, svm and knn scored, the best used; also what
+            ``embedder="auto"`` does unless a head is named). ``None``: the default for the task.
         detector: face detector (default ``"photo"``).
         crops: ``"auto"`` (default: detect; use the whole image when no face is found),
             ``True`` / ``"always"`` (images are face crops: use them whole) or ``False`` /
@@ -124,8 +127,9 @@ class TrainConfig:
         crops_name(self.crops)
         if self.task not in TASKS:
             raise ParameterError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
-        if self.head is not None and self.head not in HEADS + REGRESSORS:
-            raise ParameterError(f"Unknown head {self.head!r}. Choose one of: {', '.join(HEADS + REGRESSORS)}.")
+        if self.head is not None and self.head not in HEADS + REGRESSORS + ("auto",):
+            raise ParameterError(f"Unknown head {self.head!r}. Choose one of: "
+                                 f"{', '.join(HEADS + REGRESSORS + ('auto',))}.")
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool):
             raise ParameterError(f"seed must be an integer, got {self.seed!r}")
         if self.workers is not None and (not isinstance(self.workers, int) or isinstance(self.workers, bool)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from faceforge.train import steps
+from faceforge.train import auto, steps
 from faceforge.train.config import TrainConfig, crops_mode, crops_name
 from faceforge.train.curve import CURVE_FRACTIONS
 from faceforge.train.steps import (
@@ -60,6 +60,10 @@ def train(data: str | os.PathLike, output: str | os.PathLike, config: TrainConfi
     cfg = TrainConfig.from_kwargs(config, **kwargs)
     t0 = time.perf_counter()
     loaded = steps.load(data, cfg)
+    chosen: dict[str, Any] | None = None
+    if auto.wanted(cfg):
+        steps.check(loaded, auto.placeholder(cfg))  # bad options fail before any image is embedded
+        cfg, chosen = auto.choose(loaded, cfg)
     plan = steps.check(loaded, cfg)
     emb = steps.embed(loaded, cfg)
     t_fit = time.perf_counter()
@@ -68,8 +72,12 @@ def train(data: str | os.PathLike, output: str | os.PathLike, config: TrainConfi
     calib = steps.calibrate(emb, plan, cfg)
     t_fit = time.perf_counter() - t_fit
     rep = steps.report(fitted, splits, calib, cfg)
+    if chosen is not None:
+        rep["auto"] = chosen
     timings = {"embed_s": round(emb.seconds, 3), "fit_s": round(t_fit, 3),
                "total_s": round(time.perf_counter() - t0, 3)}
+    if chosen is not None:
+        timings["auto_s"] = chosen["seconds"]
     return steps.save(output, loaded, emb, plan, fitted, calib, rep, cfg, timings)
 
 
