@@ -59,7 +59,8 @@ def test_cli_train_embedder_auto_prints_the_leaderboard(people, tmp_path):
 
 
 def test_head_auto_keeps_the_named_embedder(people, tmp_path):
-    res = train(people, tmp_path / "h.ffm", head="auto", progress=False, learning_curve=False)
+    res = train(people, tmp_path / "h.ffm", embedder="dlib-resnet", head="auto", progress=False,
+                learning_curve=False)
     board = res.report["auto"]["leaderboard"]
     assert {r["embedder"] for r in board} == {"dlib-resnet"} and len(board) == len(CLASS_HEADS)
     assert res.manifest["embedder"] == "dlib-resnet"

@@ -168,7 +168,10 @@ def check(loaded: Loaded, cfg: TrainConfig) -> Plan:
     """
     from faceforge.embedders.base import embedder_class
     from faceforge.heads import make_head
+    from faceforge.train import auto
 
+    if auto.wanted(cfg):  # before the search: check with the defaults in place of "auto"
+        cfg = auto.placeholder(cfg)
     ds = loaded.dataset
     kind = cfg.head or ("ridge" if ds.task == "regression" else "logreg")
     params = dict(cfg.head_params or {})
