@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Sequence
 
 from faceforge.errors import FaceforgeError
@@ -20,7 +21,17 @@ def connect(path: str | os.PathLike) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions by :class:`Transaction`), WAL, foreign keys on,
     usable from any thread, waiting up to 30 s for a lock."""
     db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
+    # Switching a new file to WAL needs an exclusive lock, and SQLite can answer "database is
+    # locked" at once (without its busy timeout) when several processes or threads open the same
+    # new file together: retry for a while (seen in a test of 6 concurrent openers under load).
+    for attempt in range(200):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or attempt == 199:
+                raise
+            time.sleep(0.05)
     db.execute("PRAGMA foreign_keys=ON")
     return db
 
