@@ -16,11 +16,12 @@ that is cached beside the other derived models:
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from faceforge.registry.runtime import LazySession
 
 from faceforge.embedders.base import Embedder
 from faceforge.errors import ModelIntegrityError
@@ -216,19 +217,12 @@ class EffNetLite0Embedder(Embedder, spec="effnet-lite0"):
 
         require(self.name)  # fail now, with the install command, if the package is missing
         self.threads = threads
-        self._session = None
-        self._lock = threading.Lock()
+        self._session = LazySession(onnx_path, threads)
 
     @property
     def session(self) -> Any:
         """The ONNX Runtime session (built and loaded on first use)."""
-        if self._session is None:
-            with self._lock:
-                if self._session is None:
-                    from faceforge.registry.runtime import onnx_session
-
-                    self._session = onnx_session(onnx_path(), self.threads)
-        return self._session
+        return self._session.get()
 
     def _embed(self, chips: np.ndarray) -> np.ndarray:
         out = self.session.run(["features"], {"images": np.ascontiguousarray(chips)})[0]

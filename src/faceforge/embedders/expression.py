@@ -30,11 +30,12 @@ here and scaled to [-1, 1] with the registry's ``mean`` / ``std``.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from faceforge.registry.runtime import LazySession
 
 from faceforge.embedders.base import Embedder
 from faceforge.errors import ModelIntegrityError
@@ -194,19 +195,12 @@ class ExpressionEmbedder(Embedder, spec="expression"):
         self._mean = np.float32(inp["mean"][0])
         self._std = np.float32(inp["std"][0])
         self.threads = threads
-        self._session: Any = None
-        self._lock = threading.Lock()
+        self._session = LazySession(onnx_path, threads)
 
     @property
     def session(self) -> Any:
         """The ONNX Runtime session of the derived graph (built and loaded on first use)."""
-        if self._session is None:
-            with self._lock:
-                if self._session is None:
-                    from faceforge.registry.runtime import onnx_session
-
-                    self._session = onnx_session(onnx_path(), self.threads)
-        return self._session
+        return self._session.get()
 
     def net_input(self, chips: np.ndarray) -> np.ndarray:
         """``(n, 64, 64) float32`` network input of RGB uint8 chips: grey, ``(pixel - mean) / std``."""

@@ -5,7 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from faceforge.errors import ModelNotFoundError
 
@@ -74,3 +77,25 @@ def _quiet_stderr():
     finally:
         os.dup2(saved, fd)
         os.close(saved)
+
+
+class LazySession:
+    """An ONNX Runtime session built on first use (thread-safe), for models that load lazily.
+
+    Args:
+        path: called once, on first use, to give the ``.onnx`` file (e.g. building a derived graph).
+        threads: intra-op threads (default :func:`default_threads`).
+    """
+
+    def __init__(self, path: Callable[[], str | Path], threads: int | None = None) -> None:
+        self._path, self.threads = path, threads
+        self._session: Any = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        """The session (built and loaded on the first call)."""
+        if self._session is None:
+            with self._lock:
+                if self._session is None:
+                    self._session = onnx_session(self._path(), self.threads)
+        return self._session
