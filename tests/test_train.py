@@ -235,8 +235,8 @@ def test_train_config_checks_every_setting_in_one_place():
     from faceforge.errors import ParameterError
     from faceforge.train import TrainConfig
 
-    cfg = TrainConfig()
-    assert cfg.embedder == "dlib-resnet" and cfg.val is None and cfg.folds == 0 and cfg.repeats is None
+    cfg = TrainConfig()  # the feature search is the default (issue 13): embedder and head chosen on the photos
+    assert cfg.embedder == "auto" and cfg.val is None and cfg.folds == 0 and cfg.repeats is None
     assert cfg.target_far == 0.01 and cfg.head is None
     assert TrainConfig.from_kwargs(cfg, head="svm", folds=3) == TrainConfig(head="svm", folds=3)
     for bad, match in [({"val": 0.95}, "val"), ({"target_far": 0.7}, "target_far"), ({"crops": "maybe"}, "crops"),
@@ -253,7 +253,7 @@ def test_training_steps_run_one_by_one(att_subset, tmp_path):
     from faceforge.errors import ParameterError
     from faceforge.train import TrainConfig, steps
 
-    cfg = TrainConfig(val=0.25, progress=False, learning_curve=False, workers=1)
+    cfg = TrainConfig(embedder="dlib-resnet", val=0.25, progress=False, learning_curve=False, workers=1)
     loaded = steps.load(att_subset / "train", cfg)
     assert loaded.dataset.task == "classification" and len(loaded.dataset.classes) == 6
     plan = steps.check(loaded, cfg)
@@ -267,9 +267,11 @@ def test_training_steps_run_one_by_one(att_subset, tmp_path):
     splits = steps.split(emb, cfg)
     (tr, te), = splits.pairs
     assert not set(emb.groups[tr]) & set(emb.groups[te]) and len(te) >= 6
-    fitted = steps.fit(emb, splits, plan, cfg)
     calib = steps.calibrate(emb, plan, cfg)
-    rep = steps.report(fitted, splits, calib)
+    fitted = steps.fit(emb, splits, plan, cfg, calib)  # the unknown check is refitted in the fold too
+    assert fitted.accepted is not None and len(fitted.accepted) == len(te)
+    rep = steps.report(fitted, splits, calib, plan=plan)
+    assert rep["headline"]["unknown_check"] and list(rep)[0] == "headline"
     res = steps.save(tmp_path / "by_hand", loaded, emb, plan, fitted, calib, rep, cfg)
     assert res.model_path.name == "by_hand.ffm" and res.model_path.is_file()
     again = train(att_subset / "train", tmp_path / "whole.ffm", config=cfg)

@@ -99,7 +99,8 @@ def test_small_set_interval_contains_held_out_accuracy(faces_no_data, tmp_path):
 
 
 def test_learning_curve_and_headline_use_the_validation_folds(faces_no_data):
-    cfg = TrainConfig(crops=True, target_far=None, progress=False, workers=1, folds=3, repeats=2)
+    cfg = TrainConfig(embedder="dlib-resnet", crops=True, target_far=None, progress=False, workers=1, folds=3,
+                      repeats=2)
     loaded = steps.load(faces_no_data / "train", cfg)
     emb = steps.embed(loaded, cfg)
     splits = steps.split(emb, cfg)
@@ -149,7 +150,8 @@ def test_near_duplicates_stay_in_one_fold(faces_no_data, tmp_path):
             (data / d.name / f.name).symlink_to(f)
     src = faces_no_data / "train" / "grace" / "train0.png"
     Image.open(src).convert("RGB").save(data / "grace" / "copy.jpg", quality=90)
-    cfg = TrainConfig(crops=True, target_far=None, progress=False, workers=1, learning_curve=False)
+    cfg = TrainConfig(embedder="dlib-resnet", crops=True, target_far=None, progress=False, workers=1,
+                      learning_curve=False)
     emb = steps.embed(steps.load(data, cfg), cfg)
     assert any(p.kind == "near_duplicate" for p in emb.problems)
     splits = steps.split(emb, cfg)

@@ -62,7 +62,7 @@ def _latency(model: Any, files: list[Path]) -> float:
 
 
 def distil(pseudo: str | os.PathLike, output: str | os.PathLike, *, teacher: str | os.PathLike | None = None,
-           embedder: str = "dlib-resnet", detector: str = "live", head: str | None = None, val: float = 0.2,
+           embedder: str = "auto", detector: str = "live", head: str | None = None, val: float = 0.2,
            test: str | os.PathLike | None = None, test_options: dict[str, Any] | None = None,
            workers: int | None = None, progress: bool = True, latency_samples: int = 40) -> DistilResult:
     """Train a student on ``pseudo`` (an ``autolabel`` output folder) and compare it with the teacher.
@@ -71,7 +71,9 @@ def distil(pseudo: str | os.PathLike, output: str | os.PathLike, *, teacher: str
         pseudo: the autolabel output (class folders of crops; its ``summary.json`` names the teacher).
         output: the student model file.
         teacher: the teacher model (default: the one recorded in ``summary.json``).
-        embedder, detector, head: the student's (fast: ``detector="live"``).
+        embedder, detector, head: the student's (fast: ``detector="live"``). ``embedder="auto"``
+            (default) chooses the student's embedder and head by the feature search of
+            :func:`faceforge.train.train` on the pseudo-labels (``train_report["auto"]``).
         val: share of pseudo-labelled faces held out to measure agreement.
         test: labelled test data (folder or CSV) to measure both models on the truth;
             ``test_options`` go to :func:`faceforge.train.evaluate` (e.g. ``label_column``).
@@ -93,8 +95,10 @@ def distil(pseudo: str | os.PathLike, output: str | os.PathLike, *, teacher: str
     res = train(pseudo, output, embedder=embedder, detector=detector, head=head, val=val, workers=workers,
                 progress=progress, learning_curve=False, target_far=None)
     result = DistilResult(Path(res.model_path), None, None, train_report=res.report)
+    # the probe student has the settings the search chose (no second search)
+    chosen = dict(embedder=res.manifest["embedder"], head=res.manifest["head"]["kind"])
     result.agreement, result.agreement_balanced, result.agreement_detail = _agreement(
-        pseudo, Path(res.model_path), val, dict(embedder=embedder, detector=detector, head=head, workers=workers))
+        pseudo, Path(res.model_path), val, dict(detector=detector, workers=workers, **chosen))
     student = load_classifier(res.model_path)
     teacher_clf = load_classifier(teacher)
     if test is not None:

@@ -82,9 +82,11 @@ def distil(
     pseudo: Path = typer.Argument(..., help="An autolabel output folder (class folders of crops)."),
     output: Path = typer.Option(..., "-o", "--output", help="The student model file (.ffm)."),
     teacher: Optional[Path] = typer.Option(None, "--teacher", help="Default: the model recorded by autolabel."),
-    embedder: str = typer.Option("dlib-resnet", "--embedder", "-e",
-                                 help="The student's: dlib-resnet (identity), agegender or gendernet (age, gender), "
-                                      "effnet-lite0 (ImageNet features), expression (smiles and other expressions)."),
+    embedder: str = typer.Option("auto", "--embedder", "-e",
+                                 help="The student's: auto (default: every installed embedder and head scored by "
+                                      "cross-validation on the pseudo-labels, the best used), or dlib-resnet "
+                                      "(identity), agegender or gendernet (age, gender), expression (smiles and "
+                                      "other expressions), effnet-lite0 (ImageNet features)."),
     detector: str = typer.Option("live", "--detector", "-d", help="The student's detector (live: fast)."),
     head: Optional[str] = typer.Option(None),
     test: Optional[Path] = typer.Option(None, "--test", help="Labelled test data (folder or CSV) for both models."),

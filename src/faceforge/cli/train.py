@@ -17,13 +17,15 @@ from faceforge.cli.app import err, handle_errors, out, record, workers_arg, writ
 def train(
     data: Path = typer.Argument(..., help="Folder with one sub-folder of photos per class, or a CSV of file,label."),
     output: Path = typer.Option(..., "-o", "--output", help="Model file to write (.ffm)."),
-    embedder: str = typer.Option("dlib-resnet", "--embedder", "-e",
-                                 help="dlib-resnet (identity), agegender or gendernet (age, gender), effnet-lite0 "
-                                      "(ImageNet features), expression (smiles and other expressions), or auto: "
-                                      "score every installed embedder (and head) by cross-validation on your "
-                                      "photos and use the best (prints the leaderboard)."),
-    head: Optional[str] = typer.Option(None, help="logreg (default), svm, knn, mlp; ridge for numeric labels; auto "
-                                       "(logreg, svm and knn scored by cross-validation, the best used)."),
+    embedder: str = typer.Option("auto", "--embedder", "-e",
+                                 help="auto (default): score every installed embedder (and head) by "
+                                      "cross-validation on your photos and use the best (prints the leaderboard); "
+                                      "or force one: dlib-resnet (identity), agegender or gendernet (age, gender), "
+                                      "expression (smiles and other expressions), effnet-lite0 (ImageNet "
+                                      "features)."),
+    head: Optional[str] = typer.Option(None, help="Default: chosen with --embedder auto, else logreg (ridge for "
+                                       "numeric labels). Or force one: logreg, svm, knn, mlp, ridge; auto (logreg, "
+                                       "svm and knn scored by cross-validation, the best used)."),
     detector: str = typer.Option("photo", "--detector", "-d"),
     crops: str = typer.Option("auto", help="auto (whole image when no face is found), always (photos are face crops), "
                               "never."),
@@ -65,8 +67,12 @@ def train(
     if res.report.get("auto"):
         print_leaderboard(res.report["auto"])
     v = res.report.get("validation") or {}
-    print_report(res.report, title=f"validation: {v.get('description', v) if isinstance(v, dict) else v}")
-    print_validation(v)
+    h = res.report.get("headline") or {}
+    print_headline(res.report)
+    print_validation(v, "without the unknown check (top-1): " if h.get("unknown_check") else None,
+                     warn=not h.get("warning"))
+    print_report(res.report, title=f"validation: {v.get('description', v) if isinstance(v, dict) else v} "
+                 f"(top-1, without the unknown check)")
     t = res.timings
     err.print(f"embeddings: {t['cache_hits']} cached, {t['cache_misses']} computed in {t['embed_s']:.1f} s; "
               f"fit {t['fit_s']:.1f} s; total {t['total_s']:.1f} s", highlight=False)
@@ -131,7 +137,7 @@ def print_leaderboard(auto: dict[str, Any], limit: int = 20) -> None:
     pct = metric != "mae"
     t = Table(title=f"feature search leaderboard ({auto.get('how', '')}; {auto.get('seconds', 0):.1f} s)")
     for c in ("embedder", "head", metric.replace("_", " "), "95% interval", "photos", ""):
-        t.add_column(c, justify="left" if c in ("embedder", "head", "") else "right")
+        t.add_column(c, justify="left" if c in ("embedder", "head", "") else "right", no_wrap=c == "embedder")
     chosen = auto.get("chosen") or {}
 
     def f(x: float) -> str:
@@ -140,20 +146,37 @@ def print_leaderboard(auto: dict[str, Any], limit: int = 20) -> None:
     for r in auto.get("leaderboard", [])[:limit]:
         ci = r.get("ci95")
         mark = "chosen" if (r["embedder"], r["head"]) == (chosen.get("embedder"), chosen.get("head")) else ""
-        t.add_row(r["embedder"], r["head"], f(r["score"]), f"{f(ci[0])} - {f(ci[1])}" if ci else "",
+        t.add_row(r["embedder"], r["head"], f(r["score"]), f"{f(ci[0])}-{f(ci[1])}" if ci else "",
                   str(r.get("photos", "")), mark)
     out.print(t)
     out.print(f"chosen: --embedder {chosen.get('embedder')} --head {chosen.get('head')}", highlight=False)
 
 
-def print_validation(v: Any) -> None:
-    """The headline with its interval and denominator, and the wide-interval warning."""
+def print_headline(report: dict[str, Any]) -> None:
+    """What users get (after the unknown check, validated fold by fold), with its denominators."""
+    h = report.get("headline")
+    if h and h.get("text"):
+        out.print(f"[bold]what you get: {h['text']}[/]", highlight=False)
+        if h.get("warning"):
+            err.print(f"[yellow]warning[/] {h['warning'][0].upper() + h['warning'][1:]}", highlight=False)
+
+
+def print_validation(v: Any, prefix: str | None = "", warn: bool = True) -> None:
+    """The head alone: its score with interval and denominator, and the wide-interval warning.
+
+    Args:
+        v: the report's ``validation``.
+        prefix: printed before the score; ``None`` when the headline already said it all (no
+            unknown check: the headline is this score), then only the warning is printed.
+        warn: print the wide-interval warning (not when the headline printed its own).
+    """
     if not isinstance(v, dict):
         return
     from faceforge.train.validation import headline
 
-    out.print(f"[bold]{headline(v)}[/]", highlight=False)
-    if v.get("warning"):
+    if prefix is not None or "mean" not in v:
+        out.print(f"{prefix or ''}{headline(v)}", highlight=False)
+    if warn and v.get("warning"):
         err.print(f"[yellow]warning[/] {v['warning'][0].upper() + v['warning'][1:]}", highlight=False)
 
 

@@ -271,7 +271,8 @@ def embed_dataset(dataset: Dataset, *, embedder: str = "dlib-resnet", detector: 
 
     Args:
         dataset: from :func:`~faceforge.data.load_dataset`.
-        embedder: embedder name.
+        embedder: embedder name (``"a+b"``: the concatenation of embedders ``a`` and ``b``, see
+            :mod:`faceforge.embedders.concat`).
         detector: detector name, or ``"photo"`` (default) / ``"live"``.
         crops: ``"auto"``: detect, and when no face is found use the whole image as the face
             (right for photos that are already face crops) and say so; ``True``: always the
@@ -295,6 +296,13 @@ def embed_dataset(dataset: Dataset, *, embedder: str = "dlib-resnet", detector: 
         DatasetError: no image gave a usable face, or every image failed (the message of the
             first failure says why, e.g. a model package that is not installed).
     """
+    from faceforge.embedders.concat import split_name
+
+    if split_name(embedder) is not None:  # "a+b": each part embedded (and cached) alone, then joined
+        from faceforge.data.concat import embed_concat
+
+        return embed_concat(dataset, embedder, detector=detector, crops=crops, augment=augment, cache=cache,
+                            workers=workers, progress=progress, alignment=alignment, upscale=upscale)
     t0 = time.perf_counter()
     augs = ("",) + _augment_ids(augment)
     cfg = face_config(embedder, detector, crops, alignment, upscale)

@@ -110,6 +110,15 @@ def available_embedders() -> list[str]:
 
 
 def _check_name(name: Any) -> str:
+    from faceforge.embedders.concat import split_name
+
+    parts = split_name(name)
+    if parts is not None:  # "a+b": every part a known embedder, no repeats
+        for p in parts:
+            _check_name(p)
+        if len(set(parts)) != len(parts):
+            raise ParameterError(f"Embedder {name!r} repeats a part; concatenate different embedders.")
+        return str(name)
     if not isinstance(name, str) or name not in available_embedders():
         close = registry.close_names(name, "embed", n=2) if isinstance(name, str) else []
         hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
@@ -122,12 +131,19 @@ def _cached(name: str, items: tuple) -> Embedder:
     return _build(name, dict(items))
 
 
-def _build(name: str, kwargs: dict[str, Any]) -> Embedder:
-    return registry.create(_check_name(name), "embed", **kwargs)
+def _build(name: str, kwargs: dict[str, Any]) -> Any:
+    from faceforge.embedders.concat import ConcatEmbedder, split_name
+
+    parts = split_name(_check_name(name))
+    if parts is not None:
+        return ConcatEmbedder([get_embedder(p, **kwargs) for p in parts])
+    return registry.create(name, "embed", **kwargs)
 
 
 def get_embedder(name: str = DEFAULT_EMBEDDER, cached: bool = True, **kwargs: Any) -> Embedder:
     """Return an embedder by name (one instance per process and options when ``cached``).
+
+    ``"a+b"`` gives a :class:`~faceforge.embedders.concat.ConcatEmbedder` of ``a`` and ``b``.
 
     Raises:
         ParameterError: unknown name.
@@ -144,9 +160,48 @@ def embedder_class(name: str) -> type:
     Raises:
         ParameterError: unknown name.
     """
-    return registry.model_class(_check_name(name), "embed")
+    from faceforge.embedders.concat import ConcatEmbedder, split_name
+
+    if split_name(_check_name(name)) is not None:
+        return ConcatEmbedder
+    return registry.model_class(name, "embed")
 
 
 def embedder_version(name: str) -> str:
-    """:attr:`Embedder.version` of embedder ``name`` (imports its module, loads no model)."""
+    """:attr:`Embedder.version` of embedder ``name`` (imports its module, loads no model); the
+    parts' versions joined by ``+`` for a concatenation."""
+    from faceforge.embedders.concat import join_names, split_name
+
+    parts = split_name(_check_name(name))
+    if parts is not None:
+        return join_names([embedder_version(p) for p in parts])
     return str(getattr(embedder_class(name), "version", "1"))
+
+
+def embedder_parts(name: str) -> list[str]:
+    """The registry entries embedder ``name`` uses: itself, or a concatenation's parts.
+
+    Raises:
+        ParameterError: unknown name.
+    """
+    from faceforge.embedders.concat import split_name
+
+    return split_name(_check_name(name)) or [registry.get_spec(name).name]
+
+
+def embedder_weights(name: str) -> str:
+    """SHA-256 of the weights of embedder ``name`` (the parts' joined by ``+`` for a concatenation)."""
+    from faceforge.embedders.concat import join_names
+
+    return join_names([registry.get_spec(p).sha256 or "" for p in embedder_parts(name)])
+
+
+def identity_threshold(name: str) -> float | None:
+    """The registry's same-person distance of an identity embedder; ``None`` for attribute
+    embedders and concatenations (whose distances mix scales)."""
+    from faceforge.embedders.concat import split_name
+
+    if split_name(_check_name(name)) is not None:
+        return None
+    t = registry.get_spec(name).input.get("threshold")
+    return None if t is None else float(t)

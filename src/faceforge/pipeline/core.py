@@ -81,17 +81,25 @@ class FacePipeline:
         """Find the faces of an image (path, bytes or array), main face first."""
         return self.finder.find(load_image(image))
 
-    def chips(self, image: np.ndarray, faces: Faces) -> np.ndarray:
-        """Aligned chips for ``faces`` as this pipeline's embedder expects them."""
-        a = {**self.embedder.alignment, **self.alignment}
+    def chips(self, image: np.ndarray, faces: Faces, embedder: Any = None) -> np.ndarray:
+        """Aligned chips for ``faces`` as this pipeline's embedder (or ``embedder``) expects them."""
+        a = {**(embedder or self.embedder).alignment, **self.alignment}
         return align_faces(image, faces, template=a.get("template", "arcface112"), size=a.get("size"),
                            margin=a.get("margin"))
 
     def embed_chips(self, image: np.ndarray, faces: Faces) -> np.ndarray:
-        """``(n, dim) float32`` embeddings of ``faces`` (in ``image``'s pixels)."""
+        """``(n, dim) float32`` embeddings of ``faces`` (in ``image``'s pixels).
+
+        A concatenation (:class:`~faceforge.embedders.concat.ConcatEmbedder`) cuts each part's
+        chip with that part's alignment and joins the parts' embeddings.
+        """
+        emb: Any = self.embedder
         if not len(faces):
-            return np.zeros((0, self.embedder.dim), np.float32)
-        return np.asarray(self.embedder.embed(self.chips(image, faces)), np.float32)
+            return np.zeros((0, emb.dim), np.float32)
+        parts = getattr(emb, "parts", None)
+        if parts is not None:
+            return emb.combine([np.asarray(p.embed(self.chips(image, faces, p)), np.float32) for p in parts])
+        return np.asarray(emb.embed(self.chips(image, faces)), np.float32)
 
     def embed(self, image: ImageLike, faces: Faces | None = None, main_only: bool = False) -> Faces:
         """Find (unless ``faces`` is given), align and embed every face (or only the main one).

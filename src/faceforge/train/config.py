@@ -19,13 +19,15 @@ class TrainConfig:
     """How to train a face classifier (or regressor); checked when built.
 
     Attributes:
-        embedder: ``"dlib-resnet"`` (identity, default), ``"agegender"`` / ``"gendernet"`` (demographic
-            attributes), ``"expression"`` (expressions), ``"effnet-lite0"`` (anything else visible),
-            or ``"auto"``: every installed embedder is scored by cross-validation on the photos and
-            the best is used (see :mod:`faceforge.train.auto`; the leaderboard is ``report["auto"]``).
-        head: ``"logreg"`` (default for classes), ``"svm"``, ``"knn"``, ``"mlp"``; ``"ridge"``
-            (default for numbers); ``"auto"`` (logreg, svm and knn scored, the best used; also what
-            ``embedder="auto"`` does unless a head is named). ``None``: the default for the task.
+        embedder: ``"auto"`` (default): every installed embedder is scored by cross-validation on
+            the photos and the best is used (see :mod:`faceforge.train.auto`; the leaderboard is
+            ``report["auto"]``); or one by name: ``"dlib-resnet"`` (identity), ``"agegender"`` /
+            ``"gendernet"`` (demographic attributes), ``"expression"`` (expressions),
+            ``"effnet-lite0"`` (anything else visible).
+        head: ``"logreg"``, ``"svm"``, ``"knn"``, ``"mlp"``; ``"ridge"`` (for numbers); ``"auto"``
+            (logreg, svm and knn scored, the best used). ``None`` (default): chosen with the
+            embedder when ``embedder="auto"``, else ``"logreg"`` for classes and ``"ridge"`` for
+            numbers.
         detector: face detector (default ``"photo"``).
         crops: ``"auto"`` (default: detect; use the whole image when no face is found),
             ``True`` / ``"always"`` (images are face crops: use them whole) or ``False`` /
@@ -64,7 +66,7 @@ class TrainConfig:
             people and is switched off when they are attributes (see ``report["unknown"]["rule"]``).
     """
 
-    embedder: str = "dlib-resnet"
+    embedder: str = "auto"
     head: str | None = None
     detector: str = "photo"
     crops: str | bool = "auto"

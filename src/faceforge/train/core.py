@@ -1,7 +1,7 @@
 """Training and evaluating face classifiers on cached embeddings ("bottlenecks").
 
 :func:`train` runs the named steps of :mod:`faceforge.train.steps` (load -> check -> embed ->
-split -> fit -> calibrate -> report -> save) with one :class:`~faceforge.train.config.TrainConfig`.
+split -> calibrate -> fit -> report -> save) with one :class:`~faceforge.train.config.TrainConfig`.
 """
 
 from __future__ import annotations
@@ -68,12 +68,10 @@ def train(data: str | os.PathLike, output: str | os.PathLike, config: TrainConfi
     emb = steps.embed(loaded, cfg)
     t_fit = time.perf_counter()
     splits = steps.split(emb, cfg)
-    fitted = steps.fit(emb, splits, plan, cfg)
-    calib = steps.calibrate(emb, plan, cfg)
+    calib = steps.calibrate(emb, plan, cfg)  # before fit: the check is refitted in every fold too
+    fitted = steps.fit(emb, splits, plan, cfg, calib)
     t_fit = time.perf_counter() - t_fit
-    rep = steps.report(fitted, splits, calib, cfg)
-    if chosen is not None:
-        rep["auto"] = chosen
+    rep = steps.report(fitted, splits, calib, cfg, plan, auto=chosen)
     timings = {"embed_s": round(emb.seconds, 3), "fit_s": round(t_fit, 3),
                "total_s": round(time.perf_counter() - t0, 3)}
     if chosen is not None:

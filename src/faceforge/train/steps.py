@@ -1,4 +1,4 @@
-"""Training as named steps: load -> check -> embed -> split -> fit -> calibrate -> report -> save.
+"""Training as named steps: load -> check -> embed -> split -> calibrate -> fit -> report -> save.
 
 Each step is a small function that takes and returns explicit objects, so a step can be run,
 inspected or replaced alone (:func:`faceforge.train.train` runs them in order)::
@@ -8,8 +8,8 @@ inspected or replaced alone (:func:`faceforge.train.train` runs them in order)::
     plan = check(loaded, cfg)            # cheap checks, before the expensive embedding
     emb = embed(loaded, cfg)
     splits = split(emb, cfg)
-    fitted = fit(emb, splits, plan, cfg)
-    calib = calibrate(emb, plan, cfg)
+    calib = calibrate(emb, plan, cfg)    # the unknown check (also refitted in every fold)
+    fitted = fit(emb, splits, plan, cfg, calib)
     rep = report(fitted, splits, calib)
     result = save("people.ffm", loaded, emb, plan, fitted, calib, rep, cfg)
 """
@@ -34,13 +34,14 @@ from faceforge.train.rules import NEGATIVE_NAMES as NEGATIVE_NAMES  # re-exporte
 from faceforge.train.rules import fold_problems
 from faceforge.train.rules import known_classes as known_classes
 from faceforge.train.rules import negatives_hint as negatives_hint
+from faceforge.train.unknown import MAX_AUTO_FRR as MAX_AUTO_FRR  # re-exported
+from faceforge.train.unknown import Calibration as Calibration
+from faceforge.train.unknown import calibrate as calibrate
+from faceforge.train.unknown import fold_accepts, users_headline
 
 log = logging.getLogger(__name__)
 
 MODEL_SUFFIX = ".ffm"
-#: Without ``known`` / ``negatives``, the unknown check is dropped when it would reject more known faces
-#: than this: the classes are attributes (gender, smiling), not people.
-MAX_AUTO_FRR = 0.5
 
 
 # -- what the steps pass on ------------------------------------------------------------------
@@ -110,14 +111,9 @@ class Fitted:
     repeat: np.ndarray | None = None
     #: repeats of the validation that ran (the time budget may cut repeated k-fold short)
     repeats_run: int = 0
-
-
-@dataclass
-class Calibration:
-    """Step ``calibrate``: the "unknown" detector (or ``None``) and what it measured."""
-
-    openset: Any | None
-    unknown: dict[str, Any] | None
+    #: whether the unknown check, refitted in each fold, accepted each validation output
+    #: (``None``: the model has no unknown check)
+    accepted: np.ndarray | None = None
 
 
 @dataclass
@@ -198,7 +194,12 @@ def embed(loaded: Loaded, cfg: TrainConfig) -> Embedded:
         DatasetError: a class with fewer than 2 usable photos.
     """
     from faceforge.data import EmbeddingCache, check_duplicates, embed_dataset
+    from faceforge.errors import ParameterError
+    from faceforge.train import auto
 
+    if auto.wanted(cfg):
+        raise ParameterError("embed needs a chosen embedder, but got embedder / head 'auto'. Run the search "
+                             "first: cfg, board = faceforge.train.auto.choose(loaded, cfg), or name one.")
     ds = loaded.dataset
     cache = EmbeddingCache()
     t0 = time.perf_counter()
@@ -263,9 +264,12 @@ def fit_head(emb: Embedded, plan: Plan, cfg: TrainConfig, idx: np.ndarray) -> An
     return h.fit(emb.X[idx], emb.y[idx], classes=plan.classes, groups=emb.groups[idx])
 
 
-def fit(emb: Embedded, splits: Splits, plan: Plan, cfg: TrainConfig) -> Fitted:
+def fit(emb: Embedded, splits: Splits, plan: Plan, cfg: TrainConfig, calib: Calibration | None = None) -> Fitted:
     """Fit one head per validation split (and the learning curve on the same folds), then the final
     head on every row.
+
+    With ``calib`` holding an unknown check, the check is refitted on each fold's training photos
+    too (:func:`~faceforge.train.unknown.fold_accepts`), so the report can say what users get.
 
     Repeated k-fold stops after fewer repeats when the first one shows that all would take more
     than :data:`~faceforge.train.validation.TIME_BUDGET_S` (at least
@@ -277,6 +281,7 @@ def fit(emb: Embedded, splits: Splits, plan: Plan, cfg: TrainConfig) -> Fitted:
     rows: list[np.ndarray] = []
     outs: list[np.ndarray] = []
     reps: list[np.ndarray] = []
+    acc: list[np.ndarray] = []
     used: list[tuple[tuple[np.ndarray, np.ndarray], Any]] = []
     planned = splits.scheme.repeats if splits.scheme is not None else 1
     limit = planned
@@ -291,6 +296,9 @@ def fit(emb: Embedded, splits: Splits, plan: Plan, cfg: TrainConfig) -> Fitted:
             rows.append(te)
             reps.append(np.full(len(te), r))
             outs.append(h.predict(emb.X[te]) if plan.task == "regression" else h.predict_proba(emb.X[te]))
+            ok = fold_accepts(emb, plan, cfg, calib, tr, te)
+            if ok is not None:
+                acc.append(ok)
         nxt = splits.repeat[i + 1] if splits.repeat and i + 1 < len(splits.pairs) else None
         if r == 0 and nxt != 0 and planned > V.MIN_REPEATS:  # the first repeat is done: time it
             took = time.perf_counter() - t0
@@ -308,66 +316,19 @@ def fit(emb: Embedded, splits: Splits, plan: Plan, cfg: TrainConfig) -> Fitted:
         return Fitted(final, None, None, curve, plan.task, plan.classes)
     r_all = np.concatenate(rows)
     return Fitted(final, emb.y[r_all], np.concatenate(outs), curve, plan.task, plan.classes, r_all,
-                  np.concatenate(reps), len(np.unique(np.concatenate(reps))))
+                  np.concatenate(reps), len(np.unique(np.concatenate(reps))),
+                  np.concatenate(acc) if acc and len(acc) == len(rows) else None)
 
 
-def calibrate(emb: Embedded, plan: Plan, cfg: TrainConfig) -> Calibration:
-    """Fit the "unknown" check (:class:`~faceforge.heads.OpenSet`) for ``target_far`` on the original photos.
+def report(fitted: Fitted, splits: Splits, calib: Calibration, cfg: TrainConfig | None = None,
+           plan: Plan | None = None, auto: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The validation report (emits ``"validated"`` with it).
 
-    Without ``known`` / ``negatives`` classes, the check is kept only when the classes are people:
-    the embedder is an identity embedder (its registry input has an identity ``threshold``) and
-    the check rejects at most :data:`MAX_AUTO_FRR` of known faces.
-    """
-    from faceforge.heads import OpenSet
-    from faceforge.registry import get_spec
-
-    if plan.task != "classification" or cfg.target_far is None:
-        return Calibration(None, None)
-    if plan.known is None and get_spec(cfg.embedder).input.get("threshold") is None:
-        # An attribute embedder (expression, agegender, effnet-lite0...): faces of strangers are
-        # not far from the classes in its space, so an unknown check would only reject true faces
-        # (measured: expression features on FER2013 smiling / not_smiling kept it and called
-        # smiles "unknown").
-        why = (f"{cfg.embedder} describes what a face looks like, not whose it is, so the classes are "
-               f"attributes and every face gets a class. Pass known=[...] or negatives=... "
-               f"(CLI --known / --negatives) to add an unknown check.")
-        unknown0: dict[str, Any] = {"disabled": why, "rule": "attributes", "why": why}
-        if plan.hint:
-            unknown0["hint"] = plan.hint
-        return Calibration(None, unknown0)
-    keep = ~emb.augmented
-    far = float(cfg.target_far)
-    openset: Any = OpenSet().fit(emb.X[keep], emb.y[keep], target_far=far, seed=cfg.seed, groups=emb.groups[keep],
-                            known=plan.known)
-    unknown: dict[str, Any] = {"target_far": far, "threshold": float(openset.threshold), "far": float(openset.far),
-                               "frr": float(openset.frr), "known": [plan.classes[i] for i in openset.classes_]}
-    if plan.known is not None:
-        unknown["negatives"] = [c for i, c in enumerate(plan.classes) if i not in plan.known]
-        unknown["known_because"] = plan.known_because
-        unknown.update(rule="negatives", why=plan.known_because)
-    elif openset.frr > MAX_AUTO_FRR:
-        # Classes that are not people (gender, emotion, ...): every face resembles some other
-        # class, so a threshold that lets few "impostors" through rejects most true faces.
-        why = (f"at a {far:.0%} false-accept rate the unknown check would reject {openset.frr:.0%} "
-               f"of known faces (more than {MAX_AUTO_FRR:.0%}): the classes look like attributes, not people, "
-               f"so every face gets a class. Pass known=[...] or negatives=... (CLI --known / --negatives) "
-               f"to force it.")
-        unknown = {"disabled": why, "frr": float(openset.frr), "rule": "attributes", "why": why}
-        openset = None
-    else:
-        unknown.update(rule="people", why=(
-            f"every class is a person to recognise: at a {far:.0%} false-accept rate the unknown check rejects "
-            f"{openset.frr:.0%} of known faces (at most {MAX_AUTO_FRR:.0%}), so faces far from every class "
-            f"are called unknown"))
-    if plan.hint:
-        unknown["hint"] = plan.hint
-    return Calibration(openset, unknown)
-
-
-def report(fitted: Fitted, splits: Splits, calib: Calibration, cfg: TrainConfig | None = None) -> dict[str, Any]:
-    """The validation report: metrics on held-out photos, how they were held out (``validation``:
-    scheme, denominators, mean and 95% interval; see :func:`faceforge.train.validation.scored`),
-    the curve, the unknown check.
+    ``headline`` is what users get (:func:`~faceforge.train.unknown.users_headline`: the final
+    labels after the unknown check refitted in each fold); ``validation`` and the top-level
+    metrics are the head alone (top-1, without the unknown check): scheme, denominators, mean
+    and 95% interval (:func:`faceforge.train.validation.scored`). Then the curve, the unknown
+    check and, after a feature search, its leaderboard (``auto``).
     """
     from faceforge.train import validation as V
 
@@ -381,10 +342,15 @@ def report(fitted: Fitted, splits: Splits, calib: Calibration, cfg: TrainConfig 
         rep["validation"] = {"method": "none", "folds": 0, "repeats": 0, "n": 0,
                              "photos": scheme.photos if scheme is not None else 0, "description": splits.how,
                              "why": scheme.why if scheme is not None else ""}
+    head = users_headline(fitted, splits, calib, plan.known if plan is not None else None, rep["validation"])
+    if head is not None:
+        rep = {"headline": head, **rep}
     if fitted.curve is not None:
         rep["learning_curve"] = fitted.curve
     if calib.unknown is not None:
         rep["unknown"] = calib.unknown
+    if auto is not None:
+        rep["auto"] = auto
     if cfg is not None:
         cfg.emit("validated", rep)
     return rep
@@ -404,8 +370,8 @@ def save(output: str | os.PathLike, loaded: Loaded, emb: Embedded, plan: Plan, f
         :class:`TrainResult`.
     """
     from faceforge import __version__
+    from faceforge.embedders.base import embedder_weights
     from faceforge.heads import save_bundle
-    from faceforge.registry import get_spec
 
     output = Path(output)
     if output.suffix == "":
@@ -418,7 +384,7 @@ def save(output: str | os.PathLike, loaded: Loaded, emb: Embedded, plan: Plan, f
         "task": plan.task,
         "classes": list(plan.classes),
         "embedder": cfg.embedder,
-        "embedder_sha256": get_spec(cfg.embedder).sha256,
+        "embedder_sha256": embedder_weights(cfg.embedder),
         "embedder_version": ed.config.get("embedder_version", "1"),
         "embedding_dim": int(emb.X.shape[1]),
         "detector": cfg.detector,

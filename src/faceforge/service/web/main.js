@@ -16,11 +16,15 @@
  *               Webcam panel (moves into the class card it records for): #train-camera, #train-video,
  *               #train-record ("Hold to record": a photo every 150 ms while pressed), #train-capture,
  *               #train-camera-close.
- *               #train-model-name, #train-embedder (dlib-resnet | agegender | expression | effnet-lite0),
- *               #train-embedder-help, #train-head, #train-augment, #train-replace, #train-start,
- *               #train-progress (bar), #train-status, #train-error, #train-result (shown when done),
- *               #train-accuracy, #train-balanced, #train-confusion (table), #train-problems,
- *               #train-try-live, #train-try-photo.
+ *               #train-model-name, #train-embedder (auto (default) | dlib-resnet | agegender | expression |
+ *               effnet-lite0), #train-embedder-help, #train-head ("" = chosen), #train-augment,
+ *               #train-replace, #train-start, #train-progress (bar), #train-status, #train-error,
+ *               #train-result (shown when done): #train-accuracy and #train-balanced (what users get:
+ *               after the unknown check, validated fold by fold), #train-headline (that sentence, with
+ *               denominators), #train-result-note (top-1 without the unknown check, the interval),
+ *               #train-unknown (the rule and why; unknown rates), #train-auto (details, shown after a
+ *               feature search) with #train-leaderboard (table; the chosen row has class "chosen"),
+ *               #train-confusion (table), #train-problems, #train-try-live, #train-try-photo.
  *
  *   Live        #live-models (one checkbox per model: input[value="<model name>"]),
  *               #live-attr-gender #live-attr-age #live-attr-emotion, #live-gallery (select; "" = none),

@@ -9,6 +9,8 @@ import { photo } from './photo.js';
 
 // ----------------------------------------------------------------------------------- Train
 const EMBEDDER_HELP = {
+  auto: 'faceforge tries every feature set it has (and the two best together) on your photos, checks each by ' +
+        'cross-validation and keeps the best. You will see the leaderboard after training.',
   'dlib-resnet': 'Best for telling people apart: it looks at who a face belongs to and ignores expression and lighting.',
   agegender: 'Best for attributes like age group, gender, beard or glasses: it looks at what a face is like, not whose it is.',
   expression: 'Best for expressions (smiling, surprised, frowning, mouth open): the features of faceforge\'s emotion network.',
@@ -242,7 +244,7 @@ async function startTraining() {
     });
   }
   fd.append('embedder', $('#train-embedder').value);
-  fd.append('head', $('#train-head').value);
+  if ($('#train-head').value) fd.append('head', $('#train-head').value);
   const negatives = used.filter((c) => c.others.checked).map((c) => c.name());
   if (negatives.length) fd.append('negatives', negatives.join(','));
   fd.append('augment', $('#train-augment').checked ? 'true' : 'false');
@@ -288,8 +290,13 @@ function showTrainResult(result, order) {
   const report = result.report || {};
   const model = result.model || {};
   train.lastModel = model.name || null;
-  $('#train-accuracy').textContent = pct(report.accuracy);
-  $('#train-balanced').textContent = pct(report.balanced_accuracy);
+  const hl = report.headline || null;   // what users get (after the unknown check)
+  const mean = (x) => (x && typeof x === 'object' ? x.mean : x);
+  $('#train-accuracy').textContent = pct(hl ? mean(hl.accuracy) : report.accuracy);
+  $('#train-balanced').textContent = pct(hl ? hl.mean : report.balanced_accuracy);
+  $('#train-headline').textContent = hl && hl.text ? `What you get: ${hl.text}.` : '';
+  showUnknown(report);
+  showLeaderboard(report.auto);
   const classes = report.per_class ? Object.keys(report.per_class) : (model.classes || []);
   const cm = report.confusion_matrix;
   const table = $('#train-confusion');
@@ -316,7 +323,9 @@ function showTrainResult(result, order) {
   if (v && typeof v === 'object') {
     const pct = (x) => `${Math.round(100 * x)}%`;
     if (typeof v.mean === 'number' && Array.isArray(v.ci95) && v.metric !== 'MAE') {
-      note.push(`Checked by ${v.description}: ${pct(v.mean)} (95% interval ${pct(v.ci95[0])}–${pct(v.ci95[1])}).`);
+      const what = hl && hl.unknown_check ? 'Without the unknown check (top-1), checked by' : 'Checked by';
+      note.push(`${what} ${v.description}: balanced accuracy ${pct(v.mean)} (95% interval ` +
+                `${pct(v.ci95[0])}–${pct(v.ci95[1])}) over ${v.n} photos.`);
     } else if (v.description) {
       note.push(`Validation: ${v.description}.`);
     }
@@ -345,6 +354,49 @@ function showTrainResult(result, order) {
   }
   show($('#train-result'));
   toast(`Model "${model.name}" is ready.`);
+}
+
+function showUnknown(report) {
+  const u = report.unknown;
+  const hl = report.headline || {};
+  const el = $('#train-unknown');
+  if (!u) { el.textContent = ''; return; }
+  const pct1 = (x) => `${(100 * x).toFixed(1)}%`;
+  const parts = [`Rule: ${u.rule || (u.disabled ? 'attributes' : 'people')}. ${u.why || u.disabled || ''}`];
+  if (!u.disabled && typeof u.threshold === 'number') {
+    parts.push(`Unknown check: faces less like any class than ${u.threshold.toFixed(3)} are called ` +
+               `"${hl.rejected_label || 'unknown'}", for a ${pct1(u.target_far)} false-accept rate ` +
+               `(measured on your photos: ${pct1(u.far)} of strangers accepted, ${pct1(u.frr)} of known faces rejected).`);
+    if (typeof hl.known_rejected === 'number') {
+      parts.push(`In validation ${pct1(hl.known_rejected)} of ${hl.known_predictions} predictions of known faces ` +
+                 `came out "${hl.rejected_label || 'unknown'}"; they count as errors above.`);
+    }
+  }
+  el.textContent = parts.join(' ');
+}
+
+function showLeaderboard(auto) {
+  const box = $('#train-auto');
+  const table = $('#train-leaderboard');
+  table.textContent = '';
+  if (!auto || !Array.isArray(auto.leaderboard) || !auto.leaderboard.length) { show(box, false); return; }
+  const chosen = auto.chosen || {};
+  const lower = auto.metric === 'mae';
+  const fmt = (x) => (lower ? x.toFixed(2) : `${(100 * x).toFixed(1)}%`);
+  $('#train-auto-summary').textContent = `How the features were chosen: ${chosen.embedder} with ${chosen.head} ` +
+    `(${auto.leaderboard.length} tried in ${Math.round(auto.seconds || 0)} s)`;
+  table.append(h('caption', {}, auto.how || ''));
+  table.append(h('thead', {}, h('tr', {}, ['features', 'classifier', lower ? 'MAE' : 'balanced accuracy',
+                                          '95% interval', 'photos'].map((c) => h('th', { scope: 'col' }, c)))));
+  const body = h('tbody');
+  for (const r of auto.leaderboard.slice(0, 12)) {
+    const isChosen = r.embedder === chosen.embedder && r.head === chosen.head;
+    body.append(h('tr', { class: isChosen ? 'chosen' : '' },
+      h('td', {}, r.embedder), h('td', {}, r.head), h('td', {}, fmt(r.score)),
+      h('td', {}, Array.isArray(r.ci95) ? `${fmt(r.ci95[0])}–${fmt(r.ci95[1])}` : ''), h('td', {}, String(r.photos ?? ''))));
+  }
+  table.append(body);
+  show(box);
 }
 
 export function initTrain() {
