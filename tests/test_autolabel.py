@@ -140,8 +140,11 @@ def test_distil_student_matches_teacher(utk, tmp_path):
     assert set(res.test) == {"student", "teacher"} and res.test["student"]["images"] == 60
     assert res.test["student"]["balanced_accuracy"] >= res.test["teacher"]["balanced_accuracy"] - 0.15
     assert set(res.latency_ms) == {"student", "teacher"} and all(v > 0 for v in res.latency_ms.values())
-    r = runner.invoke(app, ["distil", str(pseudo), "-o", str(tmp_path / "s2.ffm"), "-e", "agegender",
-                            "--workers", "1"])
+    # the default student: chosen by the same feature search as train (issue 13)
+    r = runner.invoke(app, ["distil", str(pseudo), "-o", str(tmp_path / "s2.ffm"), "--workers", "1"])
     assert r.exit_code == 0, r.output
     assert "agreement with the teacher" in r.output and "held-out photos" in r.output
-    assert "latency per image" in r.output
+    assert "latency per image" in r.output and "chosen by the feature search" in r.output
+    from faceforge.train import load_classifier
+
+    assert load_classifier(tmp_path / "s2.ffm").manifest["embedder"] in r.output

@@ -47,10 +47,13 @@ class DistilResult:
     agreement_detail: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        slim = {k: {m: v.get(m) for m in ("accuracy", "balanced_accuracy", "images")} for k, v in self.test.items()}
+        slim = {k: {m: v.get(m) for m in ("headline", "accuracy", "balanced_accuracy", "images")}
+                for k, v in self.test.items()}
         return {"model": str(self.model_path), "agreement": self.agreement,
                 "agreement_balanced": self.agreement_balanced, "agreement_detail": self.agreement_detail,
-                "test": slim, "latency_ms": self.latency_ms}
+                "test": slim, "latency_ms": self.latency_ms,
+                "student": {"embedder": self.train_report.get("auto", {}).get("chosen", {}).get("embedder"),
+                            "search": self.train_report.get("auto")}}
 
 
 def _latency(model: Any, files: list[Path]) -> float:

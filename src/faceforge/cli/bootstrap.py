@@ -109,9 +109,19 @@ def distil(
                      + (f"; {a['missed']} not found by the student's detector" if a["missed"] else ""))
     else:
         lines.append(f"agreement with the teacher: {a.get('description', 'not measured')}")
+    search = (d.get("student") or {}).get("search")
+    if search:
+        c = search["chosen"]
+        lines.append(f"student: --embedder {c['embedder']} --head {c['head']} (chosen by the feature search, "
+                     f"{len(search['leaderboard'])} candidates)")
     for name, r in d["test"].items():
-        lines.append(f"{name} on {test}: accuracy {r['accuracy']:.1%}, balanced {r['balanced_accuracy']:.1%} "
-                     f"over {r['images']} images")
+        h = r.get("headline") or {}
+        if h.get("accuracy") is not None:  # what users get first, then the head alone
+            lines.append(f"{name} on {test}: {h['text']}; top-1 without the unknown check: accuracy "
+                         f"{r['accuracy']:.1%}, balanced {r['balanced_accuracy']:.1%}")
+        else:
+            lines.append(f"{name} on {test}: accuracy {r['accuracy']:.1%}, balanced {r['balanced_accuracy']:.1%} "
+                         f"over {r['images']} images")
     if d["latency_ms"]:
         lines.append(f"latency per image: student {d['latency_ms']['student']:.1f} ms, "
                      f"teacher {d['latency_ms']['teacher']:.1f} ms")
