@@ -26,7 +26,7 @@ def att(tmp_path_factory):
         for f in sorted(person.iterdir())[:4]:
             (root / "test" / person.name / f.name).write_bytes(f.read_bytes())
     model = root / "att.ffm"
-    train(root / "train", model, progress=False, learning_curve=False)
+    train(root / "train", model, embedder="dlib-resnet", progress=False, learning_curve=False)
     return root, model
 
 

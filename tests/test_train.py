@@ -72,7 +72,7 @@ def test_train_classify_evaluate_on_real_identities(att_subset, tmp_path):
 
 def test_strangers_are_unknown(att_subset, tmp_path):
     model = tmp_path / "att.ffm"
-    train(att_subset / "train", model, val=0.0, target_far=0.01, progress=False)
+    train(att_subset / "train", model, embedder="dlib-resnet", val=0.0, target_far=0.01, progress=False)
     clf = load_classifier(model)
     src = shared_path("identity", "att_faces")
     strangers = sorted(p for p in src.iterdir() if p.is_dir())[20:26]
@@ -85,7 +85,7 @@ def test_strangers_are_unknown(att_subset, tmp_path):
 
 def test_evaluate_counts_strangers_called_unknown(att_subset, tmp_path):
     model = tmp_path / "att.ffm"
-    train(att_subset / "train", model, val=0.0, progress=False, learning_curve=False)
+    train(att_subset / "train", model, embedder="dlib-resnet", val=0.0, progress=False, learning_curve=False)
     test = tmp_path / "test"
     src = shared_path("identity", "att_faces")
     for d in sorted((att_subset / "test").iterdir()):
@@ -118,7 +118,7 @@ def test_me_not_me(att_subset, tmp_path):
         for f in sorted(other.iterdir())[:4]:
             (data / "not_me" / f"{other.name}_{f.name}").symlink_to(f)
     model = tmp_path / "me.ffm"
-    res = train(data, model, val=0.0, progress=False, target_far=0.01, negatives="not_me")
+    res = train(data, model, embedder="dlib-resnet", val=0.0, progress=False, target_far=0.01, negatives="not_me")
     u = res.report["unknown"]
     assert u["known"] == ["me"] and u["negatives"] == ["not_me"] and "not_me" in u["known_because"]
     assert u["rule"] == "negatives" and "not_me" in u["why"]
@@ -131,12 +131,12 @@ def test_me_not_me(att_subset, tmp_path):
     assert labels.count("not_me") >= 9, labels
     # the same with the classes named explicitly, through the CLI
     r = runner.invoke(app, ["train", str(data), "-o", str(tmp_path / "me2.ffm"), "--known", "me", "--val", "0",
-                            "--no-curve", "--workers", "1"])
+                            "--no-curve", "--workers", "1", "-e", "dlib-resnet"])
     assert r.exit_code == 0, r.output
     assert "known: me; negatives: not_me" in r.output and "rule: negatives (known=['me'] given" in r.output
     # without --known / --negatives, not_me is an ordinary class: a hint, no re-interpretation
     r = runner.invoke(app, ["train", str(data), "-o", str(tmp_path / "me4.ffm"), "--val", "0", "--no-curve",
-                            "--workers", "1"])
+                            "--workers", "1", "-e", "dlib-resnet"])
     assert r.exit_code == 0, r.output
     assert "class 'not_me' looks like 'anyone else'; pass --negatives not_me if it is" in r.output
     assert "negatives: not_me" not in r.output and load_classifier(tmp_path / "me4.ffm").rejected_label != "not_me"
@@ -191,7 +191,7 @@ def test_cli_train_classify_and_bad_inputs(att_subset, tmp_path, astronaut):
 
 def test_model_from_a_newer_format_is_refused(att_subset, tmp_path):
     model = tmp_path / "m.ffm"
-    train(att_subset / "train", model, val=0.0, target_far=None, progress=False)
+    train(att_subset / "train", model, embedder="dlib-resnet", val=0.0, target_far=None, progress=False)
     z = zipfile.ZipFile(model)
     manifest = json.loads(z.read("manifest.json"))
     manifest["format_version"] = 999
@@ -292,7 +292,8 @@ def test_many_people_with_few_photos_train_without_warnings(tmp_path, recwarn):
             (data / person.name / f.name).symlink_to(f)
     warnings.simplefilter("always")
     for head in ("logreg", "svm"):
-        res = train(data, tmp_path / f"{head}.ffm", head=head, progress=False, workers=1, learning_curve=head == "svm")
+        res = train(data, tmp_path / f"{head}.ffm", embedder="dlib-resnet", head=head, progress=False, workers=1,
+                    learning_curve=head == "svm")
         assert not recwarn.list, [f"{w.category.__name__}: {w.message}" for w in recwarn.list]
     few = [p.message for p in res.problems if p.kind == "few_for_folds"]
     assert few and "has 2 photos: too few for 5-fold validation, using 2 folds" in few[0], few

@@ -76,7 +76,8 @@ def test_scheme_by_number_of_photos_and_forced_choices():
 
 def test_small_set_interval_contains_held_out_accuracy(faces_no_data, tmp_path):
     """No shared data: 30 photos of 3 classes get 5-fold x 8 repeats; the interval holds the test accuracy."""
-    res = train(faces_no_data / "train", tmp_path / "m.ffm", crops=True, target_far=None, progress=False, workers=1)
+    res = train(faces_no_data / "train", tmp_path / "m.ffm", embedder="dlib-resnet", crops=True, target_far=None,
+                progress=False, workers=1)
     v = res.report["validation"]
     assert (v["method"], v["folds"], v["repeats"], v["n"], v["photos"]) == ("repeated_kfold", 5, 8, 30, 30)
     assert v["predictions"] == 240 and v["metric"] == "balanced accuracy"
@@ -169,7 +170,8 @@ def test_att_small_set_interval_contains_held_out_accuracy(tmp_path):
             (tmp_path / part / person.name).mkdir(parents=True)
             for f in chunk:
                 (tmp_path / part / person.name / f.name).symlink_to(f)
-    res = train(tmp_path / "train", tmp_path / "att.ffm", target_far=None, progress=False, workers=1)
+    res = train(tmp_path / "train", tmp_path / "att.ffm", embedder="dlib-resnet", target_far=None, progress=False,
+                workers=1)
     v = res.report["validation"]
     assert (v["method"], v["folds"], v["n"]) == ("repeated_kfold", 3, 36) and v["repeats"] >= 2
     test = __import__("faceforge").evaluate(tmp_path / "att.ffm", tmp_path / "test", progress=False, workers=1)
@@ -180,7 +182,8 @@ def test_att_small_set_interval_contains_held_out_accuracy(tmp_path):
 def test_att_large_set_keeps_the_hold_out(tmp_path):
     """All 400 AT&T photos: enough for a 20% hold-out, which stays the default."""
     src = shared_path("identity", "att_faces")
-    res = train(src, tmp_path / "all.ffm", target_far=None, progress=False, learning_curve=False)
+    res = train(src, tmp_path / "all.ffm", embedder="dlib-resnet", target_far=None, progress=False,
+                learning_curve=False)
     v = res.report["validation"]
     assert v["method"] == "holdout" and v["photos"] == 400 and v["val"] == 0.2 and v["repeats"] == 1
     assert 70 <= v["n"] <= 90 and v["ci95"][0] <= v["mean"] <= v["ci95"][1]
