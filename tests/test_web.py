@@ -241,8 +241,10 @@ def test_train_from_webcam_then_live(page):
     type_into(d, "#train-model-name", "webcam-test")
     Select(el(d, "#train-embedder")).select_by_value("dlib-resnet")
     assert "people apart" in text(d, "#train-embedder-help")
+    Select(el(d, "#train-embedder")).select_by_value("auto")  # the default: the feature search
+    assert "tries every feature set" in text(d, "#train-embedder-help")
     el(d, "#train-start").click()
-    wait_for(d, lambda d: el(d, "#train-result").is_displayed() or el(d, "#train-error").is_displayed(), 120,
+    wait_for(d, lambda d: el(d, "#train-result").is_displayed() or el(d, "#train-error").is_displayed(), 240,
              "training to finish")
     assert not el(d, "#train-error").is_displayed(), text(d, "#train-error")
     accuracy = text(d, "#train-accuracy")
@@ -250,6 +252,15 @@ def test_train_from_webcam_then_live(page):
     assert re.fullmatch(r"\d+(\.\d)?%", text(d, "#train-balanced"))
     table = text(d, "#train-confusion")
     assert "astronaut" in table and "others" in table
+    # the headline is what users get, with its denominators; the rule and the leaderboard are shown
+    assert text(d, "#train-headline").startswith("What you get: balanced accuracy") and " photos" in text(
+        d, "#train-headline")
+    assert "Rule: " in text(d, "#train-unknown")
+    assert el(d, "#train-auto").is_displayed() and "How the features were chosen" in text(d, "#train-auto-summary")
+    rows = d.execute_script("return [...document.querySelectorAll('#train-leaderboard tbody tr')]"
+                            ".map((r) => [r.className, r.cells[0].textContent]);")
+    assert len(rows) >= 3 and sum(c == "chosen" for c, _ in rows) == 1, rows
+    assert "dlib-resnet" in [e for _, e in rows]
     shot(d, "train-result")
 
     labels = run_live(d, model="webcam-test", expect="astronaut")

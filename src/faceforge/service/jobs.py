@@ -160,11 +160,16 @@ def _train_in_child(d: Path) -> tuple[str, Any]:
              "saved": (0.95, "saved")}
 
     def on_event(name: str, payload: Any) -> None:
-        if name in steps:
+        if name == "searching":  # the feature search: most of the time on small sets
+            done, total = int(payload["done"]), max(1, int(payload["total"]))
+            print(json.dumps(["progress", [0.1 + 0.5 * done / total,
+                                           f"trying features {done + 1} of {total}: {payload['embedder']}"]]),
+                  flush=True)
+        elif name in steps:
             print(json.dumps(["progress", steps[name]]), flush=True)
 
     try:
-        res = train(d / "labels.csv", d / "model.ffm", embedder=params.get("embedder", "dlib-resnet"),
+        res = train(d / "labels.csv", d / "model.ffm", embedder=params.get("embedder", "auto"),
                     head=params.get("head"), path_column="file", label_column="label", image_root=d / "photos",
                     val=None if params.get("val") is None else float(params["val"]), crops=params.get("crops", "auto"),
                     augment=bool(params.get("augment", False)), workers=1, progress=False, on_event=on_event,
@@ -175,7 +180,8 @@ def _train_in_child(d: Path) -> tuple[str, Any]:
     except Exception as e:  # a bug: report it, the server stays up
         return "error", f"internal error: {type(e).__name__}: {e}"
     report = res.report
-    keep = ("accuracy", "balanced_accuracy", "log_loss", "per_class", "confusion_matrix", "validation", "unknown")
+    keep = ("headline", "accuracy", "balanced_accuracy", "log_loss", "per_class", "confusion_matrix", "validation",
+            "unknown", "auto")
     return "done", json.loads(json.dumps({
         "report": {k: report[k] for k in keep if k in report},
         "problems": [_problem(p) for p in res.problems][:200],

@@ -151,8 +151,11 @@ def choose(loaded: Any, cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any]]:
     lower = task == "regression"
     todo = list(embedders)
     paired = cfg.embedder != AUTO or len(embedders) < 2  # the pair of the two best is tried once, last
+    done = 0
     while todo:
         name = todo.pop(0)
+        cfg.emit("searching", {"embedder": name, "done": done, "total": done + len(todo) + 1 + (0 if paired else 1)})
+        done += 1
         ed = embed_dataset(sub, embedder=name, detector=cfg.detector, crops=cfg.crops, augment=False,
                            cache=cache, workers=cfg.workers, progress=cfg.progress, alignment=cfg.alignment)
         X, y, paths = ed.X, np.asarray(ed.y), np.asarray(ed.paths)

@@ -51,7 +51,9 @@ class TrainConfig:
         workers: processes for embedding (default ``None``: all cores).
         progress: show progress bars (default True).
         on_event: callback ``(name, payload)`` for progress reporting: ``"dataset"`` (after
-            loading), ``"embedded"``, ``"validated"`` (report ready) and ``"saved"``.
+            loading), ``"searching"`` (the feature search starts a candidate embedder: payload
+            ``{"embedder", "done", "total"}``), ``"embedded"``, ``"validated"`` (report ready)
+            and ``"saved"``.
         head_params: extra parameters for the head (e.g. ``{"C": 1.0}``).
         alignment: override the embedder's face alignment (see :class:`~faceforge.pipeline.FacePipeline`).
         learning_curve: also fit on 10%, 25% and 50% of the (first) training split and plot the

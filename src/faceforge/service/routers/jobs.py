@@ -27,21 +27,31 @@ async def create_training(
         name: Annotated[str, Form(description="name of the model to create")],
         files: Annotated[list[UploadFile], File(description="photos, any number per class")],
         labels: Annotated[list[str], Form(description="one class label per photo, in the same order")],
-        embedder: Annotated[str, Form()] = "dlib-resnet", head: Annotated[str, Form()] = "logreg",
+        embedder: Annotated[str, Form(description="auto (default: the feature search chooses the embedder and "
+                                                  "the head), or an embedder's name; a pair as a+b")] = "auto",
+        head: Annotated[str, Form(description="empty (default): chosen with the embedder (by the search, else "
+                                              "logreg); or logreg, svm, knn, mlp, auto")] = "",
         known: Annotated[str, Form(description="comma-separated known classes (me / not-me models)")] = "",
         negatives: Annotated[str, Form(description="comma-separated classes of other people's faces (me / not-me "
                                                    "models); default none: every class is ordinary")] = "",
         augment: Annotated[bool, Form()] = False, replace: Annotated[bool, Form()] = False) -> dict[str, Any]:
     """Queue a training job on uploaded photos; poll ``GET /api/jobs/{id}``."""
     from faceforge.embedders import available_embedders
+    from faceforge.embedders.base import embedder_class
+    from faceforge.errors import ParameterError
     from faceforge.gallery import check_name
     from faceforge.service.jobs import write_training_inputs
 
     name = check_name(name, "model name")
-    if embedder not in available_embedders():
-        raise RequestError(f"Unknown embedder {embedder!r}; choose from: {', '.join(available_embedders())}.", 422)
-    if head not in HEADS:
-        raise RequestError(f"Unknown head {head!r}; choose from: {', '.join(HEADS)}.", 422)
+    try:
+        if embedder != "auto":
+            embedder_class(embedder)  # a known embedder, or a pair "a+b" of known ones
+    except ParameterError:
+        raise RequestError(f"Unknown embedder {embedder!r}; choose auto or one of: "
+                           f"{', '.join(available_embedders())} (a pair as a+b).", 422) from None
+    if head and head not in HEADS + ("auto",):
+        raise RequestError(f"Unknown head {head!r}; leave it empty (chosen) or choose from: "
+                           f"{', '.join(HEADS + ('auto',))}.", 422)
     if len(files) != len(labels):
         raise RequestError(f"Got {len(files)} photos but {len(labels)} labels; send one label per photo.", 422)
     check_photo_count(len(files), settings)
@@ -67,7 +77,7 @@ async def create_training(
     for f, label in zip(files, labels):
         data, kind = await read_upload(f, settings.max_image_bytes, IMAGE_TYPES)
         items.append((label, data, kind))
-    params = {"name": name, "embedder": embedder, "head": head, "known": known_list, "negatives": neg_list,
+    params = {"name": name, "embedder": embedder, "head": head or None, "known": known_list, "negatives": neg_list,
               "augment": augment,
               "replace": replace, "photos": len(items), "classes": counts}
     job_id, d = home.new_job("train", params)
