@@ -211,13 +211,17 @@ def _print_unknown(report: dict[str, Any]) -> None:
             out.print(f"rule: {u['rule']} ({u.get('why', '')})", highlight=False)
         if u.get("negatives"):
             out.print(f"known: {', '.join(u['known'])}; negatives: {', '.join(u['negatives'])}", highlight=False)
+        trials = ""
+        if u.get("impostor_trials") is not None:
+            trials = (f" of {u['impostor_trials']} stranger trials (each class in turn left out), FRR {u['frr']:.1%} "
+                      f"of {u['genuine_trials']} held-out known faces")
         out.print(f"unknown faces: threshold {u['threshold']:.3f} for a {u['target_far']:.1%} false-accept "
-                  f"rate (measured FAR {u['far']:.1%}, FRR {u['frr']:.1%})", highlight=False)
+                  f"rate (measured FAR {u['far']:.1%}" + (trials or f", FRR {u['frr']:.1%}") + ")", highlight=False)
     if "open_set" in report:
         o = report["open_set"]
         line = f"with the unknown check: accuracy {o['accuracy']:.1%} over {o['known_faces'] + o['strangers']} faces"
         if o.get("known_rejected") is not None:
-            line += f"; known faces called {o['rejected_label']}: {o['known_rejected']:.1%}"
+            line += f"; known faces called {o['rejected_label']}: {o['known_rejected']:.1%} of {o['known_faces']}"
         if o.get("strangers_rejected") is not None:
             line += f"; strangers called {o['rejected_label']}: {o['strangers_rejected']:.1%} of {o['strangers']}"
         out.print(line, highlight=False)

@@ -72,7 +72,8 @@ def calibrate(emb: Any, plan: Any, cfg: TrainConfig) -> Calibration:
     openset: Any = OpenSet().fit(emb.X[keep], emb.y[keep], target_far=far, seed=cfg.seed, groups=emb.groups[keep],
                                  known=plan.known)
     unknown: dict[str, Any] = {"target_far": far, "threshold": float(openset.threshold), "far": float(openset.far),
-                               "frr": float(openset.frr), "known": [plan.classes[i] for i in openset.classes_]}
+                               "frr": float(openset.frr), "known": [plan.classes[i] for i in openset.classes_],
+                               "impostor_trials": int(openset.n_impostor), "genuine_trials": int(openset.n_genuine)}
     if plan.known is not None:
         unknown["negatives"] = [c for i, c in enumerate(plan.classes) if i not in plan.known]
         unknown["known_because"] = plan.known_because
