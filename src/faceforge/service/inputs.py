@@ -4,6 +4,7 @@ the image of a request (an upload or a URL), comma-separated lists, and inferenc
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import File, Form, UploadFile
@@ -63,7 +64,8 @@ async def image_input(file: UploadFile | None, url: str | None, settings: Settin
         data, name = got.data, f"URL {url!r}"
         check_type(data, IMAGE_TYPES, name)
     try:
-        img = await run_in_threadpool(load_image, data, settings.max_pixels)
+        img = await run_in_threadpool(partial(load_image, data, settings.max_pixels,
+                                              max_decode_pixels=settings.max_decode_pixels))
     except ImageError as e:
         raise RequestError(f"{name}: {e}", 422) from e
     return img, name

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     allow_private_urls: bool = False
     url_timeout_s: float = Field(10.0, gt=0)
     run_jobs: bool = True
+    #: most pixels decoded per image: a larger JPEG is decoded reduced (1/2 to 1/8 per side, cheap),
+    #: a larger image in another format is refused (a small PNG can hold gigapixels that cost seconds)
+    max_decode_pixels: int = Field(16_000_000, gt=0)
 
     @property
     def max_image_bytes(self) -> int:

@@ -14,13 +14,13 @@ import json
 import os
 import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from faceforge._fs import atomic_write
 from faceforge._sqlite import Transaction, connect, migrate
 from faceforge.gallery import check_name
 from faceforge.service.safety import RequestError
@@ -37,6 +37,8 @@ MIGRATIONS = [
     """,
 ]
 JOB_STATES = ("queued", "running", "done", "failed")
+#: Name prefix of a model upload's temporary file in ``models/`` while it is checked.
+UPLOAD_PREFIX = ".upload-"
 
 
 def default_home() -> Path:
@@ -55,6 +57,7 @@ class Home:
         self.galleries_path = self.path / "galleries.db"
         self._local = threading.local()
         migrate(self._conn(), MIGRATIONS, name="service store")
+        self.sweep_uploads()
 
     def _conn(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -72,40 +75,99 @@ class Home:
             raise RequestError(f"No model called {name!r}; GET /api/models lists them.", 404)
         return self.path / "models" / row[0]
 
+    def public_model_file(self, name: str) -> Path:
+        """:meth:`model_file`, its manifest first cleared of server paths (files stored before this rule)."""
+        from faceforge.errors import FaceforgeError
+        from faceforge.heads.bundle import read_manifest, replace_manifest
+
+        path = self.model_file(name)
+        try:
+            manifest = read_manifest(path, f"{name}.ffm")
+            clean = public_manifest(manifest)
+            if clean != manifest:
+                replace_manifest(path, path, clean)
+        except FaceforgeError as e:
+            raise RequestError(f"Model {name!r}: the stored file cannot be read ({e}).", 409) from e
+        return path
+
     def models(self) -> list[dict[str, Any]]:
         rows = self._conn().execute("SELECT name, source, info, created FROM models ORDER BY name").fetchall()
         return [{"name": n, "source": s, **json.loads(i), "created": c} for n, s, i, c in rows]
 
-    def add_model(self, name: str, data: bytes, source: str, *, replace: bool = False) -> dict[str, Any]:
-        """Store a model file under ``name`` after loading it (a broken file is refused)."""
+    def add_model(self, name: str, data: bytes, source: str, *, replace: bool = False,
+                  filename: str | None = None) -> dict[str, Any]:
+        """Store a model file under ``name`` once it is checked in full (a bad file is refused, and
+        nothing of it stays on disk).
+
+        The file is checked from a temporary file (the size caps of :func:`faceforge.heads.load_bundle`,
+        then the classifier's schema, arrays and embedder), then written under a generated name with
+        server paths in its manifest reduced to their last part.
+
+        Args:
+            name: the model's name in the service.
+            data: the file's bytes.
+            source: how it arrived (``"upload"``, ``"training job ..."``).
+            replace: replace a model of the same name.
+            filename: what to call the file in messages (the client's file name; default ``name.ffm``).
+
+        Raises:
+            RequestError: 422 for a file that is not a usable model (the message names ``filename``,
+                never a server path), 409 for a name in use.
+        """
         from faceforge.errors import FaceforgeError
+        from faceforge.heads.bundle import replace_manifest
         from faceforge.train import load_classifier
 
         name = check_name(name, "model name")
+        label = filename or f"{name}.ffm"
+        models = self.path / "models"
+        fd, tmp_name = tempfile.mkstemp(dir=models, prefix=UPLOAD_PREFIX, suffix=".tmp")
+        tmp = Path(tmp_name)
         fid = f"{uuid.uuid4().hex}.ffm"
-        path = self.path / "models" / fid
-        atomic_write(path, data)
+        path = models / fid
         try:
-            clf = load_classifier(path)
-        except FaceforgeError as e:
-            path.unlink(missing_ok=True)
-            raise RequestError(f"Model {name!r}: not a usable faceforge model: {e}", 422) from e
-        m = clf.manifest
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            try:
+                clf = load_classifier(tmp)
+                m = public_manifest(clf.manifest)
+                replace_manifest(tmp, path, m)
+            except FaceforgeError as e:
+                path.unlink(missing_ok=True)
+                msg = str(e).replace(str(tmp), label).replace(str(self.path), "<home>")
+                raise RequestError(f"Model {name!r}: not a usable faceforge model: {msg}", 422) from e
+        finally:
+            tmp.unlink(missing_ok=True)
         info = {"task": clf.task, "classes": clf.classes, "embedder": m.get("embedder"),
                 "head": (m.get("head") or {}).get("kind"), "metrics": _summary_metrics(m.get("metrics") or {}),
-                "size": len(data)}
+                "size": path.stat().st_size}
         old = None
-        with self._tx() as db:
-            row = db.execute("SELECT file FROM models WHERE name=?", (name,)).fetchone()
-            if row is not None and not replace:
-                path.unlink(missing_ok=True)
-                raise RequestError(f"A model called {name!r} exists; delete it first or choose another name.", 409)
-            old = row[0] if row else None
-            db.execute("INSERT OR REPLACE INTO models VALUES (?,?,?,?,?)",
-                       (name, fid, source, json.dumps(info), time.time()))
+        try:
+            with self._tx() as db:
+                row = db.execute("SELECT file FROM models WHERE name=?", (name,)).fetchone()
+                if row is not None and not replace:
+                    raise RequestError(f"A model called {name!r} exists; delete it first or choose another name.", 409)
+                old = row[0] if row else None
+                db.execute("INSERT OR REPLACE INTO models VALUES (?,?,?,?,?)",
+                           (name, fid, source, json.dumps(info), time.time()))
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
         if old:
-            (self.path / "models" / old).unlink(missing_ok=True)
+            (models / old).unlink(missing_ok=True)
         return {"name": name, "source": source, **info}
+
+    def sweep_uploads(self, older_than_s: float = 3600.0) -> int:
+        """Delete temporary upload files left by a killed process (older than ``older_than_s``)."""
+        n = 0
+        for p in (self.path / "models").glob(f"{UPLOAD_PREFIX}*.tmp"):
+            try:
+                if time.time() - p.stat().st_mtime > older_than_s:
+                    p.unlink()
+                    n += 1
+            except OSError:
+                pass
+        return n
 
     def delete_model(self, name: str) -> None:
         with self._tx() as db:
@@ -178,6 +240,21 @@ def _job_dict(row: tuple) -> dict[str, Any]:
     return {"id": jid, "kind": kind, "status": status, "params": json.loads(params), "progress": progress,
             "message": message, "result": json.loads(result) if result else None, "error": error,
             "created": created, "updated": updated}
+
+
+def public_manifest(value: Any) -> Any:
+    """``value`` (a manifest) with every absolute path in it reduced to its last part.
+
+    A model trained here records where its photos were (a job folder of the server); the stored
+    and downloadable file names only the folder.
+    """
+    if isinstance(value, dict):
+        return {k: public_manifest(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [public_manifest(v) for v in value]
+    if isinstance(value, str) and (PurePosixPath(value).is_absolute() or PureWindowsPath(value).is_absolute()):
+        return PureWindowsPath(value).name if "\\" in value else PurePosixPath(value).name
+    return value
 
 
 def _summary_metrics(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import os
 import shutil
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -25,6 +26,34 @@ ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".ta
 #: Default limits: 20 GB uncompressed, 500,000 files.
 MAX_BYTES = 20 * 1024**3
 MAX_FILES = 500_000
+#: An extraction may use at most this share of the free space where it is written.
+DISK_SHARE = 0.5
+#: Beyond :data:`RATIO_FLOOR` bytes, an archive may expand at most this many times (photos barely
+#: compress; a 1 MB zip that expands to 1 GB is a bomb).
+MAX_RATIO = 100
+RATIO_FLOOR = 64 * 2**20
+
+
+def _size(n: float) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
+
+
+def _budget(archive: Path, dest: Path, total: int, max_bytes: int) -> tuple[int, str]:
+    """The most bytes the extraction may write, and the rule that sets it (for messages)."""
+    where = dest.parent
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        free = int(shutil.disk_usage(where).free * DISK_SHARE)
+    except OSError:
+        free = max_bytes
+    size = archive.stat().st_size
+    rules = [(max_bytes, f"the limit of {_size(max_bytes)}; extract it yourself or raise max_bytes"),
+             (free, f"{DISK_SHARE:.0%} of the free disk space ({_size(free / DISK_SHARE)} free); free some")]
+    if total > RATIO_FLOOR:
+        rules.append((MAX_RATIO * size, f"{MAX_RATIO} times its {_size(size)}: likely a zip bomb; "
+                                        f"extract it yourself if you trust it"))
+    return min(rules, key=lambda r: r[0])
 
 
 def is_archive(path: str | os.PathLike) -> bool:
@@ -92,9 +121,10 @@ def _extract(archive: Path, dest: Path, members: list[tuple[PurePosixPath, Any]]
     if len(members) > max_files:
         raise SourceError(f"{archive}: {len(members):,} files, more than the limit of {max_files:,}; "
                           f"extract it yourself or raise max_files.")
-    if total > max_bytes:
-        raise SourceError(f"{archive}: {total / 1e9:.1f} GB uncompressed, more than the limit of "
-                          f"{max_bytes / 1e9:.1f} GB; extract it yourself or raise max_bytes.")
+    budget, rule = _budget(archive, dest, total, max_bytes)
+    if total > budget:
+        raise SourceError(f"{archive}: {_size(total)} uncompressed, more than {rule}.")
+    budget = min(budget, total)  # the sizes in the headers bound what is written
     tmp = dest.with_name(f".{dest.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -106,11 +136,16 @@ def _extract(archive: Path, dest: Path, members: list[tuple[PurePosixPath, Any]]
             with opener(info) as src, open(out, "wb") as dst:
                 while chunk := src.read(1 << 20):
                     written += len(chunk)
-                    if written > max_bytes:  # sizes in the header can lie
-                        raise SourceError(f"{archive}: more than {max_bytes / 1e9:.1f} GB when extracted; stopped.")
+                    if written > budget:  # sizes in the header can lie
+                        raise SourceError(f"{archive}: more than {_size(budget)} when extracted (more "
+                                          f"than its headers say); stopped, and the partial files removed.")
                     dst.write(chunk)
         shutil.rmtree(dest, ignore_errors=True)
         os.replace(tmp, dest)
+    except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError) as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise SourceError(f"{archive}: the archive is damaged ({e}); nothing was extracted. "
+                          f"Fix: download or pack it again.") from e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -18,6 +18,11 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 
 #: Largest accepted image, in pixels (width x height). Larger files are refused, not guessed at.
 MAX_PIXELS = 100_000_000
+#: An image of more than :data:`BOMB_FLOOR` pixels with more than this many pixels per byte of
+#: file is refused as a likely decompression bomb (photos hold a few pixels per byte; even a blank
+#: RGB PNG about 350; a bomb thousands).
+MAX_PIXELS_PER_BYTE = 500
+BOMB_FLOOR = 4_000_000
 
 
 def to_rgb_uint8(image: Any, name: str = "image") -> np.ndarray:
@@ -81,7 +86,8 @@ def _pil_to_rgb(img: Any, name: str) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
 
 
-def load_image(source: str | os.PathLike | bytes | Any, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def load_image(source: str | os.PathLike | bytes | Any, max_pixels: int = MAX_PIXELS, *,
+               max_decode_pixels: int | None = None) -> np.ndarray:
     """Read an image file (or bytes, or an array) as RGB ``uint8`` ``(H, W, 3)``.
 
     EXIF orientation is applied; grey, palette, RGBA and 16-bit files are converted. The
@@ -89,7 +95,13 @@ def load_image(source: str | os.PathLike | bytes | Any, max_pixels: int = MAX_PI
 
     Args:
         source: a path, raw encoded bytes, a numpy array or a PIL image.
-        max_pixels: refuse images larger than this many pixels (decompression bombs).
+        max_pixels: refuse images larger than this many pixels (decompression bombs). Images of
+            more than :data:`BOMB_FLOOR` pixels in a file of under one byte per
+            :data:`MAX_PIXELS_PER_BYTE` pixels are refused too, from the header, before decoding.
+        max_decode_pixels: decode at most this many pixels (``None``: no limit below
+            ``max_pixels``). A larger JPEG is decoded reduced by 2, 4 or 8 per side (cheap: the
+            decoder skips the detail), so the array is smaller than the file's size; a larger
+            image in another format is refused.
 
     Returns:
         ``(H, W, 3) uint8`` RGB array.
@@ -109,6 +121,7 @@ def load_image(source: str | os.PathLike | bytes | Any, max_pixels: int = MAX_PI
 
     if isinstance(source, (bytes, bytearray, memoryview)):
         name, stream = "<bytes>", io.BytesIO(bytes(source))
+        nbytes = len(stream.getbuffer())
     else:
         path = Path(source)
         name = str(path)
@@ -116,7 +129,8 @@ def load_image(source: str | os.PathLike | bytes | Any, max_pixels: int = MAX_PI
             raise ImageError(f"{name}: no such file. Check the path.")
         if path.is_dir():
             raise ImageError(f"{name}: is a folder, not an image. Pass the folder to a command that walks folders.")
-        if path.stat().st_size == 0:
+        nbytes = path.stat().st_size
+        if nbytes == 0:
             raise ImageError(f"{name}: the file is empty (0 bytes); re-export or remove it.")
         stream = None
     old = Image.MAX_IMAGE_PIXELS
@@ -129,6 +143,7 @@ def load_image(source: str | os.PathLike | bytes | Any, max_pixels: int = MAX_PI
                     f"{name}: {w}x{h} is {w * h / 1e6:.0f} MP, above the {max_pixels / 1e6:.0f} MP limit; "
                     f"downscale it first or raise max_pixels."
                 )
+            _check_cost(img, name, nbytes, max_decode_pixels)
             if getattr(img, "n_frames", 1) > 1:
                 img.seek(0)  # first frame of animated GIF / multi-page TIFF
             img.load()
@@ -143,6 +158,30 @@ def load_image(source: str | os.PathLike | bytes | Any, max_pixels: int = MAX_PI
         raise ImageError(f"{name}: the image is corrupt or truncated ({e}); re-export or remove it.") from e
     finally:
         Image.MAX_IMAGE_PIXELS = old
+
+
+def _check_cost(img: Any, name: str, nbytes: int, max_decode_pixels: int | None) -> None:
+    """Refuse a likely bomb from its header; reduce a JPEG above ``max_decode_pixels`` as it is decoded."""
+    w, h = img.size
+    if w * h > BOMB_FLOOR and w * h > MAX_PIXELS_PER_BYTE * nbytes:
+        raise ImageError(
+            f"{name}: {w}x{h} ({w * h / 1e6:.0f} MP) in a file of only {nbytes / 1e3:,.1f} kB, "
+            f"{w * h / max(nbytes, 1):,.0f} pixels per byte (photos hold a few): a likely decompression bomb; "
+            f"refusing to decode it. If it is a real image, re-save it as a photo (JPEG) or downscale it."
+        )
+    if max_decode_pixels is None or w * h <= max_decode_pixels:
+        return
+    if img.format == "JPEG":
+        for k in (2, 4, 8):
+            if -(-w // k) * -(-h // k) <= max_decode_pixels:
+                img.draft(img.mode, (max(1, w // k), max(1, h // k)))
+                if img.size[0] * img.size[1] <= max_decode_pixels:
+                    return
+                break
+    raise ImageError(
+        f"{name}: {w}x{h} is {w * h / 1e6:.0f} MP, above the {max_decode_pixels / 1e6:.0f} MP decoded here "
+        f"for {img.format or 'these'} images (only JPEGs are decoded reduced); downscale it or save it as a JPEG."
+    )
 
 
 def looks_like_image(path: str | os.PathLike) -> bool:

@@ -148,10 +148,12 @@ def load_classifier(path: str | os.PathLike) -> FaceClassifier:
     """
     from faceforge.heads import OpenSet, load_bundle
     from faceforge.heads.base import head_from_arrays
+    from faceforge.heads.validate import check_classifier
     from faceforge.registry import get_spec, is_installed
 
     path = Path(path)
     manifest, arrays = load_bundle(path)
+    check_classifier(manifest, arrays, str(path))
     emb = manifest.get("embedder")
     if not isinstance(emb, str):
         raise BundleError(f"{path}: manifest.json names no embedder, so this is not a face classifier (or a damaged "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, UploadFile
@@ -31,14 +32,15 @@ def list_models(home: HomeDep) -> dict[str, Any]:
 async def upload_model(settings: SettingsDep, home: HomeDep, engine: EngineDep,
                        file: Annotated[UploadFile, File(description="a .ffm model file")],
                        name: Annotated[str, Form()], replace: Annotated[bool, Form()] = False) -> dict[str, Any]:
-    """Add a model file made by ``faceforge train``."""
+    """Add a model file made by ``faceforge train``; it is checked in full first (a bad file gets 422, nothing kept)."""
     from faceforge.gallery import check_name
 
     name = check_name(name, "model name")
     data = await read_limited(file, settings.max_request_bytes)
     if not data.startswith(b"PK\x03\x04"):
         raise RequestError(f"{client_name(file)}: not a faceforge model (.ffm files are zip archives).", 415)
-    info = await run_in_threadpool(home.add_model, name, data, "upload", replace=replace)
+    info = await run_in_threadpool(partial(home.add_model, name, data, "upload", replace=replace,
+                                           filename=client_name(file)))
     engine.forget_model(name)
     return info
 
@@ -55,7 +57,7 @@ def get_model(name: str, home: HomeDep) -> dict[str, Any]:
 @router.get("/{name}/file", response_class=FileResponse, responses=_ZIP)
 def download_model(name: str, home: HomeDep) -> Any:
     """The model file itself (to use with the Python API or the CLI)."""
-    path = home.model_file(name)
+    path = home.public_model_file(name)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
     return FileResponse(path, media_type="application/zip", filename=f"{safe}.ffm")
 
