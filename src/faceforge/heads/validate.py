@@ -94,15 +94,21 @@ def _check_manifest(m: dict[str, Any], name: str) -> int:
     if not isinstance(emb, str) or not emb.strip() or len(emb) > 200:
         raise _bad(name, f"manifest.json: 'embedder' must be the name of an embedder (a short string), "
                          f"but it is {_kind(emb)} {str(emb)[:40]!r}")
-    try:
-        spec = get_spec(emb)
-    except FaceforgeError as e:
-        raise BundleError(f"{name}: the model needs embedder {emb!r}, which this faceforge does not know "
-                          f"({e}). Fix: upgrade faceforge.") from e
-    got_dim = spec.input.get("dim")
-    if spec.task != "embed" or not isinstance(got_dim, int):
-        raise _bad(name, f"manifest.json: 'embedder' is {emb!r}, a {spec.task} model, not an embedder")
-    dim = int(got_dim)
+    parts = emb.split("+")  # a concatenation "a+b" (faceforge.embedders.concat) takes the sum of the parts' dims
+    if len(set(parts)) != len(parts):
+        raise _bad(name, f"manifest.json: 'embedder' {emb!r} repeats a part")
+    dim = 0
+    for part in parts:
+        try:
+            spec = get_spec(part)
+        except FaceforgeError as e:
+            raise BundleError(f"{name}: the model needs embedder {part!r}, which this faceforge does not know "
+                              f"({e}). Fix: upgrade faceforge.") from e
+        got_dim = spec.input.get("dim")
+        if spec.task != "embed" or not isinstance(got_dim, int):
+            raise _bad(name, f"manifest.json: 'embedder' is {emb!r}; {part!r} is a {spec.task} model, not an "
+                             f"embedder")
+        dim += int(got_dim)
     task = m.get("task")
     if task not in TASKS:
         raise _bad(name, f"manifest.json: 'task' must be one of {list(TASKS)}, but it is {_kind(task)} "
