@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from faceforge._fs import atomic_write
+from faceforge._fs import atomic_write, check_output
 from faceforge._paths import cache_dir
 from faceforge.errors import SourceError
 
@@ -43,6 +43,16 @@ def _safe_name(name: str, archive: Path) -> PurePosixPath | None:
                           f"refusing to extract this archive.")
     parts = [x for x in p.parts if x not in ("", ".")]
     return PurePosixPath(*parts) if parts else None
+
+
+def _check_collisions(archive: Path, names: list[PurePosixPath]) -> None:
+    """Refuse an archive where one member's path is another's folder (``a`` and ``a/b.jpg``)."""
+    files = set(names)
+    for rel in names:
+        for parent in rel.parents:
+            if parent in files:
+                raise SourceError(f"{archive}: member {str(parent)!r} is a file, but {str(rel)!r} needs it to be a "
+                                  f"folder; refusing to extract this archive (rename one of them and pack it again).")
 
 
 def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike, *, max_bytes: int = MAX_BYTES,
@@ -83,6 +93,7 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike, *, max_
                 raise SourceError(f"{archive}: member {name!r} is a link or special file; refusing to extract.")
             total += size
             members.append((rel, info))
+        _check_collisions(archive, [rel for rel, _ in members])
         return _extract(archive, dest, members, opener, total, max_bytes, max_files)
 
 
@@ -123,6 +134,7 @@ def extracted(archive: str | os.PathLike, **limits: int) -> Path:
     with open(archive, "rb") as f:
         digest = hashlib.file_digest(f, "sha256").hexdigest()
     dest = cache_dir() / "archives" / digest[:24]
+    check_output(dest, [archive], kind="folder", what="extraction folder")  # never rmtree the archive itself
     done = dest.with_name(dest.name + ".done")
     if not done.is_file():
         extract_archive(archive, dest, **limits)
