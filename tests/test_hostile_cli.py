@@ -160,8 +160,9 @@ def test_sqlite_connect_refuses_files_of_another_kind(tmp_path, astronaut):
 
 
 # -- kills ---------------------------------------------------------------------------------------------
-def _children() -> dict[int, int]:
-    """``{pid: parent pid}`` of every live process (from /proc)."""
+def _children() -> dict[tuple[int, str], int]:
+    """``{(pid, start time): parent pid}`` of every live process (from /proc; the start time tells a
+    reused pid apart)."""
     out = {}
     for d in os.listdir("/proc"):
         if d.isdigit():
@@ -170,19 +171,20 @@ def _children() -> dict[int, int]:
             except (OSError, IndexError):
                 continue
             if stat[0] not in ("Z", "X"):
-                out[int(d)] = int(stat[1])
+                out[(int(d), stat[19])] = int(stat[1])
     return out
 
 
-def _descendants(pid: int) -> set[int]:
+def _descendants(pid: int) -> set[tuple[int, str]]:
     procs = _children()
-    found, todo = set(), [pid]
+    found: set[tuple[int, str]] = set()
+    todo = [pid]
     while todo:
         p = todo.pop()
         for c, parent in procs.items():
             if parent == p and c not in found:
                 found.add(c)
-                todo.append(c)
+                todo.append(c[0])
     return found
 
 
@@ -219,6 +221,16 @@ def _wait_for(cond, timeout: float, proc: subprocess.Popen) -> None:
         time.sleep(0.05)
 
 
+def _outlive(procs: set[tuple[int, str]], within: float = 10.0) -> set[tuple[int, str]]:
+    """The processes among ``procs`` still alive after ``within`` seconds (ending those, which the test started)."""
+    deadline = time.monotonic() + within
+    while (alive := procs & set(_children())) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid, _ in alive:
+        os.kill(pid, signal.SIGKILL)
+    return alive
+
+
 def _temps(folder: Path) -> list[Path]:
     return sorted(folder.glob(".*.tmp")) if folder.is_dir() else []
 
@@ -234,10 +246,7 @@ def test_sigkill_leaves_no_workers_and_its_temp_file_is_swept_next_time(tmp_path
         kids = _descendants(proc.pid)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-        deadline = time.monotonic() + 10
-        while (alive := kids & set(_children())) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not alive, f"worker processes outlived their parent: {sorted(alive)}"
+        assert not _outlive(kids), "worker processes outlived their parent"
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -270,8 +279,7 @@ def test_sigterm_cleans_up_and_exits_143(tmp_path, many_photos):
     assert "terminated" in stderr and "Traceback" not in stderr
     assert not _temps(out) and not (out / "faces.jsonl").exists()  # no half-written results
     assert not _temps(out / "crops")
-    time.sleep(0.5)
-    assert not kids & set(_children())
+    assert not _outlive(kids), "worker processes outlived their parent"
 
 
 def test_atomic_write_sweeps_only_stale_temps_of_dead_writers(tmp_path):
@@ -283,13 +291,17 @@ def test_atomic_write_sweeps_only_stale_temps_of_dead_writers(tmp_path):
     young = tmp_path / f".m.ffm.{dead}.efgh5678.tmp"
     mine = tmp_path / f".m.ffm.{os.getpid()}.ijkl9012.tmp"
     other = tmp_path / ".hidden.tmp"
-    for p in (stale, young, mine, other):
+    legacy = tmp_path / ".m.ffm.mnop3456.tmp"  # an older version's name (no pid), beside its target
+    stray = tmp_path / ".gone.qrst7890.tmp"  # no "gone" beside it: not known to be ours
+    for p in (stale, young, mine, other, legacy, stray):
         p.write_bytes(b"partial")
-    old = time.time() - 120
-    for p in (stale, mine, other):
-        os.utime(p, (old, old))
+    (tmp_path / "m.ffm").write_bytes(b"old model")
+    for p, age in ((stale, 120), (mine, 120), (other, 7200), (legacy, 7200), (stray, 7200)):
+        os.utime(p, (time.time() - age,) * 2)
     atomic_write(tmp_path / "m.ffm", b"model")
-    assert not stale.exists() and young.exists() and mine.exists() and other.exists()
+    assert not stale.exists() and not legacy.exists()
+    assert young.exists() and mine.exists() and other.exists() and stray.exists()
+    assert (tmp_path / "m.ffm").read_bytes() == b"model"
     fd, name = make_temp(tmp_path / "x.jsonl")
     os.close(fd)
     assert Path(name).name.startswith(f".x.jsonl.{os.getpid()}.") and name.endswith(".tmp")

@@ -32,6 +32,7 @@ STALE_TEMP_S = 60.0
 STALE_LEGACY_TEMP_S = 3600.0
 
 _TEMP = re.compile(r"^\..+\.(\d+)\.[a-z0-9_]{8}\.tmp$")
+_LEGACY_TEMP = re.compile(r"^\.(.+)\.[a-z0-9_]{8}\.tmp$")
 _swept: set[str] = set()
 
 
@@ -68,7 +69,8 @@ def sweep_stale_temps(folder: str | os.PathLike, *, force: bool = False) -> list
 
     A file ``.NAME.PID.RANDOM.tmp`` goes when process ``PID`` is dead and the file is older
     than :data:`STALE_TEMP_S`; a ``.NAME.RANDOM.tmp`` of an older version (no pid) when older
-    than :data:`STALE_LEGACY_TEMP_S`. Each folder is swept once per process unless ``force``.
+    than :data:`STALE_LEGACY_TEMP_S` and ``NAME`` exists beside it. Each folder is swept once per
+    process unless ``force``.
 
     Args:
         folder: the folder to sweep.
@@ -100,8 +102,10 @@ def sweep_stale_temps(folder: str | os.PathLike, *, force: bool = False) -> list
                 pid = int(m.group(1))
                 if age < STALE_TEMP_S or pid == os.getpid() or pid_alive(pid):
                     continue
-            elif not re.match(r"^\..+\.[a-z0-9_]{8}\.tmp$", name) or age < STALE_LEGACY_TEMP_S:
-                continue
+            else:  # an older version's: only beside the file it was for (which was written since)
+                legacy = _LEGACY_TEMP.match(name)
+                if legacy is None or age < STALE_LEGACY_TEMP_S or not os.path.exists(os.path.join(key, legacy[1])):
+                    continue
             os.unlink(e.path)
             removed.append(Path(e.path))
         except OSError:

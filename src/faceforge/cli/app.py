@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import json
@@ -26,8 +27,8 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 #: Exit codes: a FaceforgeError (bad input, parameter or model) or an OS error (disk full, permission
-#: denied), Ctrl+C, and SIGTERM.
-EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 130, 143
+#: denied), Ctrl+C, SIGTERM, and a closed pipe on stdout.
+EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_BROKEN_PIPE = 2, 130, 143, 141
 
 #: Set to 1 to see the traceback of an OS error instead of its one-line message.
 DEBUG_ENV = "FACEFORGE_DEBUG"
@@ -94,6 +95,10 @@ def handle_errors(command: F) -> F:
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]", highlight=False)
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except BrokenPipeError:  # the reader of stdout went away (`faceforge detect ... | head`): stop quietly
+            with contextlib.suppress(OSError, ValueError):  # no more "Exception ignored" at exit either
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(EXIT_BROKEN_PIPE) from None
         except OSError as e:
             if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
                 raise
