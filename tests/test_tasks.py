@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from conftest import write_panning_video
 from faceforge.attributes import MODELS_DIR
-from faceforge.errors import BundleError, ParameterError, SourceError
+from faceforge.errors import BundleError, OutputError, ParameterError, SourceError
 from faceforge.pipeline import FaceFinder
 from faceforge.sources import load_image
 from faceforge.tasks import (ClassifyTask, DetectTask, analyze_files, classify_files, detect_files, embed_files,
@@ -115,9 +115,8 @@ def test_side_outputs_follow_the_stem_rule_and_never_overwrite_inputs(folder, tm
                                                                   "tiny1_face0.png"]
     assert sorted(p.name for p in (out / "ann").iterdir()) == ["astronaut.jpg", "tiny0.jpg", "tiny1.jpg"]
     before = (root / "grace.jpg").read_bytes()
-    skipped = []
-    list(detect_files([root / "grace.jpg"], annotate=root, workers=1, skipped=skipped))  # grace.jpg -> grace.jpg
-    assert len(skipped) == 1 and "Refusing to overwrite the input file" in skipped[0][1]
+    with pytest.raises(OutputError, match="Refusing to overwrite the input file .*grace.jpg"):  # refused up front
+        detect_files([root / "grace.jpg"], annotate=root, workers=1)  # grace.jpg -> grace.jpg
     assert (root / "grace.jpg").read_bytes() == before
     list(detect_files([root / "grace.jpg"], crops=out / "margin", crop_template="margin", crop_size=64, workers=1))
     assert Image.open(out / "margin" / "grace_face0.png").size == (64, 64)

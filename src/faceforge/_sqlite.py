@@ -11,15 +11,56 @@ import os
 import sqlite3
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
-from faceforge.errors import FaceforgeError
+from faceforge.errors import FaceforgeError, SourceError
 
 log = logging.getLogger("faceforge.sqlite")
 
 
-def connect(path: str | os.PathLike) -> sqlite3.Connection:
+#: The first 16 bytes of every SQLite 3 database file.
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_file(path: str | os.PathLike, what: str = "database file") -> None:
+    """Refuse an existing ``path`` that is not an SQLite database (by its 16-byte header).
+
+    A missing or empty file passes (SQLite makes a new database there), and so do ``:memory:``
+    and ``file:`` URIs.
+
+    Raises:
+        SourceError: ``path`` is a folder, or a file of another kind (an image, a model...).
+    """
+    text = os.fspath(path)
+    if text in ("", ":memory:") or text.startswith("file:"):
+        return
+    p = Path(text)
+    if p.is_dir():
+        raise SourceError(f"The {what} {p} is a folder, not an SQLite file; give a file path (a new file is created).")
+    try:
+        with open(p, "rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise SourceError(f"The {what} {p} cannot be read ({e.strerror or e}); check its permissions.") from e
+    if head and head != SQLITE_HEADER:
+        raise SourceError(f"The {what} {p} is not an SQLite database (it starts with {head[:8]!r}), so it was left "
+                          f"untouched; give the path of an existing {what}, or a new file name to create one.")
+
+
+def connect(path: str | os.PathLike, what: str = "database file") -> sqlite3.Connection:
     """A connection in autocommit mode (transactions by :class:`Transaction`), WAL, foreign keys on,
-    usable from any thread, waiting up to 30 s for a lock."""
+    usable from any thread, waiting up to 30 s for a lock.
+
+    Args:
+        path: the database file (created when missing), or ``":memory:"``.
+        what: what the file is, for messages (``"gallery file"``...).
+
+    Raises:
+        SourceError: ``path`` exists but is not an SQLite database (see :func:`check_file`).
+    """
+    check_file(path, what)
     db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     # Switching a new file to WAL needs an exclusive lock, and SQLite can answer "database is
     # locked" at once (without its busy timeout) when several processes or threads open the same

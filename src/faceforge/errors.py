@@ -37,3 +37,7 @@ class BundleError(FaceforgeError):
 
 class DatasetError(FaceforgeError):
     """A dataset (folder or CSV) is missing, empty, or unusable for training as it stands."""
+
+
+class OutputError(FaceforgeError):
+    """An output path is, holds or lies inside an input, or is the wrong kind of path (a file for a folder)."""

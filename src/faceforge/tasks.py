@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from faceforge._fs import check_outputs
 from faceforge.errors import ParameterError
 from faceforge.sinks import output_stem
 from faceforge.types import Faces
@@ -309,10 +310,12 @@ def detect_files(paths: Sequence[PathLike], *, detector: str = "photo", min_scor
     Raises:
         ParameterError: unknown detector (the message suggests the nearest name).
         ModelNotFoundError: the detector's package is missing. SourceError: a missing path or no media.
+        OutputError: ``crops`` or ``annotate`` is, holds or lies inside an input.
     """
     from faceforge.detectors import get_detector
 
     get_detector(detector)  # fail fast on a bad name or a missing package
+    check_outputs([(crops, "folder", "face crops folder"), (annotate, "folder", "annotated images folder")], paths)
     return run_files(lambda files: DetectTask(detector, min_score, crops=crops, crop_size=crop_size,
                                               crop_template=crop_template, annotate=annotate, protect=files),
                      paths, every=every, workers=workers, progress=_progress(progress, "detect"), skipped=skipped)
@@ -368,6 +371,7 @@ def classify_files(model: PathLike | Any, paths: Sequence[PathLike], *, top_k: i
 
     Raises:
         BundleError: not a model file, or one from a newer format. SourceError: bad inputs.
+        OutputError: ``annotate`` is, holds or lies inside an input or the model file.
     """
     from faceforge.train import load_classifier
 
@@ -376,6 +380,7 @@ def classify_files(model: PathLike | Any, paths: Sequence[PathLike], *, top_k: i
         raise ParameterError("classify_files needs a model file; this classifier was not loaded from one "
                              "(save it, or pass the path of the .ffm file).")
     load_classifier(path)  # fail fast: bad file, newer format, missing embedder
+    check_outputs([(annotate, "folder", "annotated images folder")], [*paths, path])
     return run_files(lambda files: ClassifyTask(path, top_k, annotate=annotate, protect=files + [str(path)]),
                      paths, every=every, workers=workers, progress=_progress(progress, "classify"), skipped=skipped)
 
@@ -400,6 +405,7 @@ def analyze_files(paths: Sequence[PathLike], *, attributes: Sequence[str] = ("ge
     Raises:
         ParameterError: unknown attribute, clashing model names, no such gallery file.
         BundleError: a bad model file. SourceError: bad inputs.
+        OutputError: ``annotate`` is, holds or lies inside an input, model or gallery file.
     """
     from faceforge.attributes import Analyzer
 
@@ -407,6 +413,7 @@ def analyze_files(paths: Sequence[PathLike], *, attributes: Sequence[str] = ("ge
     gal = (str(gallery[0]), gallery[1]) if gallery else None
     Analyzer(attrs, face_models(model_files, gal), detector=detector)  # fail fast: attribute names, model files
     protect = model_files + ([gal[0]] if gal else [])
+    check_outputs([(annotate, "folder", "annotated images folder")], [*paths, *protect])
     return run_files(lambda files: AnalyzeTask(attrs, model_files, detector, top_k, gallery=gal, annotate=annotate,
                                                protect=files + protect),
                      paths, every=every, workers=workers, progress=_progress(progress, "analyze"), skipped=skipped)

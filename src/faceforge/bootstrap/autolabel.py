@@ -29,6 +29,7 @@ import csv
 import io
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
@@ -102,10 +103,12 @@ def autolabel(model: str | os.PathLike, paths: Iterable[str | os.PathLike], outp
 
     Raises:
         ParameterError: bad threshold or balance, or a regression model.
-        SourceError / BundleError: unreadable inputs or model.
+        OutputError: ``output`` is a file, or is, holds or lies inside an input or the model.
+        SourceError / BundleError: unreadable inputs or model; no input could be used at all (the
+            message lists them and why).
     """
     from faceforge.runner import run
-    from faceforge.sinks import output_stem, save_image
+    from faceforge.sinks import check_output, output_stem, save_image
     from faceforge.sinks.files import atomic_write
     from faceforge.sources import open_source
     from faceforge.train import UNKNOWN, load_classifier
@@ -116,10 +119,12 @@ def autolabel(model: str | os.PathLike, paths: Iterable[str | os.PathLike], outp
         raise ParameterError(f"balance must be one of {BALANCE}, got {balance!r}")
     if faces not in FACES:
         raise ParameterError(f"faces must be one of {FACES} (main: the main face of each photo), got {faces!r}")
+    paths = list(paths)
+    out = check_output(output, [*paths, model], kind="folder", what="autolabel output folder")
     clf = load_classifier(model)
     if clf.task != "classification":
         raise ParameterError(f"{model}: autolabel needs a classification model; this one predicts numbers.")
-    out = Path(output)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     prog_path = out / ".progress.jsonl"
     done: dict[str, list[dict[str, Any]]] = {}
@@ -159,6 +164,13 @@ def autolabel(model: str | os.PathLike, paths: Iterable[str | os.PathLike], outp
             prog.write(json.dumps({"model": task.model, "key": key, "faces": found}) + "\n")
             prog.flush()
     skipped.extend((s.source, s.reason) for s in outcomes.skipped)
+    if not done and skipped:  # not one input could be used: say which and why, leave nothing behind
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        why = "; ".join((r if f in r else f"{f}: {r}").rstrip(".") for f, r in skipped[:5])
+        raise SourceError(f"Nothing was labelled: none of the {len(skipped)} input(s) could be used ({why}"
+                          f"{f'; and {len(skipped) - 5} more' if len(skipped) > 5 else ''}). Fix or remove "
+                          f"these files, or point autolabel at other photos.")
 
     # ---- decide what to keep (thresholds, balance) and lay out the class folders ---------------
     rows = [{"source": k.rsplit(":", 1)[0], "frame": int(k.rsplit(":", 1)[1]), **f}

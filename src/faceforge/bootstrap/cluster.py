@@ -86,8 +86,22 @@ class _FacesTask:
 
 def embed_faces_of(paths: Iterable[str | os.PathLike], *, detector: str = "photo", embedder: str = "dlib-resnet",
                    workers: int | None = None, progress: bool = True, crop_size: int = 160,
-                   skipped: list[tuple[str, str]] | None = None) -> list[FaceRecord]:
-    """Every face of every image (and video frame) under ``paths``, embedded, on all cores."""
+                   skipped: list[tuple[str, str]] | None = None,
+                   no_face: list[str] | None = None) -> list[FaceRecord]:
+    """Every face of every image (and video frame) under ``paths``, embedded, on all cores.
+
+    Args:
+        paths: files, folders, archives and videos.
+        detector, embedder: the models.
+        workers: processes (None: one per core).
+        progress: show a progress bar.
+        crop_size: side of the crops kept with each face.
+        skipped: receives ``(path, reason)`` for unusable inputs.
+        no_face: receives the images (and frames, as ``FILE:FRAME``) where no face was found.
+
+    Returns:
+        The faces, in input order.
+    """
     from faceforge.runner import run
 
     skipped = [] if skipped is None else skipped
@@ -98,6 +112,8 @@ def embed_faces_of(paths: Iterable[str | os.PathLike], *, detector: str = "photo
         if res.error:
             continue  # reported with the source's skips below
         v = res.value
+        if not v["boxes"] and no_face is not None:
+            no_face.append(res.item.source if not res.item.index else f"{res.item.source}:{res.item.index}")
         for box, emb, crop in zip(v["boxes"], v["embeddings"], v["crops"]):
             out.append(FaceRecord(res.item.source, res.item.index, [float(x) for x in box], np.asarray(emb), crop))
     skipped.extend((s.source, s.reason) for s in r.skipped)
@@ -129,25 +145,41 @@ def cluster_faces(paths: Iterable[str | os.PathLike], *, threshold: float = THRE
                   detector: str = "photo", workers: int | None = None, progress: bool = True) -> Clustering:
     """Find, embed and group every face of the photos under ``paths`` (see the module docs)."""
     skipped: list[tuple[str, str]] = []
-    faces = embed_faces_of(paths, detector=detector, workers=workers, progress=progress, skipped=skipped)
+    no_face: list[str] = []
+    faces = embed_faces_of(paths, detector=detector, workers=workers, progress=progress, skipped=skipped,
+                           no_face=no_face)
     if not faces:
-        raise SourceError("No faces found in the given photos; nothing to cluster.")
+        raise SourceError(_no_faces_message(no_face, skipped))
     labels = cluster_embeddings(np.stack([f.embedding for f in faces]), threshold, min_size)
     return Clustering(faces, labels, float(threshold), skipped)
+
+
+def _no_faces_message(no_face: list[str], skipped: list[tuple[str, str]], limit: int = 5) -> str:
+    parts = []
+    if no_face:
+        more = f" and {len(no_face) - limit} more" if len(no_face) > limit else ""
+        parts.append(f"no face in {len(no_face)} image(s) ({', '.join(no_face[:limit])}{more})")
+    if skipped:
+        why = "; ".join((w if p in w else f"{p}: {w}").rstrip(".") for p, w in skipped[:limit])
+        more = f"; and {len(skipped) - limit} more" if len(skipped) > limit else ""
+        parts.append(f"{len(skipped)} file(s) could not be used ({why}{more})")
+    return (f"No faces found, nothing to cluster: {'; '.join(parts) or 'no images'}. Use photos where faces are "
+            f"clearly visible and at least 40 pixels tall, and fix or remove unreadable files.")
 
 
 def write_groups(result: Clustering, output: str | os.PathLike, protect: Iterable[str] = ()) -> Path:
     """Write ``person_001/`` ... (largest first) and ``noise/`` folders of face crops, and ``clusters.csv``.
 
     Raises:
+        OutputError: ``output`` is a file, or is, holds or lies inside one of ``protect`` (the inputs).
         SourceError: ``output`` exists and is not empty (nothing is overwritten).
     """
-    from faceforge.sinks import save_image
+    from faceforge.sinks import check_output, output_stem, save_image
     from faceforge.sinks.files import atomic_write
-    from faceforge.sinks import output_stem
 
-    out = Path(output)
-    if out.exists() and any(out.iterdir()):
+    protect = list(protect)
+    out = check_output(output, protect, kind="folder", what="groups folder")
+    if out.is_dir() and any(out.iterdir()):
         raise SourceError(f"{out} is not empty; choose a new or empty folder for the groups.")
     width = max(3, len(str(result.n_groups)))
     rows = [["crop", "group", "source", "frame", "x1", "y1", "x2", "y2"]]
@@ -157,7 +189,7 @@ def write_groups(result: Clustering, output: str | os.PathLike, protect: Iterabl
         stem = output_stem(f.source, f.frame)
         counters[f"{group}/{stem}"] = k = counters.get(f"{group}/{stem}", 0) + 1
         rel = f"{group}/{stem}_face{k}.jpg"
-        save_image(out / rel, f.crop, list(protect))
+        save_image(out / rel, f.crop, protect)
         rows.append([rel, group, f.source, str(f.frame)] + [f"{v:.1f}" for v in f.box])
     buf = io.StringIO()
     csv.writer(buf).writerows(rows)

@@ -37,7 +37,8 @@ def analyze(
                             models=model or [], gallery=(gallery, gallery_name) if gallery else None,
                             detector=detector, top_k=top_k, annotate=annotate, every=every,
                             workers=workers_arg(workers), progress="analyze", skipped=skipped)
-    write_records(results, record, jsonl, skipped, "analysed")
+    write_records(results, record, jsonl, skipped, "analysed",
+                  protect=[*paths, *(model or []), *([gallery] if gallery else [])])
 
 
 @handle_errors
@@ -64,11 +65,15 @@ def live(
 ) -> None:
     # One line on purpose: rich help keeps a docstring's line breaks in the command listing.
     """Live video: faces tracked with stable ids, labels per face that do not flicker, classification off the capture thread."""  # noqa: E501
+    from faceforge._fs import check_outputs
     from faceforge.attributes import load_attribute
     from faceforge.live import run_live
     from faceforge.tasks import face_models
     from faceforge.train import load_classifier
 
+    inputs: list[Path] = [*([Path(source)] if Path(source).exists() else []), *(model or []),
+                          *([gallery] if gallery else [])]
+    check_outputs([(output, "file", "video file"), (jsonl, "file", "JSONL file")], inputs)
     models: dict[str, Any] = {}
     for a in [a.strip() for a in attributes.split(",") if a.strip()]:
         models[a] = load_attribute(a)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import json
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, TypeVar
 
 import typer
 from rich.console import Console
 
-from faceforge.errors import FaceforgeError
+from faceforge.errors import FaceforgeError, SourceError
 from faceforge.types import Faces
 
 app = typer.Typer(
@@ -21,10 +26,29 @@ app = typer.Typer(
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
-#: Exit codes: a FaceforgeError (bad input, parameter or model) and Ctrl+C.
-EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
+#: Exit codes: a FaceforgeError (bad input, parameter or model) or an OS error (disk full, permission
+#: denied), Ctrl+C, SIGTERM, and a closed pipe on stdout.
+EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_BROKEN_PIPE = 2, 130, 143, 141
+
+#: Set to 1 to see the traceback of an OS error instead of its one-line message.
+DEBUG_ENV = "FACEFORGE_DEBUG"
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that ``finally`` blocks run (temporary files go)."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    raise Terminated()
+
+
+def install_signal_handlers() -> None:
+    """Make SIGTERM unwind like Ctrl+C (cleanup runs, exit code 143); call once in the main thread."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
 
 
 def fail(e: Exception) -> None:
@@ -33,9 +57,31 @@ def fail(e: Exception) -> None:
     raise typer.Exit(EXIT_ERROR)
 
 
+_OS_HINTS = {errno.ENOSPC: "free some space, or write elsewhere",
+             errno.EDQUOT: "free some space, or write elsewhere",
+             errno.EACCES: "check the permissions, or choose another path",
+             errno.EPERM: "check the permissions, or choose another path",
+             errno.EROFS: "write elsewhere",
+             errno.ENOENT: "check the path",
+             errno.EISDIR: "give a file, not a folder",
+             errno.ENOTDIR: "a part of the path is a file, not a folder; check the path",
+             errno.EEXIST: "a file of that name is in the way; choose another path",
+             errno.EMFILE: "raise the limit (ulimit -n), or use fewer workers"}
+
+
+def os_error_message(e: OSError) -> str:
+    """One line for an OS error: the path(s), what happened and the fix."""
+    where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f)
+    what = e.strerror or str(e) or type(e).__name__
+    hint = _OS_HINTS.get(e.errno or -1)
+    return f"{where + ': ' if where else ''}{what}" + (f"; {hint}" if hint else "")
+
+
 def handle_errors(command: F) -> F:
     """The one error handler of the CLI: wrap a command so that a :class:`FaceforgeError` prints
-    ``error: ...`` and exits with code 2, and Ctrl+C exits with code 130 (no traceback)."""
+    ``error: ...`` and exits with code 2, an OS error (disk full, permission denied) prints one
+    line and exits with 2 (``FACEFORGE_DEBUG=1`` shows its traceback), Ctrl+C exits with 130 and
+    SIGTERM with 143 (no traceback)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -43,11 +89,31 @@ def handle_errors(command: F) -> F:
             return command(*args, **kwargs)
         except FaceforgeError as e:
             fail(e)
+        except Terminated:
+            err.print("[yellow]terminated[/]", highlight=False)
+            raise typer.Exit(EXIT_TERMINATED) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]", highlight=False)
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except BrokenPipeError:  # the reader of stdout went away (`faceforge detect ... | head`): stop quietly
+            with contextlib.suppress(OSError, ValueError):  # no more "Exception ignored" at exit either
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(EXIT_BROKEN_PIPE) from None
+        except OSError as e:
+            if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+                raise
+            err.print(f"[bold red]error:[/] {os_error_message(e)}", highlight=False)
+            raise typer.Exit(EXIT_ERROR) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def nothing_done(skipped: list[tuple[str, str]], limit: int = 5) -> SourceError:
+    """The error of a command that could use none of its inputs: how many, which and why."""
+    why = "; ".join((w if p in w else f"{p}: {w}").rstrip(".") for p, w in skipped[:limit])
+    more = f"; and {len(skipped) - limit} more (listed above)" if len(skipped) > limit else ""
+    return SourceError(f"Nothing was processed: none of the {len(skipped)} input(s) could be used ({why}{more}). "
+                       f"Fix or remove these files, or point the command at other ones.")
 
 
 def print_skipped(skipped: Iterable[tuple[str, str]]) -> None:
@@ -70,12 +136,26 @@ def record(faces: Faces, *meta: str, flatten: Optional[str] = None) -> dict[str,
 
 
 def write_records(results: Iterable[Faces], to_record: Callable[[Faces], dict[str, Any]], jsonl: Optional[Path],
-                  skipped: list[tuple[str, str]], done: str = "") -> None:
-    """Write one JSON record per image or frame (to ``jsonl``, else stdout), then the skipped files and a summary."""
+                  skipped: list[tuple[str, str]], done: str = "", protect: Iterable[Any] = ()) -> None:
+    """Write one JSON record per image or frame (to ``jsonl``, else stdout), then the skipped files and a summary.
+
+    Args:
+        results: the records' faces, consumed here.
+        to_record: a face record to its JSON object.
+        jsonl: the file to write (atomically; left out when nothing was processed), or None for stdout.
+        skipped: the ``(path, reason)`` of unusable inputs (filled while ``results`` runs).
+        done: the verb of the summary (``"classified"``...).
+        protect: the inputs (paths and model files) that ``jsonl`` must not overlap.
+
+    Raises:
+        OutputError: ``jsonl`` is, holds or lies inside an input.
+        SourceError: no input could be processed at all (after listing the skipped ones).
+    """
     from faceforge.sinks import JsonlWriter
 
-    writer = JsonlWriter(jsonl) if jsonl else None
+    writer = JsonlWriter(jsonl, protect) if jsonl else None
     n_img = n_faces = 0
+    ok = False
     try:
         for faces in results:
             n_img += 1
@@ -87,10 +167,13 @@ def write_records(results: Iterable[Faces], to_record: Callable[[Faces], dict[st
                 out.print_json(json.dumps(rec))
             else:
                 print(json.dumps(rec))
+        ok = n_img > 0 or not skipped
     finally:
         if writer:
-            writer.close()
+            writer.close(commit=ok)
     print_skipped(skipped)
+    if not ok:
+        raise nothing_done(skipped)
     done = f" {done}" if done else ""
     err.print(f"{n_faces} face(s){done} in {n_img} image(s)/frame(s); {len(skipped)} skipped"
               + (f"; results in {jsonl}" if jsonl else ""), highlight=False)

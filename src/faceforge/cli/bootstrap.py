@@ -23,9 +23,10 @@ def cluster(
 ) -> None:
     """Group the faces of unlabelled photos by person: rename the folders, then `faceforge train` them."""
     from faceforge.bootstrap import cluster_faces, write_groups
+    from faceforge.sinks import check_output
 
-    out_dir = Path(output)
-    if out_dir.exists() and any(out_dir.iterdir()):
+    out_dir = check_output(output, paths, kind="folder", what="groups folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
         raise ParameterError(f"{out_dir} is not empty; choose a new or empty folder for the groups.")
     res = cluster_faces(paths, threshold=threshold, min_size=min_size, detector=detector, workers=workers_arg(workers))
     write_groups(res, out_dir, protect=[str(p) for p in paths])
@@ -96,7 +97,9 @@ def distil(
 ) -> None:
     """Train a fast student on a teacher's pseudo-labels; report agreement, test accuracy and latency."""
     from faceforge.bootstrap import distil as _distil
+    from faceforge.sinks import check_output
 
+    check_output(output, [pseudo, teacher, test], what="student model file")
     opts = {k: v for k, v in (("label_column", label_column), ("image_root", image_root)) if v is not None}
     res = _distil(pseudo, output, teacher=teacher, embedder=embedder, detector=detector, head=head, test=test,
                   test_options=opts, workers=workers_arg(workers))

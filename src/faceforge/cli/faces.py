@@ -9,7 +9,8 @@ from typing import Optional
 import numpy as np
 import typer
 
-from faceforge.cli.app import err, handle_errors, out, print_skipped, record, workers_arg, write_records
+from faceforge._fs import check_output
+from faceforge.cli.app import err, handle_errors, nothing_done, out, print_skipped, record, workers_arg, write_records
 from faceforge.errors import FaceforgeError
 
 
@@ -38,7 +39,7 @@ def detect(
     results = detect_files(paths, detector=detector, min_score=min_score, every=every, crops=save_crops,
                            crop_size=crop_size, crop_template=crop_template, annotate=annotate,
                            workers=workers_arg(workers), progress="detect", skipped=skipped)
-    write_records(results, lambda f: record(f, "width", "height", "detector", "ms"), jsonl, skipped)
+    write_records(results, lambda f: record(f, "width", "height", "detector", "ms"), jsonl, skipped, protect=paths)
 
 
 @handle_errors
@@ -61,16 +62,22 @@ def embed(
 
     if output.suffix.lower() not in (".npz", ".jsonl"):
         raise FaceforgeError(f"--output must end in .npz or .jsonl, got {output.name!r}")
+    check_output(output, paths, what="embeddings file")
     emb = get_embedder(embedder)
     skipped: list[tuple[str, str]] = []
     recs = []
+    n_img = 0
     for faces in embed_files(paths, embedder=embedder, detector=detector, all_faces=all_faces,
                              whole_image=whole_image, workers=workers_arg(workers), progress=f"embed ({embedder})",
                              skipped=skipped):
+        n_img += 1
         if len(faces):
             recs.append(faces)
         else:
             skipped.append((faces.meta["source"], "no face found (try --whole-image for face crops)"))
+    if not n_img and skipped:
+        print_skipped(skipped)
+        raise nothing_done(skipped)
     as_jsonl = output.suffix.lower() == ".jsonl"
     rows = [(f, i, d) for f in recs for i, d in enumerate(f.to_dicts(embeddings=as_jsonl))]
     if as_jsonl:

@@ -46,14 +46,15 @@ def gallery_enrol(
     file: Path = GALLERY_FILE, name: str = GALLERY_NAME,
 ) -> None:
     """Add photos of a person to a gallery (the largest face of each photo)."""
+    from faceforge.sinks import check_output
     from faceforge.sources.media import expand_paths
 
+    check_output(file, photos, what="gallery file")
     skipped: list[tuple[str, str]] = []
     files = expand_paths(photos, videos=False, skipped=skipped)
     print_skipped(skipped)
     rep = _open_gallery(file, name, create=True).enrol(person, files)
-    for p, m in rep.problems:
-        err.print(f"[yellow]skipped[/] {p}: {m}", highlight=False)
+    print_skipped(rep.problems)
     for p in rep.several_faces:
         err.print(f"[yellow]note[/] {p}: several faces; the largest was enrolled", highlight=False)
     out.print(f"{person}: {len(rep.added)} photo(s) added, {len(rep.duplicates)} already there, "
@@ -85,8 +86,11 @@ def gallery_identify(
     threshold: Optional[float] = THRESHOLD, target_far: Optional[float] = TARGET_FAR,
 ) -> None:
     """Who is each face of each image (or ``unknown``)."""
+    from faceforge.sinks import check_output
     from faceforge.sources.media import expand_paths
 
+    if jsonl:
+        check_output(jsonl, [*images, file], what="JSONL file")
     g = _open_gallery(file, name)
     thr, far = g.decision(threshold, target_far)
     err.print(describe(thr, far), highlight=False)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from faceforge.cli import analyze, bootstrap, faces, gallery, serve, train
-from faceforge.cli.app import app
+from faceforge.cli.app import app, install_signal_handlers
 
 __all__ = ["app", "main"]
 
@@ -45,6 +45,7 @@ _assemble()
 def main() -> None:
     """Entry point of the ``faceforge`` command."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    install_signal_handlers()
     app()
 
 

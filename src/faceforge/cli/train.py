@@ -51,8 +51,10 @@ def train(
 ) -> None:
     # One line on purpose: rich help keeps a docstring's line breaks in the command listing.
     """Train a face classifier on cached embeddings; writes the model, a report, a confusion matrix and a learning curve."""  # noqa: E501
+    from faceforge._fs import check_output
     from faceforge.train import train as _train
 
+    check_output(output, [data, image_root], what="model file")
     crop_mode: Any = {"always": True, "never": False}.get(crops, crops)
     res = _train(data, output, embedder=embedder, head=head, detector=detector, crops=crop_mode,
                  augment=augment, val=val, folds=folds, target_far=target_far or None, seed=seed,
@@ -96,7 +98,8 @@ def classify(
     skipped: list[tuple[str, str]] = []
     results = classify_files(model, paths, top_k=top_k, annotate=annotate, every=every, workers=workers_arg(workers),
                              progress="classify", skipped=skipped)
-    write_records(results, lambda f: record(f, flatten=f.meta["model"]), jsonl, skipped, "classified")
+    write_records(results, lambda f: record(f, flatten=f.meta["model"]), jsonl, skipped, "classified",
+                  protect=[*paths, model])
 
 
 @handle_errors
@@ -107,9 +110,11 @@ def evaluate(
     workers: int = typer.Option(0),
 ) -> None:
     """Measure a model on labelled test data: accuracy, balanced accuracy, per class, confusion matrix."""
-    from faceforge.sinks import atomic_write
+    from faceforge.sinks import atomic_write, check_output
     from faceforge.train import evaluate as _evaluate
 
+    if report:
+        check_output(report, [model, data], what="report")
     rep = _evaluate(model, data, workers=workers_arg(workers))
     h = rep.get("headline")
     if h and h.get("accuracy") is not None:  # what users get first; the head alone below

@@ -38,7 +38,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from faceforge._sqlite import Transaction, connect, migrate
+from faceforge._sqlite import Transaction, check_file, connect, migrate
 from faceforge.errors import FaceforgeError, ImageError, ParameterError
 from faceforge.pipeline.verify import DEFAULT_TARGET_FAR, decision_threshold
 from faceforge.types import UNKNOWN, Faces, Prediction, embedding_key
@@ -147,7 +147,7 @@ class Gallery:
         self._cache: tuple[int, list[str], np.ndarray, np.ndarray] | None = None
         self._pipeline = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = connect(self.path)
+        db = connect(self.path, "gallery file")
         try:
             migrate(db, MIGRATIONS, name="gallery file")
         finally:
@@ -167,7 +167,7 @@ class Gallery:
 
     # -- storage ---------------------------------------------------------------------------------
     def _db(self) -> Transaction:
-        return Transaction(connect(self.path), close=True)
+        return Transaction(connect(self.path, "gallery file"), close=True)
 
     @property
     def pipeline(self):
@@ -246,8 +246,12 @@ class Gallery:
         rows = []
         for src, label in zip(photos, names):
             try:
-                raw = Path(src).read_bytes() if isinstance(src, (str, os.PathLike)) else src
-                img = load_image(raw if isinstance(raw, bytes) else np.asarray(raw))
+                if isinstance(src, (str, os.PathLike)):  # decoded from the path: errors name the file
+                    raw: Any = Path(src).read_bytes()
+                    img = load_image(src)
+                else:
+                    raw = src
+                    img = load_image(raw if isinstance(raw, bytes) else np.asarray(raw))
                 sha = hashlib.sha256(raw if isinstance(raw, bytes) else np.ascontiguousarray(img).tobytes()).hexdigest()
                 with self._lock:
                     faces = self.pipeline.embed(img, main_only=True)
@@ -268,7 +272,7 @@ class Gallery:
                 if not rows:
                     raise ParameterError(
                         f"No face could be enrolled for {person!r}: "
-                        + "; ".join(f"{p}: {m}" for p, m in report.problems) if report.problems
+                        + "; ".join(m if p in m else f"{p}: {m}" for p, m in report.problems) if report.problems
                         else f"No photos given for {person!r}.")
                 pid = db.execute("INSERT INTO people (gallery, name, created) VALUES (?,?,?)",
                                  (self.name, person, time.time())).lastrowid
@@ -442,6 +446,7 @@ def list_galleries(path: str | os.PathLike) -> list[str]:
     p = Path(path)
     if not p.exists():
         return []
+    check_file(p, "gallery file")
     db = sqlite3.connect(p)
     try:
         return [r[0] for r in db.execute("SELECT name FROM galleries ORDER BY name")]

@@ -14,7 +14,10 @@ import difflib
 import logging
 import multiprocessing as mp
 import os
+import signal
 import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -106,9 +109,49 @@ class SerialEngine:
 
 
 _WORKER_FN: Callable[[Any], Any] | None = None
+#: How often a worker checks that the process that started it is still alive (seconds).
+PARENT_CHECK_S = 0.5
 
 
-def _init_worker(fn: Callable[[Any], Any] | None = None) -> None:
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise SystemExit(128 + signum)  # unwinds: finally blocks run, temporary files go
+
+
+def _die_with_parent(parent: int) -> None:
+    """End this worker when ``parent`` (the process that made the pool) dies, even by SIGKILL.
+
+    On Linux the kernel sends SIGTERM when the process that forked this one exits
+    (``prctl(PR_SET_PDEATHSIG)``); a watchdog thread also checks the parent every
+    :data:`PARENT_CHECK_S` seconds (other systems, and pools started from a fork server).
+    SIGTERM raises SystemExit here, so a half-written output's temporary file is removed.
+    """
+    from faceforge._fs import pid_alive
+
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - no prctl: the watchdog does it
+            pass
+    ppid = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == ppid and pid_alive(parent):
+            time.sleep(PARENT_CHECK_S)
+        log.debug("parent process %d is gone; worker %d exits", parent, os.getpid())
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        os._exit(1)  # SIGTERM did not end it (stuck in native code)
+
+    if not pid_alive(parent):  # died before this worker got here
+        os._exit(1)
+    threading.Thread(target=watch, name="faceforge-parent-watch", daemon=True).start()
+
+
+def _init_worker(fn: Callable[[Any], Any] | None = None, parent: int | None = None) -> None:
     # one process per core: no thread oversubscription (ONNX Runtime, and yuface's OpenMP)
     os.environ["FACEFORGE_THREADS"] = "1"
     os.environ["OMP_NUM_THREADS"] = "1"
@@ -117,6 +160,8 @@ def _init_worker(fn: Callable[[Any], Any] | None = None) -> None:
     # autolabel at 3 images/s instead of about 100).
     global _WORKER_FN
     _WORKER_FN = fn
+    if parent is not None:
+        _die_with_parent(parent)
 
 
 def _run_in_worker(item: Any) -> Outcome:
@@ -175,7 +220,8 @@ class LocalEngine:
             yield from SerialEngine().map(fn, items)
             return
         ctx = mp.get_context(start_method())
-        with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker, initargs=(fn,)) as pool:
+        with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(fn, os.getpid())) as pool:
             pending: deque[Future] = deque()
             try:
                 for it in items:

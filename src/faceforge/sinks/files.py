@@ -6,15 +6,14 @@ import functools
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from faceforge._fs import atomic_write
-from faceforge.errors import SourceError
+from faceforge._fs import atomic_write, check_output, make_temp
+from faceforge.errors import OutputError, SourceError
 
 
 def encode_image(image: np.ndarray, suffix: str = ".jpg", quality: int = 92) -> bytes:
@@ -49,7 +48,7 @@ def guard(path: str | os.PathLike, protect: Iterable[str | os.PathLike]) -> None
     """
     hit = _resolved(tuple(map(str, protect))).get(os.path.realpath(path))
     if hit is not None:
-        raise SourceError(f"Refusing to overwrite the input file {hit}; choose another output folder.")
+        raise OutputError(f"Refusing to overwrite the input file {hit}; choose another output folder.")
 
 
 def output_name(source: str | os.PathLike, root: str | os.PathLike | None = None, suffix: str = "") -> str:
@@ -83,26 +82,36 @@ class JsonlWriter:
 
     Use as a context manager; records go to a temporary file that replaces ``path`` on a
     clean exit, so an interrupted run never leaves a half-written file in place.
+
+    Args:
+        path: the file to write.
+        protect: the inputs (files and folders): ``path`` must not be, hold or lie inside one
+            (see :func:`faceforge._fs.check_output`).
+
+    Raises:
+        OutputError: ``path`` overlaps an input, or is a folder.
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+    def __init__(self, path: str | os.PathLike, protect: Iterable[str | os.PathLike] = ()) -> None:
+        self.path = check_output(path, protect, kind="file", what="JSONL file")
+        fd, self._tmp = make_temp(self.path)
         self._f = os.fdopen(fd, "w", encoding="utf-8")
         self.count = 0
 
     def write(self, record: dict[str, Any]) -> None:
+        """Append one record (one line of JSON)."""
         self._f.write(json.dumps(record, ensure_ascii=False) + "\n")
         self.count += 1
 
     def close(self, commit: bool = True) -> None:
+        """Close the file: rename it into place (``commit``) or remove it."""
         if self._f.closed:
             return
-        self._f.close()
-        if commit:
-            os.replace(self._tmp, self.path)
-        else:
+        try:
+            self._f.close()
+            if commit:
+                os.replace(self._tmp, self.path)
+        finally:
             Path(self._tmp).unlink(missing_ok=True)
 
     def __enter__(self) -> JsonlWriter:

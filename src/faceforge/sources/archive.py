@@ -18,7 +18,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from faceforge._fs import atomic_write
+from faceforge._fs import atomic_write, check_output
 from faceforge._paths import cache_dir
 from faceforge.errors import SourceError
 
@@ -74,6 +74,16 @@ def _safe_name(name: str, archive: Path) -> PurePosixPath | None:
     return PurePosixPath(*parts) if parts else None
 
 
+def _check_collisions(archive: Path, names: list[PurePosixPath]) -> None:
+    """Refuse an archive where one member's path is another's folder (``a`` and ``a/b.jpg``)."""
+    files = set(names)
+    for rel in names:
+        for parent in rel.parents:
+            if parent in files:
+                raise SourceError(f"{archive}: member {str(parent)!r} is a file, but {str(rel)!r} needs it to be a "
+                                  f"folder; refusing to extract this archive (rename one of them and pack it again).")
+
+
 def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike, *, max_bytes: int = MAX_BYTES,
                     max_files: int = MAX_FILES) -> Path:
     """Extract ``archive`` into ``dest`` safely (see the module docs) and return ``dest``.
@@ -112,6 +122,7 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike, *, max_
                 raise SourceError(f"{archive}: member {name!r} is a link or special file; refusing to extract.")
             total += size
             members.append((rel, info))
+        _check_collisions(archive, [rel for rel, _ in members])
         return _extract(archive, dest, members, opener, total, max_bytes, max_files)
 
 
@@ -158,6 +169,7 @@ def extracted(archive: str | os.PathLike, **limits: int) -> Path:
     with open(archive, "rb") as f:
         digest = hashlib.file_digest(f, "sha256").hexdigest()
     dest = cache_dir() / "archives" / digest[:24]
+    check_output(dest, [archive], kind="folder", what="extraction folder")  # never rmtree the archive itself
     done = dest.with_name(dest.name + ".done")
     if not done.is_file():
         extract_archive(archive, dest, **limits)
