@@ -227,6 +227,8 @@ class JobRunner:
                 pass
         proc.wait()
         _kill_group(proc)  # workers it left behind
+        if stopped is None and self._stop.is_set():
+            stopped = JobStopped(None, "the server stopped")
         reader.join(5.0)
         if proc.stdin is not None:
             proc.stdin.close()

@@ -105,13 +105,20 @@ def address_allowed(ip: str, allow_private: bool) -> bool:
 
     An IPv6 address that leads to an IPv4 one (:func:`embedded_addresses`) is judged by both,
     so ``::ffff:127.0.0.1``, ``2002:7f00:1::1`` or ``64:ff9b::a00:1`` count as private.
-    Multicast and unspecified addresses are always refused; anything unparsable is refused.
+    IPv4-mapped and NAT64 addresses are judged by their IPv4 address alone. Multicast and
+    unspecified addresses are always refused; anything unparsable is refused.
     """
     try:
         addr = ipaddress.ip_address(ip.split("%")[0])
     except ValueError:
         return False
-    for a in (addr, *embedded_addresses(addr)):
+    inner = embedded_addresses(addr)
+    translated = isinstance(addr, ipaddress.IPv6Address) and (
+        addr.ipv4_mapped is not None or any(addr in net for net in _NAT64))
+    if addr.is_multicast or addr.is_unspecified:
+        return False
+    # IPv4-mapped and NAT64 addresses are their IPv4 address (public NAT64 serves IPv6-only networks)
+    for a in (inner if translated else [addr, *inner]):
         if a.is_multicast or a.is_unspecified:
             return False
         if not allow_private and not (a.is_global and not (a.is_reserved or a.is_link_local
