@@ -442,7 +442,7 @@ def test_a_job_interrupted_too_often_is_not_run_again(tmp_path, bodies):
     marked failed with its error instead of being run once more."""
     pidfile = tmp_path / "pids"
     jid = None
-    for attempt in range(3):
+    for _attempt in range(3):
         app = make_app(tmp_path / "home", bodies, job_attempts=3)
         with TestClient(app) as c:
             if jid is None:

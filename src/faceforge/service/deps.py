@@ -72,7 +72,7 @@ def api_key_ok(expected: str | None, headers: Mapping[str, str], query: Mapping[
 
 
 _key_header = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="APIKey",
-                           description="The server's API key (when it has one; `FACEFORGE_API_KEY=... faceforge serve`).")
+                           description="The server's API key (when it has one: `FACEFORGE_API_KEY`).")
 _bearer = HTTPBearer(auto_error=False, scheme_name="Bearer", description="The API key as a bearer token.")
 
 

@@ -138,7 +138,7 @@ async def _request_error(request: Request, e: Exception) -> JSONResponse:
 async def _validation_error(request: Request, e: Exception) -> JSONResponse:
     from fastapi.encoders import jsonable_encoder
 
-    errors = getattr(e, "errors", lambda: [])()
+    errors: list[Any] = list(getattr(e, "errors", list)())
     return JSONResponse({"detail": scrub_json(jsonable_encoder(errors), _home_of(request))}, status_code=422)
 
 
