@@ -178,12 +178,13 @@ class JobRunner:
                 self._procs.pop(jid, None)
 
     def _end(self, jid: str, status: str, *, result: Any = None, error: str | None = None) -> None:
-        """Record a job's end and delete its inputs (its outputs and the tail of its stderr stay)."""
+        """Delete a job's inputs (its outputs and the tail of its stderr stay), then record its end
+        (so a client that sees the end finds the inputs gone)."""
+        drop_inputs(self.home.job_dir(jid))
         if status == "done":
             self.home.update_job(jid, status=status, progress=1.0, message="done", result=result, error=None)
         else:
             self.home.update_job(jid, status=status, message=status, error=error)
-        drop_inputs(self.home.job_dir(jid))
 
     def _run_child(self, jid: str, kind: str, params: dict[str, Any], d: Path) -> Any:
         entry = self.entries.get(kind)

@@ -149,7 +149,8 @@ class Home:
                 db.execute("INSERT INTO jobs (id, kind, status, params, created, updated) VALUES (?,?,?,?,?,?)",
                            (job_id, kind, "queued", json.dumps(params or {}), now, now))
                 return
-            db.execute("UPDATE jobs SET kind=?, params=?, status='queued', message='', updated=? WHERE id=?",
+            db.execute("UPDATE jobs SET kind=?, params=?, status='queued', message='', updated=? "
+                       "WHERE id=? AND status='preparing'",
                        (kind or row[0], json.dumps(params) if params is not None else row[1], now, job_id))
 
     def discard_job_dir(self, job_id: str) -> None:
@@ -162,7 +163,7 @@ class Home:
         """Mark a job that has not started ``cancelled``; False when it is no longer queued."""
         with self._tx() as db:
             return db.execute("UPDATE jobs SET status='cancelled', message='cancelled', error='cancelled by "
-                              "request', updated=? WHERE id=? AND status IN ('queued', 'preparing')",
+                              "request', updated=? WHERE id=? AND status='queued'",
                               (time.time(), job_id)).rowcount > 0
 
     def job(self, job_id: str) -> dict[str, Any]:

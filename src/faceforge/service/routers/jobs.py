@@ -130,6 +130,8 @@ def cancel_job(job_id: str, home: HomeDep, runner: RunnerDep) -> dict[str, Any]:
     job = home.job(job_id)
     if job["status"] in FINAL_STATES:
         raise RequestError(f"Job {job_id} has ended already (status {job['status']}); nothing to cancel.", 409)
+    if job["status"] == "preparing":
+        raise RequestError(f"Job {job_id} is still receiving its inputs; cancel it once it is queued.", 409)
     if home.cancel_queued(job_id):
         drop_inputs(home.job_dir(job_id))
         return home.job(job_id)
@@ -144,8 +146,8 @@ def cancel_job(job_id: str, home: HomeDep, runner: RunnerDep) -> dict[str, Any]:
         time.sleep(0.05)
     job = home.job(job_id)
     if job["status"] == "running" and not runner.is_active(job_id):  # left by a server that stopped
-        home.update_job(job_id, status="cancelled", message="cancelled", error="cancelled by request")
         drop_inputs(home.job_dir(job_id))
+        home.update_job(job_id, status="cancelled", message="cancelled", error="cancelled by request")
         job = home.job(job_id)
     return job
 
