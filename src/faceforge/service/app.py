@@ -56,7 +56,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Any:
     settings = make_settings(settings, **overrides)
     home = Home(settings.home)
     engine = Engine(home)
-    runner = JobRunner(home, engine)
+    runner = JobRunner(home, engine, timeout_s=settings.job_timeout_s, attempts=settings.job_attempts,
+                       workers=settings.job_workers)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

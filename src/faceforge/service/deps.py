@@ -22,7 +22,8 @@ from faceforge.service.safety import RequestError
 from faceforge.service.settings import Settings
 from faceforge.service.state import Home
 
-KEY_MESSAGE = "This server needs an API key: send it as the X-API-Key header (or Authorization: Bearer KEY)."
+KEY_MESSAGE = ("This server needs an API key: send it as the X-API-Key header (or Authorization: Bearer KEY); "
+               "?key= in the URL is accepted only on the WebSocket /api/live.")
 
 
 def get_settings(conn: HTTPConnection) -> Settings:
@@ -51,11 +52,13 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 RunnerDep = Annotated[JobRunner, Depends(get_runner)]
 
 
-def api_key_ok(expected: str | None, headers: Mapping[str, str], query: Mapping[str, str]) -> bool:
+def api_key_ok(expected: str | None, headers: Mapping[str, str], query: Mapping[str, str] | None = None) -> bool:
     """Whether a request carries the API key ``expected`` (always true when no key is set).
 
-    The key is accepted as the ``X-API-Key`` header, as ``Authorization: Bearer KEY``, or as
-    the ``key`` query parameter (WebSocket URLs and links cannot send headers).
+    The key is accepted as the ``X-API-Key`` header or as ``Authorization: Bearer KEY``. Pass
+    ``query`` (the query parameters) only where a browser cannot set headers (the WebSocket
+    ``/api/live``): there the ``key`` query parameter counts too. Everywhere else ``?key=`` is
+    not looked at, so keys do not end up in access logs and browser histories.
     """
     if not expected:
         return True
@@ -63,12 +66,13 @@ def api_key_ok(expected: str | None, headers: Mapping[str, str], query: Mapping[
     auth = headers.get("authorization") or ""
     if not given and auth.lower().startswith("bearer "):
         given = auth[7:].strip()
-    given = given or query.get("key") or ""
+    if not given and query is not None:
+        given = query.get("key") or ""
     return secrets.compare_digest(given.encode(), expected.encode())
 
 
 _key_header = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="APIKey",
-                           description="The server's API key (when it has one; `faceforge serve --api-key`).")
+                           description="The server's API key (when it has one: `FACEFORGE_API_KEY`).")
 _bearer = HTTPBearer(auto_error=False, scheme_name="Bearer", description="The API key as a bearer token.")
 
 
@@ -83,7 +87,7 @@ def require_api_key(conn: HTTPConnection, settings: SettingsDep,
     Raises:
         RequestError: 401, the key is missing or wrong.
     """
-    if not api_key_ok(settings.api_key, conn.headers, conn.query_params):
+    if not api_key_ok(settings.api_key, conn.headers):
         raise RequestError(KEY_MESSAGE, 401)
 
 

@@ -52,7 +52,8 @@ class Engine:
                 try:
                     hit = (path.name, load_classifier(path))
                 except FaceforgeError as e:
-                    raise RequestError(f"Model {name!r} cannot be loaded: {e}", 500) from e
+                    raise RequestError(f"Model {name!r} cannot be loaded: {e}. Delete it (DELETE "
+                                       f"/api/models/{name}) and upload a working one.", 422) from e
                 self._models[name] = hit
             return hit[1]
 

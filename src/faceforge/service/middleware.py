@@ -1,11 +1,18 @@
-"""ASGI guards that act before a request body is read: the API key and the body size limit."""
+"""ASGI guards around every request: the API key and the body size limit (checked before a
+request body is read), and the last-resort answer to an unexpected error."""
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from faceforge.service.deps import KEY_MESSAGE, api_key_ok
+
+log = logging.getLogger("faceforge.service")
+
+#: What a client is told about an unexpected error (the details go to the server's log only).
+INTERNAL_MESSAGE = "Internal error: the server could not answer this request (the details are in its log)."
 
 #: ``/api`` paths answered without a key (monitoring).
 OPEN_PATHS = frozenset({"/api/health"})
@@ -18,7 +25,13 @@ class Guard:
 
     The routes check the key too (:func:`faceforge.service.deps.require_api_key`, which is what
     the OpenAPI document declares); this guard only makes sure an unauthenticated upload is
-    refused before the server reads (and spools) its body.
+    refused before the server reads (and spools) its body. The key counts only as a header here
+    (``X-API-Key`` or ``Authorization: Bearer``), never as ``?key=``.
+
+    An exception no handler turned into an answer is logged with its traceback and answered
+    with a generic 500 ``{"detail": ...}`` without details. It is not raised further: the
+    server would then drop the keep-alive connection, and the client's next request on it
+    would fail too.
 
     Args:
         app: the ASGI app to guard.
@@ -37,10 +50,7 @@ class Guard:
             headers.setdefault(k.decode("latin-1").lower(), v.decode("latin-1"))  # the first, as Starlette's
         path = scope.get("path", "")
         if self.api_key and path.startswith("/api/") and path not in OPEN_PATHS:
-            from urllib.parse import parse_qsl
-
-            query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-            if not api_key_ok(self.api_key, headers, query):
+            if not api_key_ok(self.api_key, headers):
                 return await plain(send, 401, KEY_MESSAGE)
         try:
             declared = int(headers.get("content-length", "0") or 0)
@@ -63,19 +73,27 @@ class Guard:
                     return {"type": "http.request", "body": b"", "more_body": False}
             return msg
 
-        replaced = False
+        replaced = started = False
 
         async def guarded_send(msg: dict) -> None:
-            nonlocal replaced
+            nonlocal replaced, started
             if over:
                 if not replaced:
-                    replaced = True
+                    replaced = started = True
                     await plain(send, 413, f"Request body over the {self.limit / 1e6:.0f} MB limit; "
                                            f"send less (the server's --max-request-mb sets it).")
                 return
+            if msg.get("type") == "http.response.start":
+                started = True
             await send(msg)
 
-        await self.app(scope, limited, guarded_send)
+        try:
+            await self.app(scope, limited, guarded_send)
+        except Exception:
+            log.exception("unexpected error answering %s %s", scope.get("method"), path)
+            if started:  # half an answer is out: only closing the connection tells the client
+                raise
+            await plain(send, 500, INTERNAL_MESSAGE)
 
 
 async def plain(send: Any, status: int, message: str) -> None:

@@ -117,7 +117,7 @@ class Job(Open):
 
     id: str
     kind: str = Field(description="`train` or `video`")
-    status: str = Field(description="`queued`, `running`, `done` or `failed`")
+    status: str = Field(description="`preparing`, `queued`, `running`, then `done`, `failed` or `cancelled`")
     params: dict[str, Any]
     progress: float = Field(description="0 to 1")
     message: str

@@ -25,14 +25,22 @@ class Settings(BaseSettings):
 
     Attributes:
         home: data directory (models, galleries, jobs); ``$FACEFORGE_HOME`` or ``~/.faceforge``.
-        api_key: required on every ``/api`` request (header ``X-API-Key``, ``Authorization: Bearer``
-            or ``?key=``) when set. ``faceforge serve`` refuses a non-loopback address without one.
+        api_key: required on every ``/api`` request when set, as the header ``X-API-Key`` or
+            ``Authorization: Bearer KEY`` (``?key=`` only on the WebSocket ``/api/live``, where
+            browsers cannot set headers). Pass it as ``FACEFORGE_API_KEY`` in the environment
+            (a command-line argument is visible to every user in ``ps``). ``faceforge serve``
+            refuses a non-loopback address without one.
         max_image_mb: largest image upload or fetched image.
         max_request_mb: largest request body (a video, or a training request with many photos).
         max_pixels: largest image in pixels (decompression bombs are refused before decoding).
         max_photos: most photos in one training or enrolment request.
         allow_private_urls: let image URLs point at private / loopback addresses (off: SSRF).
         url_timeout_s: timeout for fetching an image URL.
+        job_timeout_s: longest a background job (training, video) may run; it is then killed
+            and marked failed.
+        job_attempts: most times a job is started; a job interrupted (server stopped or killed)
+            that often is marked failed instead of being run again at each restart.
+        job_workers: background jobs run side by side.
         run_jobs: run background jobs in this process (tests may turn it off).
     """
 
@@ -46,6 +54,9 @@ class Settings(BaseSettings):
     max_photos: int = Field(2000, ge=1)
     allow_private_urls: bool = False
     url_timeout_s: float = Field(10.0, gt=0)
+    job_timeout_s: float = Field(7200.0, gt=0)
+    job_attempts: int = Field(3, ge=1)
+    job_workers: int = Field(1, ge=1, le=16)
     run_jobs: bool = True
     #: most pixels decoded per image: a larger JPEG is decoded reduced (1/2 to 1/8 per side, cheap),
     #: a larger image in another format is refused (a small PNG can hold gigapixels that cost seconds)

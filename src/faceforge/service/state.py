@@ -36,7 +36,10 @@ MIGRATIONS = [
         result TEXT, error TEXT, created REAL NOT NULL, updated REAL NOT NULL);
     """,
 ]
-JOB_STATES = ("queued", "running", "done", "failed")
+#: A job's life: ``preparing`` (its inputs are being written), ``queued``, ``running``, then one of
+#: ``done``, ``failed``, ``cancelled`` (final).
+JOB_STATES = ("preparing", "queued", "running", "done", "failed", "cancelled")
+FINAL_STATES = ("done", "failed", "cancelled")
 #: Name prefix of a model upload's temporary file in ``models/`` while it is checked.
 UPLOAD_PREFIX = ".upload-"
 
@@ -184,20 +187,46 @@ class Home:
         return self.path / "jobs" / job_id
 
     def new_job(self, kind: str, params: dict[str, Any]) -> tuple[str, Path]:
-        """Reserve a job id and its folder; the job is only queued by :meth:`queue_job`."""
+        """Reserve a job id and its folder and record the job (status ``preparing``, with its
+        ``kind`` and ``params``); it runs once :meth:`queue_job` queues it. A job still
+        preparing when the server stops is swept (with its folder) at the next start."""
         job_id = uuid.uuid4().hex
         d = self.path / "jobs" / job_id
         d.mkdir(parents=True)
-        return job_id, d
-
-    def queue_job(self, job_id: str, kind: str, params: dict[str, Any]) -> None:
         now = time.time()
         with self._tx() as db:
-            db.execute("INSERT INTO jobs (id, kind, status, params, created, updated) VALUES (?,?,?,?,?,?)",
-                       (job_id, kind, "queued", json.dumps(params), now, now))
+            db.execute("INSERT INTO jobs (id, kind, status, params, message, created, updated) "
+                       "VALUES (?,?,?,?,?,?,?)", (job_id, kind, "preparing", json.dumps(params),
+                                                  "receiving its inputs", now, now))
+        return job_id, d
+
+    def queue_job(self, job_id: str, kind: str | None = None, params: dict[str, Any] | None = None) -> None:
+        """Queue a job made by :meth:`new_job` (``kind`` / ``params``: replace the recorded ones)."""
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute("SELECT kind, params FROM jobs WHERE id=?", (job_id,)).fetchone()
+            if row is None:
+                if kind is None:
+                    raise RequestError(f"No job {job_id!r} to queue.", 404)
+                db.execute("INSERT INTO jobs (id, kind, status, params, created, updated) VALUES (?,?,?,?,?,?)",
+                           (job_id, kind, "queued", json.dumps(params or {}), now, now))
+                return
+            db.execute("UPDATE jobs SET kind=?, params=?, status='queued', message='', updated=? "
+                       "WHERE id=? AND status='preparing'",
+                       (kind or row[0], json.dumps(params) if params is not None else row[1], now, job_id))
 
     def discard_job_dir(self, job_id: str) -> None:
+        """Remove a job's folder, and the job itself while it is still ``preparing``."""
+        with self._tx() as db:
+            db.execute("DELETE FROM jobs WHERE id=? AND status='preparing'", (job_id,))
         shutil.rmtree(self.path / "jobs" / job_id, ignore_errors=True)
+
+    def cancel_queued(self, job_id: str) -> bool:
+        """Mark a job that has not started ``cancelled``; False when it is no longer queued."""
+        with self._tx() as db:
+            return db.execute("UPDATE jobs SET status='cancelled', message='cancelled', error='cancelled by "
+                              "request', updated=? WHERE id=? AND status='queued'",
+                              (time.time(), job_id)).rowcount > 0
 
     def job(self, job_id: str) -> dict[str, Any]:
         self.job_dir(job_id)
@@ -207,9 +236,12 @@ class Home:
             raise RequestError(f"No job {job_id!r}.", 404)
         return _job_dict(row)
 
-    def jobs(self, limit: int = 100) -> list[dict[str, Any]]:
+    def jobs(self, limit: int = 100, status: str | None = None) -> list[dict[str, Any]]:
+        """The latest ``limit`` jobs, newest first (only those with ``status`` when given)."""
+        where, args = ("WHERE status=?", (status,)) if status else ("", ())
         rows = self._conn().execute("SELECT id, kind, status, params, progress, message, result, error, created, "
-                                    "updated FROM jobs ORDER BY created DESC LIMIT ?", (int(limit),)).fetchall()
+                                    f"updated FROM jobs {where} ORDER BY created DESC LIMIT ?",
+                                    (*args, int(limit))).fetchall()
         return [_job_dict(r) for r in rows]
 
     def update_job(self, job_id: str, **fields: Any) -> None:

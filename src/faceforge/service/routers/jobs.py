@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
@@ -11,7 +12,8 @@ from fastapi.responses import PlainTextResponse
 from faceforge.service.deps import ApiKey, EngineDep, HomeDep, RunnerDep, SettingsDep
 from faceforge.service.inputs import check_photo_count, read_upload, split
 from faceforge.service.safety import IMAGE_TYPES, VIDEO_TYPES, RequestError
-from faceforge.service.schemas import Job, Jobs
+from faceforge.service.schemas import Error, Job, Jobs
+from faceforge.service.state import FINAL_STATES
 
 router = APIRouter(prefix="/api", dependencies=[ApiKey])
 
@@ -106,7 +108,11 @@ async def analyze_video(settings: SettingsDep, home: HomeDep, engine: EngineDep,
     params = {"attributes": attrs, "models": mods, "gallery": gallery or None, "every": every,
               "bytes": len(data), "type": kind}
     job_id, d = home.new_job("video", params)
-    (d / "video").write_bytes(data)
+    try:
+        await run_in_threadpool((d / "video").write_bytes, data)
+    except BaseException:
+        home.discard_job_dir(job_id)
+        raise
     home.queue_job(job_id, "video", params)
     runner.wake()
     return home.job(job_id)
@@ -120,8 +126,40 @@ def list_jobs(home: HomeDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100) 
 
 @router.get("/jobs/{job_id}", tags=["jobs"], response_model=Job)
 def get_job(job_id: str, home: HomeDep) -> dict[str, Any]:
-    """A job's status (queued, running, done, failed), progress and result."""
+    """A job's status (preparing, queued, running, done, failed, cancelled), progress and result."""
     return home.job(job_id)
+
+
+@router.post("/jobs/{job_id}/cancel", tags=["jobs"], response_model=Job,
+             responses={409: {"model": Error, "description": "the job has ended already"}})
+def cancel_job(job_id: str, home: HomeDep, runner: RunnerDep) -> dict[str, Any]:
+    """Cancel a queued or running job: a running one is killed with every process it started.
+    The job ends ``cancelled`` and its inputs are deleted."""
+    from faceforge.service.jobs import drop_inputs
+
+    job = home.job(job_id)
+    if job["status"] in FINAL_STATES:
+        raise RequestError(f"Job {job_id} has ended already (status {job['status']}); nothing to cancel.", 409)
+    if job["status"] == "preparing":
+        raise RequestError(f"Job {job_id} is still receiving its inputs; cancel it once it is queued.", 409)
+    if home.cancel_queued(job_id):
+        drop_inputs(home.job_dir(job_id))
+        return home.job(job_id)
+    runner.cancel(job_id)  # it started meanwhile: kill its child
+    end = time.monotonic() + 10.0
+    while time.monotonic() < end:
+        job = home.job(job_id)
+        if job["status"] in FINAL_STATES:
+            return job
+        if not runner.is_active(job_id):
+            break
+        time.sleep(0.05)
+    job = home.job(job_id)
+    if job["status"] == "running" and not runner.is_active(job_id):  # left by a server that stopped
+        drop_inputs(home.job_dir(job_id))
+        home.update_job(job_id, status="cancelled", message="cancelled", error="cancelled by request")
+        job = home.job(job_id)
+    return job
 
 
 @router.get("/jobs/{job_id}/frames", tags=["jobs"], response_class=PlainTextResponse, responses=_NDJSON)

@@ -5,7 +5,7 @@
  *   Tabs        #tab-train #tab-live #tab-photo #tab-people #tab-models  (panels: #panel-<name>)
  *   API key     #key-button (header, shown when the server needs a key), #key-dialog, #key-input,
  *               #key-save, #key-cancel, #key-message. The key lives in localStorage "faceforge.apiKey"
- *               and goes out as X-API-Key (and ?key= on the WebSocket and download links).
+ *               and goes out as X-API-Key (and ?key= on the WebSocket only: the server accepts it nowhere else).
  *   Toast       #toast (short notices)
  *
  *   Train       #train-classes (the class cards), #train-add-class.

@@ -273,6 +273,7 @@ async function startTraining() {
       job = await api(`/api/jobs/${encodeURIComponent(job.id)}`);
     }
     if (job.status === 'failed') throw new Error(`Training failed: ${job.error || 'no reason given'}`);
+    if (job.status === 'cancelled') throw new Error('Training was cancelled.');
     setProgress(1, 'Done.');
     showTrainResult(job.result || {}, order);
     refreshModels().catch(() => {});
