@@ -132,6 +132,7 @@ def choose(loaded: Any, cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any]]:
     from faceforge.data import EmbeddingCache, check_duplicates, embed_dataset
     from faceforge.errors import DatasetError
     from faceforge.heads.splits import auto_folds, merge_groups
+    from faceforge.train.steps import check_usable
     from faceforge.train.validation import duplicate_links
 
     t0 = time.perf_counter()
@@ -152,6 +153,7 @@ def choose(loaded: Any, cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any]]:
     todo = list(embedders)
     paired = cfg.embedder != AUTO or len(embedders) < 2  # the pair of the two best is tried once, last
     done = 0
+    why: DatasetError | None = None  # why the first embedder left a class too small
     while todo:
         name = todo.pop(0)
         cfg.emit("searching", {"embedder": name, "done": done, "total": done + len(todo) + 1 + (0 if paired else 1)})
@@ -162,8 +164,14 @@ def choose(loaded: Any, cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any]]:
         if dup is None:
             dup = list(check_duplicates(sub, cache=cache))
         groups = merge_groups(paths, duplicate_links(dup, set(paths.tolist())))
-        if len(y) < 4 or (task == "classification" and (len(np.unique(y)) < 2 or np.bincount(y.astype(int)).min() < 2)):
+        if len(y) < 4 or (task == "classification" and (len(np.unique(y)) < 2 or np.bincount(
+                y.astype(int), minlength=len(ds.classes)).min() < 2)):
             log.info("auto: %s leaves too few photos with a face (%d); skipped", name, len(y))
+            if why is None and task == "classification":
+                try:  # the same words train would use: which class, which photos were dropped and why
+                    check_usable(list(ds.classes), y, list(ed.problems))
+                except DatasetError as e:
+                    why = e
         else:
             k = auto_folds(y, groups)
             for head in heads:
@@ -179,6 +187,8 @@ def choose(loaded: Any, cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any]]:
             if pair is not None:
                 todo.append(pair)
     if not board:
+        if why is not None:
+            raise why
         raise DatasetError("The feature search found no embedder that keeps at least 2 photos with a face per "
                            "class. Add clear face photos, or pass --crops always when the photos are face crops.")
     win = pick(board, lower, heads)
