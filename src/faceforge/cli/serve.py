@@ -9,7 +9,7 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from faceforge.cli.app import handle_errors, out
+from faceforge.cli.app import err, handle_errors, out
 
 
 @handle_errors
@@ -48,7 +48,9 @@ def serve(
     home: Optional[Path] = typer.Option(None, "--home",
                                         help="Data directory (default $FACEFORGE_HOME or ~/.faceforge)."),
     api_key: Optional[str] = typer.Option(None, "--api-key", envvar="FACEFORGE_API_KEY",
-                                          help="Key required on API requests (X-API-Key header)."),
+                                          help="Key required on API requests (X-API-Key header). Better: set "
+                                               "FACEFORGE_API_KEY in the environment (a command line is visible "
+                                               "to every user in ps)."),
     max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", help="Largest image upload or fetched image."),
     max_request_mb: float = typer.Option(256.0, "--max-request-mb", help="Largest request (a video, or many "
                                                                           "photos to train on)."),
@@ -56,7 +58,13 @@ def serve(
                                             help="Let image URLs point at private / loopback addresses."),
 ) -> None:
     """Run the HTTP API and the web page (train from uploads or webcam, live classification in the browser)."""
+    import os
+
     from faceforge.service import serve as run
+
+    if api_key and os.environ.get("FACEFORGE_API_KEY") != api_key:
+        err.print("[yellow]note[/] a key given with --api-key is visible to every user of this machine (ps); pass "
+                  "it as FACEFORGE_API_KEY in the environment instead.", highlight=False)
 
     def ready(url: str) -> None:
         out.print(f"faceforge is running: open [bold]{url}[/] (API docs: {url}docs); Ctrl+C stops it.", highlight=False)

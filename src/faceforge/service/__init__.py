@@ -43,7 +43,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, *, home: str | os.PathLike 
     api_key = api_key or os.environ.get("FACEFORGE_API_KEY") or None
     if not is_loopback_host(host) and not api_key:
         raise ParameterError(f"Serving on {host!r} makes the API reachable from other machines: set an API key "
-                             f"(--api-key or FACEFORGE_API_KEY), or bind to 127.0.0.1.")
+                             f"(FACEFORGE_API_KEY in the environment, or --api-key), or bind to 127.0.0.1.")
     s = make_settings(home=Path(home) if home else default_home(), api_key=api_key, **settings)
     app = create_app(s)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, ws_max_size=int(s.max_image_bytes) + 1024)

@@ -3,7 +3,7 @@
 =======================================================  ======
 error                                                    status
 =======================================================  ======
-:class:`~faceforge.service.safety.RequestError`          its ``status`` (400, 401, 404, 409, 413, 415, 422, 502)
+:class:`~faceforge.service.safety.RequestError`          its ``status`` (400, 401, 404, 409, 413, 415, 422)
 :class:`~faceforge.gallery.GalleryError` (no such one)   404
 :class:`~faceforge.errors.ModelNotFoundError`            404
 :class:`~faceforge.errors.ImageError`                    422

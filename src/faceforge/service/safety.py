@@ -163,7 +163,7 @@ def _check_url(url: str, allow_private: bool) -> _Target:
     try:
         infos = resolve(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError, OSError) as e:
-        raise RequestError(f"URL {url!r}: cannot resolve host {host!r} ({e}).", 502) from e
+        raise RequestError(f"URL {url!r}: cannot resolve host {host!r} ({e}).", 422) from e
     ips: list[str] = []
     for info in infos:  # IPv4/IPv6 socket addresses start with the address string
         ip = str(info[4][0])
@@ -198,7 +198,8 @@ def fetch_url(url: str, *, max_bytes: int, allow_private: bool = False, timeout:
     capped at ``max_bytes``.
 
     Raises:
-        RequestError: malformed or refused (400), unreachable (502) or too large (413).
+        RequestError: malformed or refused (400), unreachable or answering with an error (422: the URL
+            given cannot be used; no 5xx for another server's failure) or too large (413).
     """
     import httpx
 
@@ -215,11 +216,11 @@ def fetch_url(url: str, *, max_bytes: int, allow_private: bool = False, timeout:
                     err = e
                     continue
                 except httpx.HTTPError as e:
-                    raise RequestError(f"URL {url!r}: could not fetch it ({type(e).__name__}: {e}).", 502) from e
+                    raise RequestError(f"URL {url!r}: could not fetch it ({type(e).__name__}: {e}).", 422) from e
                 try:
                     nxt = _read(r, t, allow_private, max_bytes)
                 except httpx.HTTPError as e:
-                    raise RequestError(f"URL {url!r}: could not fetch it ({type(e).__name__}: {e}).", 502) from e
+                    raise RequestError(f"URL {url!r}: could not fetch it ({type(e).__name__}: {e}).", 422) from e
                 finally:
                     r.close()
                 if isinstance(nxt, Fetched):
@@ -227,8 +228,8 @@ def fetch_url(url: str, *, max_bytes: int, allow_private: bool = False, timeout:
                 url = nxt
                 break
             else:
-                raise RequestError(f"URL {url!r}: could not connect to {t.host} ({err}).", 502)
-    raise RequestError(f"URL {url!r}: more than {max_redirects} redirects.", 502)
+                raise RequestError(f"URL {url!r}: could not connect to {t.host} ({err}).", 422)
+    raise RequestError(f"URL {url!r}: more than {max_redirects} redirects.", 422)
 
 
 def _read(r: Any, t: _Target, allow_private: bool, max_bytes: int) -> Fetched | str:
@@ -240,7 +241,7 @@ def _read(r: Any, t: _Target, allow_private: bool, max_bytes: int) -> Fetched | 
     if r.is_redirect:
         return urljoin(t.url, r.headers.get("location", ""))
     if r.status_code >= 400:
-        raise RequestError(f"URL {t.url!r}: the server answered HTTP {r.status_code}.", 502)
+        raise RequestError(f"URL {t.url!r}: the server answered HTTP {r.status_code}.", 422)
     try:
         n = int(r.headers.get("content-length") or 0)
     except ValueError:
