@@ -317,6 +317,28 @@ def test_service_refuses_image_bombs_fast_and_takes_camera_photos(service, bombs
     r = client.post("/api/detect", files={"file": ("camera.jpg", camera, "image/jpeg")})
     assert r.status_code == 200 and (r.json()["width"], r.json()["height"]) == (4000, 3000)
     assert len(r.json()["faces"]) == 1
+    # the JPEG form of a bomb: 40 MP of grey in ~0.6 MB, refused from its header
+    buf = io.BytesIO()
+    Image.new("RGB", (6300, 6300), (128, 128, 128)).save(buf, "JPEG", quality=50)
+    t0 = time.perf_counter()
+    r = client.post("/api/detect", files={"file": ("grey.jpg", buf.getvalue(), "image/jpeg")})
+    assert r.status_code == 422 and "pixels per byte" in r.json()["detail"] and "grey.jpg" in r.json()["detail"]
+    assert time.perf_counter() - t0 < 0.5
+
+
+def test_a_jpeg_decoded_reduced_answers_in_its_own_pixels(service, astronaut):
+    """A 24 MP photo is decoded at half size in the service (cheap), but the answer's size, boxes and
+    landmarks are in the photo's own pixels: the same face as in a 12 MP copy, 1.5x larger."""
+    client, _ = service
+    boxes = {}
+    for w, h in ((6000, 4000), (4000, 2667)):  # 24 MP (decoded reduced) and 10.7 MP (decoded whole)
+        photo = jpeg(np.asarray(Image.fromarray(astronaut).resize((w, h))))
+        r = client.post("/api/detect", files={"file": (f"{w}.jpg", photo, "image/jpeg")})
+        assert r.status_code == 200, r.text
+        j = r.json()
+        assert (j["width"], j["height"]) == (w, h) and len(j["faces"]) == 1
+        boxes[w] = np.array(j["faces"][0]["box"])
+    assert np.allclose(boxes[6000], boxes[4000] * 1.5, rtol=0.05, atol=15), boxes
 
 
 # -- archives -----------------------------------------------------------------------------------------

@@ -44,8 +44,12 @@ async def read_upload(f: UploadFile, limit: int, allowed: tuple[str, ...]) -> tu
     return data, check_type(data, allowed, client_name(f))
 
 
-async def image_input(file: UploadFile | None, url: str | None, settings: Settings) -> tuple[Any, str]:
-    """The request's image as an RGB array, and how to call it in messages.
+async def image_input(file: UploadFile | None, url: str | None, settings: Settings) -> tuple[Any, str, tuple[int, int]]:
+    """The request's image as an RGB array, how to call it in messages, and its size ``(w, h)``.
+
+    A JPEG above ``settings.max_decode_pixels`` is decoded reduced (1/2, 1/4 or 1/8 per side:
+    detection on it costs a fraction), so the array can be smaller than the image; answers give
+    boxes in the image's own pixels with :func:`in_original`.
 
     Raises:
         RequestError: not exactly one of ``file`` / ``url`` (422), a refused or failed URL, a file
@@ -68,7 +72,31 @@ async def image_input(file: UploadFile | None, url: str | None, settings: Settin
                                               max_decode_pixels=settings.max_decode_pixels))
     except ImageError as e:
         raise RequestError(f"{name}: {e}", 422) from e
-    return img, name
+    return img, name, _original_size(data, img)
+
+
+def _original_size(data: bytes, img: Any) -> tuple[int, int]:
+    """The encoded image's ``(w, h)`` (after its EXIF rotation), which ``img`` may be a reduction of."""
+    import io
+
+    from PIL import Image
+
+    ih, iw = img.shape[:2]
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+    except Exception:  # decoded already, so this cannot fail in practice; keep the decoded size
+        return iw, ih
+    if (iw >= ih) != (w >= h):  # rotated by its EXIF orientation
+        w, h = h, w
+    return (w, h) if iw < w else (iw, ih)
+
+
+def in_original(faces: Any, img: Any, size: tuple[int, int]) -> Any:
+    """``faces`` found on ``img`` with boxes and landmarks in the pixels of the image of ``size``."""
+    from faceforge.pipeline.finder import rescale_faces
+
+    return rescale_faces(faces, img.shape[1] / size[0], size)
 
 
 def split(s: str | None) -> list[str]:

@@ -23,6 +23,10 @@ MAX_PIXELS = 100_000_000
 #: RGB PNG about 350; a bomb thousands).
 MAX_PIXELS_PER_BYTE = 500
 BOMB_FLOOR = 4_000_000
+#: A JPEG above the decode cap (``max_decode_pixels``, set by the service) with more pixels per byte
+#: than this is refused: JPEG cannot go much below a bit per 8x8 block, so a near-blank picture of
+#: tens of megapixels is the JPEG form of a bomb (camera photos hold 2 to 10 pixels per byte).
+JPEG_MAX_PIXELS_PER_BYTE = 30
 
 
 def to_rgb_uint8(image: Any, name: str = "image") -> np.ndarray:
@@ -171,6 +175,13 @@ def _check_cost(img: Any, name: str, nbytes: int, max_decode_pixels: int | None)
         )
     if max_decode_pixels is None or w * h <= max_decode_pixels:
         return
+    if img.format == "JPEG" and w * h > JPEG_MAX_PIXELS_PER_BYTE * nbytes:
+        raise ImageError(
+            f"{name}: a {w}x{h} ({w * h / 1e6:.0f} MP) JPEG in only {nbytes / 1e3:,.1f} kB, "
+            f"{w * h / max(nbytes, 1):,.0f} pixels per byte (camera photos hold under 10): an almost blank "
+            f"image that would cost seconds to decode and search; refusing it. If it is real, downscale it "
+            f"to under {max_decode_pixels / 1e6:.0f} MP."
+        )
     if img.format == "JPEG":
         for k in (2, 4, 8):
             if -(-w // k) * -(-h // k) <= max_decode_pixels:

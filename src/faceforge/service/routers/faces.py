@@ -8,7 +8,7 @@ from fastapi import APIRouter, Form
 from fastapi.concurrency import run_in_threadpool
 
 from faceforge.service.deps import ApiKey, EngineDep, SettingsDep
-from faceforge.service.inputs import FileField, TopK, UrlField, image_input, infer, split
+from faceforge.service.inputs import FileField, TopK, UrlField, image_input, in_original, infer, split
 from faceforge.service.schemas import Analysed, Classified, Detected
 
 router = APIRouter(prefix="/api", tags=["faces"], dependencies=[ApiKey])
@@ -20,10 +20,10 @@ AttributesField = Annotated[str, Form(description="comma-separated: gender, age,
 async def detect(settings: SettingsDep, engine: EngineDep, file: FileField = None, url: UrlField = None,
                  detector: Annotated[str, Form()] = "photo") -> dict[str, Any]:
     """Every face with its box, 5 landmarks and score."""
-    img, _ = await image_input(file, url, settings)
+    img, _, size = await image_input(file, url, settings)
     det = engine.detector(detector)
-    faces = await run_in_threadpool(infer, engine, det, img)
-    return {"width": img.shape[1], "height": img.shape[0], "detector": det.name, "faces": faces.to_dicts()}
+    faces = in_original(await run_in_threadpool(infer, engine, det, img), img, size)
+    return {"width": size[0], "height": size[1], "detector": det.name, "faces": faces.to_dicts()}
 
 
 @router.post("/analyze", response_model=Analysed, response_model_exclude_unset=True)
@@ -33,10 +33,10 @@ async def analyze(settings: SettingsDep, engine: EngineDep, file: FileField = No
                   gallery: Annotated[str, Form(description="a gallery to identify people in")] = "",
                   top_k: TopK = 3) -> dict[str, Any]:
     """Every face with built-in attributes, your models' labels and (with a gallery) who it is."""
-    img, _ = await image_input(file, url, settings)
+    img, _, size = await image_input(file, url, settings)
     an = await run_in_threadpool(engine.analyzer, split(attributes), split(models), gallery or None, "photo", top_k)
-    res = await run_in_threadpool(infer, engine, an.analyze, img)
-    return {"width": img.shape[1], "height": img.shape[0], "faces": res.to_dicts()}
+    res = in_original(await run_in_threadpool(infer, engine, an.analyze, img), img, size)
+    return {"width": size[0], "height": size[1], "faces": res.to_dicts()}
 
 
 @router.post("/classify", response_model=Classified, response_model_exclude_unset=True)
@@ -44,8 +44,8 @@ async def classify(settings: SettingsDep, engine: EngineDep,
                    model: Annotated[str, Form(description="a model name (GET /api/models)")],
                    file: FileField = None, url: UrlField = None, top_k: TopK = 3) -> dict[str, Any]:
     """Every face with the model's top-k labels and scores (or ``unknown``)."""
-    img, _ = await image_input(file, url, settings)
+    img, _, size = await image_input(file, url, settings)
     clf = await run_in_threadpool(engine.model, model)
-    res = await run_in_threadpool(infer, engine, clf.classify, img, top_k)
+    res = in_original(await run_in_threadpool(infer, engine, clf.classify, img, top_k), img, size)
     faces = res.to_dicts(flatten=clf.name)
-    return {"model": model, "width": img.shape[1], "height": img.shape[0], "faces": faces}
+    return {"model": model, "width": size[0], "height": size[1], "faces": faces}

@@ -16,6 +16,7 @@ from faceforge.service.inputs import (
     check_photo_count,
     client_name,
     image_input,
+    in_original,
     infer,
     read_upload,
 )
@@ -73,7 +74,7 @@ async def enrol(gallery: str, person: str, settings: SettingsDep, engine: Engine
         imgs, ok_names, bad = [], [], []
         for data, nm in zip(datas, names):
             try:
-                imgs.append(load_image(data, settings.max_pixels))
+                imgs.append(load_image(data, settings.max_pixels, max_decode_pixels=settings.max_decode_pixels))
                 ok_names.append(nm)
             except ImageError as e:
                 bad.append((nm, str(e)))
@@ -101,8 +102,9 @@ async def identify(gallery: str, settings: SettingsDep, engine: EngineDep, file:
     force and its expected false-accept rate (``far``) come with the answer and each face."""
     g = engine.gallery(gallery)
     thr, far = g.decision(threshold, target_far)
-    img, _ = await image_input(file, url, settings)
-    res = await run_in_threadpool(infer, engine, g.identify, img, top_k, threshold=threshold, target_far=target_far)
+    img, _, size = await image_input(file, url, settings)
+    res = in_original(await run_in_threadpool(infer, engine, g.identify, img, top_k, threshold=threshold,
+                                              target_far=target_far), img, size)
     return {"gallery": gallery, "threshold": thr, "far": far, "faces": res.to_dicts(flatten=g.name)}
 
 
@@ -114,6 +116,6 @@ async def verify(gallery: str, settings: SettingsDep, engine: EngineDep, person:
     false-accept rate (``far``)."""
     g = engine.gallery(gallery)
     g.decision(threshold, target_far)  # a target_far outside the calibrated range fails before the upload is read
-    img, _ = await image_input(file, url, settings)
+    img, _, _size = await image_input(file, url, settings)
     return (await run_in_threadpool(infer, engine, g.verify, img, person, threshold=threshold,
                                     target_far=target_far)).to_dict()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import logging
 import time
 
@@ -73,7 +75,8 @@ async def live(ws: WebSocket, settings: SettingsDep, engine: EngineDep, models: 
                 await ws.send_json({"error": "frames must be JPEG/PNG images under the size limit"})
                 continue
             try:
-                img = await run_in_threadpool(load_image, data, settings.max_pixels)
+                img = await run_in_threadpool(partial(load_image, data, settings.max_pixels,
+                                                      max_decode_pixels=settings.max_decode_pixels))
                 faces = await run_in_threadpool(infer, engine, la.process, img, frame)
             except (ImageError, FaceforgeError) as e:
                 await ws.send_json({"error": scrub_paths(str(e), settings.home)})
