@@ -78,7 +78,8 @@ def test_update_keeps_user_names_and_places_new_photos(att, tmp_path):
     new_people = {truth[k] for k in later} - set(named)
     assert len(rep.new_groups) >= len(new_people) and sum(rep.joined.values()) >= 9
     got = [by_crop[faces[k].source] for k in later if truth[k] in new_people]
-    assert pairwise_f1([truth[k] for k in later if truth[k] in new_people], [hash(g) % 10**6 for g in got])["f1"] >= 0.95
+    want = [truth[k] for k in later if truth[k] in new_people]
+    assert pairwise_f1(want, [hash(g) % 10**6 for g in got])["f1"] >= 0.95
     # a second update reads the stored embeddings back (no re-embedding) and keeps the names
     rep2 = update_groups(out, [faces[k] for k in range(len(faces)) if truth[k] in {"s11", "s12"}])
     assert len(rep2.new_groups) == 2 and sum(rep2.joined.values()) <= 1

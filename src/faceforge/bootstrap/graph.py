@@ -283,11 +283,12 @@ def save_embeddings(output: str | os.PathLike, rows: list[dict[str, str]], embed
     from faceforge.sinks.files import atomic_write
 
     E = np.asarray(embeddings, np.float32).reshape(len(rows), -1)
-    ok = np.isfinite(E).all(axis=1)
+    mask = np.asarray(np.isfinite(E).all(axis=1), bool)
+    good = [r for r, ok in zip(rows, list(mask)) if ok]
+    crops = [Path(output) / r["crop"] for r in good]
+    sha = [hashlib.sha1(c.read_bytes()).hexdigest() if c.is_file() else "" for c in crops]
     buf = io.BytesIO()
-    sha = [hashlib.sha1((Path(output) / r["crop"]).read_bytes()).hexdigest() if (Path(output) / r["crop"]).is_file()
-           else "" for r, good in zip(rows, ok) if good]
-    np.savez(buf, keys=np.array([_key(r) for r, good in zip(rows, ok) if good]), embeddings=E[ok], sha1=np.array(sha))
+    np.savez(buf, keys=np.array([_key(r) for r in good]), embeddings=E[mask], sha1=np.array(sha))
     atomic_write(Path(output) / EMBEDDINGS, buf.getvalue())
 
 
@@ -322,9 +323,9 @@ def _old_embeddings(out: Path, rows: list[dict[str, str]]) -> np.ndarray:
         for f in faces:  # the crop's main (first, largest) face
             got.setdefault(str(Path(f.source).resolve()), f.embedding)
         for r in missing:
-            e = got.get(str((out / r["crop"]).resolve()))
-            if e is not None:
-                known[_key(r)] = e
+            emb = got.get(str((out / r["crop"]).resolve()))
+            if emb is not None:
+                known[_key(r)] = emb
     dim = len(next(iter(known.values()))) if known else 128
     nan = np.full(dim, np.nan, np.float32)
     return np.stack([known.get(_key(r), nan) for r in rows]).astype(np.float32) if rows else np.zeros((0, dim))

@@ -29,6 +29,7 @@ or garbage file is logged and rebuilt from SQLite, never raised.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import json
 import logging
@@ -36,7 +37,7 @@ import os
 import secrets
 import threading
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -113,10 +114,11 @@ class FaceIndex:
 
     def __init__(self, dim: int, metric: str = "euclidean", kind: str = "flat",
                  train: np.ndarray | None = None) -> None:
-        import faiss
+        faiss: Any = importlib.import_module("faiss")  # its type stubs lack much of the SWIG API
 
         self.dim, self.metric, self.kind = int(dim), metric, kind
         self.trained_n = 0
+        self.index: Any
         if kind == "flat":
             self.index = faiss.IndexIDMap2(faiss.IndexFlatL2(self.dim))
         else:
@@ -165,7 +167,7 @@ class FaceIndex:
     def search(self, Q: np.ndarray, k: int, exhaustive: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """``(distances, ids)`` of the ``k`` nearest faces per query (``-1``: none); ``exhaustive``
         probes every IVF list (exact)."""
-        import faiss
+        faiss: Any = importlib.import_module("faiss")
 
         Q = self._prep(Q)
         k = max(1, min(int(k), len(self)))
