@@ -131,6 +131,10 @@ def cluster_embeddings(X: np.ndarray, threshold: float = THRESHOLD, min_size: in
         return np.zeros(0, int)
     if n == 1:
         return np.array([0 if min_size <= 1 else -1])
+    from faceforge.bootstrap import graph
+
+    if n > graph.GRAPH_ABOVE:  # no dense matrix: Chinese whispers on a FAISS kNN graph (bootstrap/graph.py)
+        return graph.cluster_graph(X, threshold, min_size)
     from sklearn.cluster import AgglomerativeClustering
 
     raw = AgglomerativeClustering(n_clusters=None, distance_threshold=float(threshold), linkage="average",

@@ -40,6 +40,7 @@ import numpy as np
 
 from faceforge._sqlite import Transaction, check_file, connect, migrate
 from faceforge.errors import FaceforgeError, ImageError, ParameterError
+from faceforge.gallery.index import open_index
 from faceforge.pipeline.verify import DEFAULT_TARGET_FAR, decision_threshold
 from faceforge.types import UNKNOWN, Faces, Prediction, embedding_key
 
@@ -161,6 +162,7 @@ class Gallery:
                            (self.name, embedder, embedder_version(embedder), time.time()))
                 row = (embedder, embedder_version(embedder))
         self.embedder_name, self.embedder_version = row
+        self._index = open_index(self.path, self.name)  # FAISS search, synced with the file (gallery/index.py)
         self._threshold = threshold
         self.target_far = target_far
         self.decision()  # a bad threshold or target_far fails here, not at the first face
@@ -318,13 +320,13 @@ class Gallery:
             db.execute("DELETE FROM faces WHERE person IN (SELECT id FROM people WHERE gallery=?)", (self.name,))
             db.execute("DELETE FROM people WHERE gallery=?", (self.name,))
             db.execute("DELETE FROM galleries WHERE name=?", (self.name,))
+        self._index.delete_file()
 
     # -- matching --------------------------------------------------------------------------------
     def _stored(self) -> tuple[list[str], np.ndarray, np.ndarray]:
         """``(people, owner index per face, embeddings)``; cached until the gallery changes."""
         with self._db() as db:
-            version = db.execute("SELECT COALESCE(MAX(f.id), 0) + COUNT(f.id) * 1000003 FROM faces f JOIN people p "
-                                 "ON f.person=p.id WHERE p.gallery=?", (self.name,)).fetchone()[0]
+            version = self._index.change_version(db)  # counts every write (max id + count missed a reused id)
             if self._cache is not None and self._cache[0] == version:
                 return self._cache[1:]
             rows = db.execute("SELECT p.name, f.embedding FROM faces f JOIN people p ON f.person=p.id "
@@ -338,17 +340,11 @@ class Gallery:
 
     def nearest(self, embeddings: np.ndarray, top_k: int = 3) -> list[list[tuple[str, float]]]:
         """For each embedding, ``[(person, distance), ...]``: each person's nearest stored face, nearest first."""
-        names, owner, stored = self._stored()
         X = np.atleast_2d(np.asarray(embeddings, np.float32))
-        if not names or not len(X):
-            return [[] for _ in range(len(X))]
+        if not len(X):
+            return []
         emb = self.pipeline.embedder
-        d = np.stack([emb.distance(np.repeat(x[None], len(stored), 0), stored) for x in X])  # (n, faces)
-        per = np.full((len(X), len(names)), np.inf, np.float32)
-        for j in range(len(names)):
-            per[:, j] = d[:, owner == j].min(axis=1)
-        k = max(1, min(int(top_k), len(names)))
-        return [[(names[j], float(row[j])) for j in np.argsort(row)[:k]] for row in per]
+        return self._index.nearest(X, top_k, emb.metric, emb.distance)
 
     def _predictions(self, embeddings: np.ndarray, top_k: int, threshold: float | None = None,
                      target_far: float | None = None) -> list[Prediction]:
