@@ -11,7 +11,7 @@ import pytest
 from conftest import shared_path
 from faceforge.bootstrap import cluster_embeddings, embed_faces_of, pairwise_f1, write_groups
 from faceforge.bootstrap.cluster import Clustering
-from faceforge.bootstrap.graph import GRAPH_ABOVE, cluster_graph, knn_graph, read_groups, save_embeddings, update_groups
+from faceforge.bootstrap.graph import GRAPH_ABOVE, cluster_graph, knn_graph, read_groups, update_groups
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +56,8 @@ def test_update_keeps_user_names_and_places_new_photos(att, tmp_path):
     later = [k for k, f in enumerate(faces) if k not in first and truth[k] in {f"s{i}" for i in range(1, 11)}]
     X = np.stack([faces[k].embedding for k in first])
     res = Clustering([faces[k] for k in first], cluster_embeddings(X), 0.55)
-    out = write_groups(res, tmp_path / "groups")
-    # what write_groups should do too (one line there): keep the embeddings beside clusters.csv
-    save_embeddings(out, list(csv.DictReader(open(out / "clusters.csv"))), X)
+    out = write_groups(res, tmp_path / "groups")  # keeps the faces' embeddings beside clusters.csv
+    assert (out / "embeddings.npz").is_file()
     # the user names the folders after the people in them
     named = {}
     for folder in sorted(p for p in out.iterdir() if p.is_dir() and p.name != "noise"):
@@ -84,3 +83,35 @@ def test_update_keeps_user_names_and_places_new_photos(att, tmp_path):
     rep2 = update_groups(out, [faces[k] for k in range(len(faces)) if truth[k] in {"s11", "s12"}])
     assert len(rep2.new_groups) == 2 and sum(rep2.joined.values()) <= 1
     assert {f"{p} named" for p in named} <= set(read_groups(out)[1])
+
+
+def test_cli_cluster_into_an_earlier_output(tmp_path):
+    """`cluster NEW --into EARLIER`: a renamed folder keeps its name and gets its person's new photos."""
+    from typer.testing import CliRunner
+
+    from faceforge.cli.main import app
+
+    root = shared_path("identity", "att_faces")
+    old, new = tmp_path / "old", tmp_path / "new"
+    for person in ("s1", "s2", "s3"):
+        files = sorted((root / person).iterdir(), key=lambda p: int(p.stem))
+        for d, chunk in ((old, files[:6]), (new, files[6:8])):
+            (d / person).mkdir(parents=True)
+            for f in chunk:
+                (d / person / f.name).symlink_to(f)
+    runner = CliRunner()
+    r = runner.invoke(app, ["cluster", str(old), "-o", str(tmp_path / "groups"), "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    groups = tmp_path / "groups"
+    folders = sorted(p for p in groups.iterdir() if p.is_dir() and p.name != "noise")
+    assert len(folders) == 3
+    s1 = next(f for f in folders if any("/s1/" in r["source"] for r in csv.DictReader(open(groups / "clusters.csv"))
+                                        if r["group"] == f.name))
+    s1.rename(groups / "alice")
+    before = len(list((groups / "alice").iterdir()))
+    r = runner.invoke(app, ["cluster", str(new), "--into", str(groups), "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    assert "alice +2" in " ".join(r.output.split()), r.output
+    assert len(list((groups / "alice").iterdir())) == before + 2
+    r = runner.invoke(app, ["cluster", str(new), "--workers", "1"])  # neither -o nor --into
+    assert r.exit_code == 2 and "--into" in r.output

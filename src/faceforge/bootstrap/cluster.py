@@ -198,6 +198,11 @@ def write_groups(result: Clustering, output: str | os.PathLike, protect: Iterabl
     buf = io.StringIO()
     csv.writer(buf).writerows(rows)
     atomic_write(out / "clusters.csv", buf.getvalue().encode())
+    if result.faces:  # kept for `cluster --into` (update_groups): new photos join without re-embedding these
+        from faceforge.bootstrap.graph import save_embeddings
+
+        save_embeddings(out, [dict(zip(rows[0], r)) for r in rows[1:]],
+                        np.stack([f.embedding for f in result.faces]))
     return out
 
 

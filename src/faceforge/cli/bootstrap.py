@@ -9,13 +9,17 @@ import typer
 from rich.table import Table
 
 from faceforge.cli.app import handle_errors, out, print_skipped, workers_arg
-from faceforge.errors import ParameterError
+from faceforge.errors import ParameterError, SourceError
 
 
 @handle_errors
 def cluster(
     paths: list[Path] = typer.Argument(..., help="Unlabelled photos: files, folders, archives, videos."),
-    output: Path = typer.Option(..., "-o", "--output", help="New folder for the groups (person_001/, ..., noise/)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output",
+                                          help="New folder for the groups (person_001/, ..., noise/)."),
+    into: Optional[Path] = typer.Option(None, "--into", help="An earlier `cluster` output: the new photos' faces "
+                                        "join its folders (renamed ones keep their names) or form new ones; "
+                                        "nothing is reclustered."),
     threshold: float = typer.Option(0.55, help="Average identity distance below which groups merge (lower: stricter)."),
     min_size: int = typer.Option(2, "--min-size", help="Smaller groups go to noise/."),
     detector: str = typer.Option("photo", "--detector", "-d"),
@@ -25,7 +29,12 @@ def cluster(
     from faceforge.bootstrap import cluster_faces, write_groups
     from faceforge.sinks import check_output
 
-    out_dir = check_output(output, paths, kind="folder", what="groups folder")
+    if (output is None) == (into is None):
+        raise ParameterError("Give -o NEW_FOLDER (a new clustering) or --into EARLIER_OUTPUT (add photos to one).")
+    if into is not None:
+        _cluster_into(paths, into, threshold, min_size, detector, workers)
+        return
+    out_dir = check_output(Path(str(output)), paths, kind="folder", what="groups folder")
     if out_dir.is_dir() and any(out_dir.iterdir()):
         raise ParameterError(f"{out_dir} is not empty; choose a new or empty folder for the groups.")
     res = cluster_faces(paths, threshold=threshold, min_size=min_size, detector=detector, workers=workers_arg(workers))
@@ -37,6 +46,27 @@ def cluster(
               f"{' ...' if len(sizes) > 20 else ''}, {noise} in noise/; written to {out_dir} (clusters.csv lists "
               f"every crop and its source). Rename the folders after the people, then: faceforge train {out_dir} "
               f"-o people.ffm", highlight=False)
+
+
+def _cluster_into(paths: list[Path], into: Path, threshold: float, min_size: int, detector: str,
+                  workers: int) -> None:
+    """``cluster NEW --into EARLIER``: new faces join the earlier clustering's folders or form new ones."""
+    from faceforge.bootstrap.cluster import embed_faces_of
+    from faceforge.bootstrap.graph import update_groups
+    from faceforge.sinks import check_output
+
+    check_output(into, paths, kind="folder", what="groups folder")
+    skipped: list[tuple[str, str]] = []
+    faces = embed_faces_of(paths, detector=detector, workers=workers_arg(workers), skipped=skipped)
+    if not faces:
+        print_skipped(skipped)
+        raise SourceError(f"No face found in the new photos ({len(skipped)} skipped); nothing was added to {into}.")
+    rep = update_groups(into, faces, threshold=threshold, min_size=min_size, protect=[str(p) for p in paths])
+    print_skipped(skipped + list(rep.skipped))
+    joined = ", ".join(f"{k} +{v}" for k, v in sorted(rep.joined.items())) or "none"
+    new = ", ".join(f"{k} ({v})" for k, v in sorted(rep.new_groups.items())) or "none"
+    out.print(f"{len(faces)} new face(s) into {into}: joined {joined}; new groups {new}; {rep.noise} in noise/",
+              highlight=False)
 
 
 @handle_errors
