@@ -181,3 +181,33 @@ def test_a_large_gallery_uses_the_approximate_index_in_step_with_sqlite(tmp_path
     g.remove("p000")
     assert all(n != "p000" for row in idx.nearest(Q, 3, emb.metric, emb.distance) for n, _ in row)
     assert idx.rebuilds == 1
+
+
+def test_a_big_index_defers_rewriting_its_file_and_a_stale_file_is_brought_up_to_date(tmp_path, astronaut):
+    """Rewriting a big (IVF) index's file after every small enrolment would cost more than the change:
+    the file is written once enough changed (or at exit); a process that finds an older file brings
+    it up to date from SQLite, with the same answers."""
+    from faceforge.gallery import index as I
+
+    g = Gallery(tmp_path / "big.db", "big")
+    g.enrol("eileen", [astronaut])
+    X, owner, Q = synthetic(300, 4, seed=2)
+    with sqlite3.connect(g.path) as db:
+        for p in range(300):
+            pid = db.execute("INSERT INTO people (gallery, name, created) VALUES ('big', ?, 0)",
+                             (f"p{p:03d}",)).lastrowid
+            db.executemany("INSERT INTO faces (person, embedding, sha256, source, created) VALUES (?,?,?,'s',0)",
+                           [(pid, X[i].tobytes(), str(i)) for i in np.flatnonzero(owner == p)])
+    emb = g.pipeline.embedder
+    idx = GalleryIndex(g.path, g.name, exact_max=500)
+    idx.nearest(Q[:1], 3, emb.metric, emb.distance)
+    assert idx._index.kind == "ivf" and idx.saves == 1 and idx.file.is_file()
+    stamp = idx.file.stat().st_mtime_ns
+    g.remove("p001")  # a small change: 4 of 1,201 faces
+    after = idx.nearest(Q, 3, emb.metric, emb.distance)
+    assert idx.saves == 1 and idx.file.stat().st_mtime_ns == stamp and idx in I._DIRTY
+    assert all(n != "p001" for row in after for n, _ in row)
+    fresh = GalleryIndex(g.path, g.name, exact_max=500)  # another process: the older file, then SQLite
+    assert fresh.nearest(Q, 3, emb.metric, emb.distance) == after and fresh.rebuilds == 0
+    idx.flush()
+    assert idx.saves == 2 and idx not in I._DIRTY and idx.file.stat().st_mtime_ns != stamp

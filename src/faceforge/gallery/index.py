@@ -28,6 +28,7 @@ or garbage file is logged and rebuilt from SQLite, never raised.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib
 import io
@@ -36,6 +37,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -50,6 +52,10 @@ log = logging.getLogger("faceforge.gallery.index")
 EXACT_MAX = 50_000
 #: Inverted lists probed per query by the IVF index.
 NPROBE = 32
+#: a big (IVF) index's file is rewritten once this share of its faces changed, or after
+#: :data:`SAVE_EVERY_S` seconds with changes, or at exit (see :meth:`GalleryIndex._due`)
+SAVE_SHARE = 0.05
+SAVE_EVERY_S = 60.0
 #: Version of the saved index file.
 FORMAT = 1
 
@@ -222,6 +228,9 @@ class GalleryIndex:
         self._people_of_rows: tuple[Any, int] = (None, 0)  # (the rows counted, their number of people)
         self._loaded = False
         self.rebuilds = 0  # full builds done by this object (tests and benchmarks read it)
+        self._unsaved = 0  # faces added or removed since the file was last written
+        self._saved_at = time.monotonic()
+        self.saves = 0  # files written by this object (tests and benchmarks read it)
         db = connect(self.path)
         try:
             with Transaction(db) as tx:
@@ -257,13 +266,35 @@ class GalleryIndex:
             if not self._loaded:
                 self._loaded = True
                 self._load(metric)
+            before = len(self._rows)
             changed = self._apply(db, rows, metric)
             self._version = version
         finally:
             db.execute("COMMIT")
             db.close()
         if changed:
-            self._save()
+            self._unsaved += max(1, abs(len(self._rows) - before))
+            if self._due():
+                self._save()
+            else:
+                _DIRTY.add(self)
+
+    def _due(self) -> bool:
+        """Whether to write the file now: always for galleries searched exactly (a few MB at most);
+        for big ones once :data:`SAVE_SHARE` of the faces changed or :data:`SAVE_EVERY_S` passed
+        (rewriting hundreds of MB after each small enrolment would cost more than the change). A
+        file left behind is only an older state: the next process brings it up to date from SQLite
+        by removing and adding faces (:meth:`sync`), so a deferred save loses nothing."""
+        if self._index is None or self._index.kind == "flat":
+            return True
+        return (self._unsaved >= SAVE_SHARE * max(len(self._rows), 1)
+                or time.monotonic() - self._saved_at >= SAVE_EVERY_S)
+
+    def flush(self) -> None:
+        """Write the file now if changes are waiting (also done at exit)."""
+        with self._lock:
+            if self._unsaved:
+                self._save()
 
     def _apply(self, db, rows: np.ndarray, metric: str) -> bool:
         """Remove gone faces, add new ones (or rebuild); True when the index changed."""
@@ -329,8 +360,11 @@ class GalleryIndex:
         self._index, self._rows = idx, rows
 
     def _save(self) -> None:
+        self._unsaved, self._saved_at = 0, time.monotonic()
+        _DIRTY.discard(self)
         if self._index is None:
             return
+        self.saves += 1
         data = self._index.to_bytes()
         meta = {"format": FORMAT, "metric": self._index.metric, "kind": self._index.kind, "dim": self._index.dim,
                 "trained_n": self._index.trained_n, "faces": len(self._rows),
@@ -393,6 +427,17 @@ class GalleryIndex:
 
 _OPEN: dict[tuple[str, str], GalleryIndex] = {}
 _OPEN_LOCK = threading.Lock()
+#: indexes with changes not yet written (saved at exit)
+_DIRTY: set[GalleryIndex] = set()
+
+
+@atexit.register
+def _flush_all() -> None:
+    for idx in list(_DIRTY):
+        try:
+            idx.flush()
+        except Exception as e:  # at exit: the next process repairs the file from SQLite anyway
+            log.warning("gallery %r: index not saved at exit (%s)", idx.name, e)
 
 
 def open_index(path: str | os.PathLike, name: str) -> GalleryIndex:
