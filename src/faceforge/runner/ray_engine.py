@@ -107,9 +107,9 @@ class RayEngine:
         """Yield ``apply(fn, item)`` for every item, in order (see the class docs)."""
         connect(self.address, self.workers)
         n = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        actor = ray.remote(num_cpus=1)(_Worker)
+        actor: Any = ray.remote(num_cpus=1)(_Worker)
         fn_ref = ray.put(fn)
-        actors = [actor.remote(fn_ref) for _ in range(n)]
+        actors: list[Any] = [actor.remote(fn_ref) for _ in range(n)]
         pending: deque[tuple[Any, Any]] = deque()
         try:
             for i, it in enumerate(items):
