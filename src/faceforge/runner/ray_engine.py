@@ -2,11 +2,12 @@
 
 ``RayEngine()`` starts Ray on this machine's cores; ``RayEngine(address=...)`` (or
 ``$RAY_ADDRESS``) joins a running cluster, made with ``ray start --head --port=6379`` on one
-node and ``ray start --address=HEAD:6379`` on each of the others. The task is sent once to
+node and ``ray start --address=HEAD:6379`` on each of the others. The task is sent once per job to
 each of a pool of actors (one CPU each), which keep it, so models it loads lazily are loaded
-once per actor; a bounded number of items is in flight, and outcomes come back in input order,
-built by the same :func:`~faceforge.runner.engines.apply` as on the local engine (errors read
-the same).
+once per actor and job; the actors stay up between the jobs of a process (one costs about a
+second to start; :func:`close` ends them, and so does the end of the process). A bounded number
+of items is in flight, and outcomes come back in input order, built by the same
+:func:`~faceforge.runner.engines.apply` as on the local engine (errors read the same).
 
 What is shipped: the work items as the runner makes them. A still image read from a file
 travels as its path (a :class:`~faceforge.sources.Frame` pickles without pixels) and is
@@ -43,13 +44,17 @@ except ImportError as e:  # pragma: no cover - depends on the install
 #: Items queued per actor beyond the one it runs (keeps every actor busy without reading ahead far).
 QUEUE_PER_ACTOR = 2
 _connected: str | None = None  # what ray.init joined in this process: "local" or an address
+_pool: list[Any] = []  # actors kept between jobs of this process (a new actor costs ~1.2 s to start)
 
 
 class _Worker:
     """A Ray actor holding the task (see the module docs)."""
 
-    def __init__(self, fn: Callable[[Any], Any]) -> None:
-        _init_worker(fn)  # one thread per actor, and the task kept for every item
+    def __init__(self) -> None:
+        _init_worker(None)  # one thread per actor
+
+    def set_task(self, fn: Callable[[Any], Any]) -> None:
+        _init_worker(fn)  # the task is kept for every item of the job
 
     def run(self, item: Any) -> Outcome:
         return _run_in_worker(item)
@@ -69,12 +74,13 @@ def connect(address: str | None = None, workers: int | None = None) -> str:
     Returns:
         What was joined: ``"local"`` or the address.
     """
-    global _connected
+    global _connected, _pool
     want = address or os.environ.get("RAY_ADDRESS") or "local"
     if ray.is_initialized() and _connected == want:
         return want
     if ray.is_initialized():
         ray.shutdown()
+    _pool = []
     if want == "local":
         env = {k: v for k, v in os.environ.items() if k == "PYTHONPATH"}
         ray.init(address="local", num_cpus=int(workers or default_workers()), include_dashboard=False,
@@ -106,31 +112,58 @@ class RayEngine:
     def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Outcome]:
         """Yield ``apply(fn, item)`` for every item, in order (see the class docs)."""
         connect(self.address, self.workers)
-        n = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        actor: Any = ray.remote(num_cpus=1)(_Worker)
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        if self.workers and self.workers > cpus:  # an actor needs a CPU: more would wait forever
+            log.warning("ray: %d workers asked for, but the cluster has %d CPUs; using %d", self.workers, cpus, cpus)
+        n = min(self.workers or cpus, cpus)
+        actors = _actors(n)
         fn_ref = ray.put(fn)
-        actors: list[Any] = [actor.remote(fn_ref) for _ in range(n)]
+        ray.get([a.set_task.remote(fn_ref) for a in actors])
         pending: deque[tuple[Any, Any]] = deque()
+        failed = False
         try:
             for i, it in enumerate(items):
                 pending.append((it, actors[i % n].run.remote(it)))
                 while len(pending) >= n * (1 + QUEUE_PER_ACTOR):
-                    yield _get(*pending.popleft())
+                    out, died = _get(*pending.popleft())
+                    failed |= died
+                    yield out
             while pending:
-                yield _get(*pending.popleft())
-        finally:  # stopped early or done: free the actors (and their models)
-            for _, ref in pending:
-                ray.cancel(ref, force=False)
-            for a in actors:
-                ray.kill(a)
+                out, died = _get(*pending.popleft())
+                failed |= died
+                yield out
+        finally:
+            if pending or failed:  # stopped early, or an actor died: start afresh next time
+                for _, ref in pending:
+                    ray.cancel(ref, force=False)
+                close()
+            else:  # done: the actors stay for the next job, without this one's task (and models)
+                ray.get([a.set_task.remote(None) for a in actors])
 
     def __repr__(self) -> str:
         return f"RayEngine(address={self.address!r}, workers={self.workers})"
 
 
-def _get(item: Any, ref: Any) -> Outcome:
+def _actors(n: int) -> list[Any]:
+    """``n`` actors of this process's pool (made as needed; they stay up between jobs)."""
+    actor: Any = ray.remote(num_cpus=1)(_Worker)
+    while len(_pool) < n:
+        _pool.append(actor.remote())
+    return _pool[:n]
+
+
+def close() -> None:
+    """End the actors kept between jobs (they hold one CPU each of the cluster while kept)."""
+    global _pool
+    for a in _pool:
+        ray.kill(a)
+    _pool = []
+
+
+def _get(item: Any, ref: Any) -> tuple[Outcome, bool]:
+    """The outcome of one item, and whether its actor died."""
     try:
-        return ray.get(ref)
+        return ray.get(ref), False
     except ray.exceptions.RayError as e:  # the actor died (killed, out of memory, a crash in native code)
         name = getattr(item, "source", repr(item))
-        return Outcome(_light(item), error=f"{name}: the Ray worker failed: {type(e).__name__}: {e}")
+        return Outcome(_light(item), error=f"{name}: the Ray worker failed: {type(e).__name__}: {e}"), True
