@@ -71,6 +71,30 @@ def test_ray_detect_matches_local(local_ray, photos):
     assert "broken.jpg" in ray_skipped[0][0] and ray_skipped[0][1]
 
 
+def test_ray_stopped_early_then_reused(local_ray, photos):
+    """A job read only in part frees its actors; the next job still gets every outcome, in order."""
+    eng = get_engine("ray", workers=2)
+    it = detect_files([photos], engine=eng, skipped=[])
+    assert len(next(it)) == 1
+    it.close()                                                      # stopped after one image
+    local, _ = _boxes([photos], LocalEngine(2))
+    assert _boxes([photos], eng)[0] == local
+
+
+def test_ray_task_not_importable_on_workers(local_ray, photos):
+    """A task the workers cannot import (here: defined in this test file) is one clear error."""
+    from faceforge.errors import ParameterError
+    from faceforge.runner import run
+
+    with pytest.raises(ParameterError, match="importable"):
+        list(run(_shape, [photos], engine=get_engine("ray", workers=2)))
+    assert len(_boxes([photos], get_engine("ray", workers=2))[0]) == 6   # the engine works on afterwards
+
+
+def _shape(image, frame):
+    return image.shape
+
+
 def _autolabel(photos: Path, out: Path, *args: str) -> None:
     r = runner.invoke(app, ["autolabel", str(photos), "-m", str(MODELS_DIR / "gender.ffm"), "-o", str(out),
                             "--min-confidence", "0.5", *args])

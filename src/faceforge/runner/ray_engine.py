@@ -118,7 +118,14 @@ class RayEngine:
         n = min(self.workers or cpus, cpus)
         actors = _actors(n)
         fn_ref = ray.put(fn)
-        ray.get([a.set_task.remote(fn_ref) for a in actors])
+        try:
+            ray.get([a.set_task.remote(fn_ref) for a in actors])
+        except ray.exceptions.RayError as e:
+            close()
+            raise ParameterError(
+                f"the task {type(fn).__name__} cannot be loaded on the Ray workers ({_first_line(e)}); its code "
+                f"must be importable there: define it in an installed module (or the script run), and on a "
+                f"cluster install faceforge on every node") from e
         pending: deque[tuple[Any, Any]] = deque()
         failed = False
         try:
@@ -158,6 +165,11 @@ def close() -> None:
     for a in _pool:
         ray.kill(a)
     _pool = []
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if "Error" in ln]
+    return lines[-1] if lines else type(e).__name__
 
 
 def _get(item: Any, ref: Any) -> tuple[Outcome, bool]:
