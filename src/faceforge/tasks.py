@@ -233,7 +233,7 @@ class AnalyzeTask(_Task):
 # ---------------------------------------------------------------------------------------------
 def run_files(make_task: Callable[[list[str]], Callable[[np.ndarray, Any], Faces]], paths: Sequence[PathLike], *,
               every: int = 1, workers: int | None = None, progress: str | None = None,
-              skipped: Skipped | None = None, engine: str | None = None) -> Iterator[Faces]:
+              skipped: Skipped | None = None, engine: Any = None) -> Iterator[Faces]:
     """Run a face task over images, folders, archives and videos; one :class:`Faces` per image or frame.
 
     The inputs are listed now (:func:`faceforge.sources.open_source`: a missing path raises at
@@ -250,8 +250,8 @@ def run_files(make_task: Callable[[list[str]], Callable[[np.ndarray, Any], Faces
         progress: a description for a progress bar on stderr, or None.
         skipped: receives ``(path, reason)`` for every input that could not be used (when the
             iterator ends); None logs them.
-        engine: the runner's engine (``"local"`` default, ``"serial"``; see
-            :func:`faceforge.runner.get_engine`).
+        engine: the runner's engine (a name: ``"local"`` default, ``"serial"``, ``"ray"``; or an
+            engine; see :func:`faceforge.runner.get_engine`).
 
     Raises:
         SourceError: a path does not exist, or nothing usable was found.
@@ -267,7 +267,7 @@ def run_files(make_task: Callable[[list[str]], Callable[[np.ndarray, Any], Faces
 
 
 def _run(task: Callable[[np.ndarray, Any], Faces], src: Any, workers: int | None, progress: str | None,
-         skipped: Skipped | None, engine: str | None) -> Iterator[Faces]:
+         skipped: Skipped | None, engine: Any) -> Iterator[Faces]:
     from faceforge.runner import run
 
     r = run(task, src, engine=engine, workers=workers, progress=progress)
@@ -290,7 +290,7 @@ def _progress(progress: str | bool | None, default: str) -> str | None:
 def detect_files(paths: Sequence[PathLike], *, detector: str = "photo", min_score: float = 0.5, every: int = 1,
                  crops: PathLike | None = None, crop_size: int = 112, crop_template: str = "arcface112",
                  annotate: PathLike | None = None, workers: int | None = None, progress: str | bool | None = None,
-                 skipped: Skipped | None = None) -> Iterator[Faces]:
+                 skipped: Skipped | None = None, engine: Any = None) -> Iterator[Faces]:
     """Find the faces of many images and video frames (what ``faceforge detect`` runs).
 
     Args:
@@ -302,6 +302,8 @@ def detect_files(paths: Sequence[PathLike], *, detector: str = "photo", min_scor
         workers: processes (default: one per core).
         progress: True or a description for a progress bar on stderr.
         skipped: receives ``(path, reason)`` for unusable files.
+        engine: where the work runs: None (``$FACEFORGE_ENGINE``, else ``"local"``), an engine name
+            (``"local"``, ``"serial"``, ``"ray"``) or an engine (:func:`faceforge.runner.get_engine`).
 
     Returns:
         An iterator of :class:`Faces`, one per image or frame in input order, main face first,
@@ -318,12 +320,14 @@ def detect_files(paths: Sequence[PathLike], *, detector: str = "photo", min_scor
     check_outputs([(crops, "folder", "face crops folder"), (annotate, "folder", "annotated images folder")], paths)
     return run_files(lambda files: DetectTask(detector, min_score, crops=crops, crop_size=crop_size,
                                               crop_template=crop_template, annotate=annotate, protect=files),
-                     paths, every=every, workers=workers, progress=_progress(progress, "detect"), skipped=skipped)
+                     paths, every=every, workers=workers, progress=_progress(progress, "detect"),
+                     skipped=skipped, engine=engine)
 
 
 def embed_files(paths: Sequence[PathLike], *, embedder: str = "dlib-resnet", detector: str = "photo",
                 all_faces: bool = False, whole_image: bool = False, every: int = 1, workers: int | None = None,
-                progress: str | bool | None = None, skipped: Skipped | None = None) -> Iterator[Faces]:
+                progress: str | bool | None = None, skipped: Skipped | None = None,
+                engine: Any = None) -> Iterator[Faces]:
     """Find and embed the faces of many images and video frames (what ``faceforge embed`` runs).
 
     Args:
@@ -333,7 +337,7 @@ def embed_files(paths: Sequence[PathLike], *, embedder: str = "dlib-resnet", det
         all_faces: every face instead of the main face only.
         whole_image: the whole image is the face when none is found (face crops).
         every: for videos, keep every n-th frame.
-        workers, progress, skipped: as for :func:`detect_files`.
+        workers, progress, skipped, engine: as for :func:`detect_files`.
 
     Returns:
         An iterator of :class:`Faces` with ``faces.embedding`` (``(n, dim) float32``); images
@@ -350,12 +354,13 @@ def embed_files(paths: Sequence[PathLike], *, embedder: str = "dlib-resnet", det
     get_detector(detector)
     return run_files(lambda files: EmbedTask(detector, embedder, whole_image=whole_image, all_faces=all_faces),
                      paths, every=every, workers=workers, progress=_progress(progress, f"embed ({embedder})"),
-                     skipped=skipped)
+                     skipped=skipped, engine=engine)
 
 
 def classify_files(model: PathLike | Any, paths: Sequence[PathLike], *, top_k: int = 3,
                    annotate: PathLike | None = None, every: int = 1, workers: int | None = None,
-                   progress: str | bool | None = None, skipped: Skipped | None = None) -> Iterator[Faces]:
+                   progress: str | bool | None = None, skipped: Skipped | None = None,
+                   engine: Any = None) -> Iterator[Faces]:
     """Classify every face of many images and video frames with a model file (``faceforge classify``).
 
     Args:
@@ -363,7 +368,7 @@ def classify_files(model: PathLike | Any, paths: Sequence[PathLike], *, top_k: i
         paths: files, folders, archives and videos.
         top_k: labels kept per face.
         annotate: folder for labelled copies of the images, or None.
-        every, workers, progress, skipped: as for :func:`detect_files`.
+        every, workers, progress, skipped, engine: as for :func:`detect_files`.
 
     Returns:
         An iterator of :class:`Faces` with ``predictions[name]`` (``name``: the model's, also in
@@ -382,14 +387,15 @@ def classify_files(model: PathLike | Any, paths: Sequence[PathLike], *, top_k: i
     load_classifier(path)  # fail fast: bad file, newer format, missing embedder
     check_outputs([(annotate, "folder", "annotated images folder")], [*paths, path])
     return run_files(lambda files: ClassifyTask(path, top_k, annotate=annotate, protect=files + [str(path)]),
-                     paths, every=every, workers=workers, progress=_progress(progress, "classify"), skipped=skipped)
+                     paths, every=every, workers=workers, progress=_progress(progress, "classify"),
+                     skipped=skipped, engine=engine)
 
 
 def analyze_files(paths: Sequence[PathLike], *, attributes: Sequence[str] = ("gender", "age", "emotion"),
                   models: Sequence[PathLike] = (), gallery: tuple[PathLike, str] | None = None,
                   detector: str = "photo", top_k: int = 3, annotate: PathLike | None = None, every: int = 1,
                   workers: int | None = None, progress: str | bool | None = None,
-                  skipped: Skipped | None = None) -> Iterator[Faces]:
+                  skipped: Skipped | None = None, engine: Any = None) -> Iterator[Faces]:
     """Attributes, your own models and who it is for every face of many images (``faceforge analyze``).
 
     Args:
@@ -400,7 +406,7 @@ def analyze_files(paths: Sequence[PathLike], *, attributes: Sequence[str] = ("ge
         detector: detector name.
         top_k: labels kept per face and model.
         annotate: folder for labelled copies of the images, or None.
-        every, workers, progress, skipped: as for :func:`detect_files`.
+        every, workers, progress, skipped, engine: as for :func:`detect_files`.
 
     Raises:
         ParameterError: unknown attribute, clashing model names, no such gallery file.
@@ -416,4 +422,5 @@ def analyze_files(paths: Sequence[PathLike], *, attributes: Sequence[str] = ("ge
     check_outputs([(annotate, "folder", "annotated images folder")], [*paths, *protect])
     return run_files(lambda files: AnalyzeTask(attrs, model_files, detector, top_k, gallery=gal, annotate=annotate,
                                                protect=files + protect),
-                     paths, every=every, workers=workers, progress=_progress(progress, "analyze"), skipped=skipped)
+                     paths, every=every, workers=workers, progress=_progress(progress, "analyze"),
+                     skipped=skipped, engine=engine)

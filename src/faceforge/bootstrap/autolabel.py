@@ -95,11 +95,13 @@ class AutolabelResult:
 
 def autolabel(model: str | os.PathLike, paths: Iterable[str | os.PathLike], output: str | os.PathLike, *,
               min_confidence: float = 0.6, balance: str = "none", workers: int | None = None,
-              progress: bool = True, crop_size: int = 160, faces: str = "main") -> AutolabelResult:
+              progress: bool = True, crop_size: int = 160, faces: str = "main", engine: Any = None) -> AutolabelResult:
     """Label every face under ``paths`` with ``model`` (see the module docs).
 
     ``faces="main"`` (default) keeps only the main face of each photo or frame (the face a
-    per-photo label belongs to); ``"all"`` keeps background faces too.
+    per-photo label belongs to); ``"all"`` keeps background faces too. ``engine`` is where the
+    labelling runs (None: ``$FACEFORGE_ENGINE``, else ``"local"``; ``"ray"``, or an engine: see
+    :func:`faceforge.runner.get_engine`); the outputs are written here either way.
 
     Raises:
         ParameterError: bad threshold or balance, or a regression model.
@@ -144,7 +146,7 @@ def autolabel(model: str | os.PathLike, paths: Iterable[str | os.PathLike], outp
     # resume: stills labelled in an earlier run (the progress file) are not labelled again
     result.resumed = sum(1 for f in files if f"{f}:0" in done and not _is_video(Path(f)))
     task = _LabelTask(str(Path(model).resolve()), crop_size)
-    outcomes = run(task, src, workers=workers, progress="autolabel" if progress else None,
+    outcomes = run(task, src, engine=engine, workers=workers, progress="autolabel" if progress else None,
                    skip=lambda it: f"{it.source}:{it.index}" in done and not _is_video(Path(it.source)))
     with open(prog_path, "a") as prog:
         if prog.tell() and not prog_path.read_bytes().endswith(b"\n"):

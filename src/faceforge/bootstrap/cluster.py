@@ -87,7 +87,7 @@ class _FacesTask:
 def embed_faces_of(paths: Iterable[str | os.PathLike], *, detector: str = "photo", embedder: str = "dlib-resnet",
                    workers: int | None = None, progress: bool = True, crop_size: int = 160,
                    skipped: list[tuple[str, str]] | None = None,
-                   no_face: list[str] | None = None) -> list[FaceRecord]:
+                   no_face: list[str] | None = None, engine: Any = None) -> list[FaceRecord]:
     """Every face of every image (and video frame) under ``paths``, embedded, on all cores.
 
     Args:
@@ -98,6 +98,8 @@ def embed_faces_of(paths: Iterable[str | os.PathLike], *, detector: str = "photo
         crop_size: side of the crops kept with each face.
         skipped: receives ``(path, reason)`` for unusable inputs.
         no_face: receives the images (and frames, as ``FILE:FRAME``) where no face was found.
+        engine: where the work runs (None: ``$FACEFORGE_ENGINE``, else ``"local"``; a name such
+            as ``"ray"``, or an engine: see :func:`faceforge.runner.get_engine`).
 
     Returns:
         The faces, in input order.
@@ -106,7 +108,7 @@ def embed_faces_of(paths: Iterable[str | os.PathLike], *, detector: str = "photo
 
     skipped = [] if skipped is None else skipped
     out: list[FaceRecord] = []
-    r = run(_FacesTask(detector, embedder, crop_size), [str(p) for p in paths], workers=workers,
+    r = run(_FacesTask(detector, embedder, crop_size), [str(p) for p in paths], engine=engine, workers=workers,
             progress="faces" if progress else None)
     for res in r:
         if res.error:
@@ -146,12 +148,13 @@ def cluster_embeddings(X: np.ndarray, threshold: float = THRESHOLD, min_size: in
 
 
 def cluster_faces(paths: Iterable[str | os.PathLike], *, threshold: float = THRESHOLD, min_size: int = 2,
-                  detector: str = "photo", workers: int | None = None, progress: bool = True) -> Clustering:
+                  detector: str = "photo", workers: int | None = None, progress: bool = True,
+                  engine: Any = None) -> Clustering:
     """Find, embed and group every face of the photos under ``paths`` (see the module docs)."""
     skipped: list[tuple[str, str]] = []
     no_face: list[str] = []
     faces = embed_faces_of(paths, detector=detector, workers=workers, progress=progress, skipped=skipped,
-                           no_face=no_face)
+                           no_face=no_face, engine=engine)
     if not faces:
         raise SourceError(_no_faces_message(no_face, skipped))
     labels = cluster_embeddings(np.stack([f.embedding for f in faces]), threshold, min_size)

@@ -7,7 +7,16 @@ from typing import Any, Optional
 
 import typer
 
-from faceforge.cli.app import err, handle_errors, record, workers_arg, write_records
+from faceforge.cli.app import (
+    engine_arg,
+    engine_option,
+    err,
+    handle_errors,
+    ray_address_option,
+    record,
+    workers_arg,
+    write_records,
+)
 from faceforge.errors import ParameterError
 
 
@@ -25,6 +34,8 @@ def analyze(
     jsonl: Optional[Path] = typer.Option(None, "--jsonl", help="Write one JSON record per image/frame here."),
     every: int = typer.Option(1, help="For videos: keep every n-th frame."),
     workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
+    engine: Optional[str] = engine_option(),
+    ray_address: Optional[str] = ray_address_option(),
     gallery: Optional[Path] = typer.Option(None, "--gallery", "-g", help="A gallery file (`faceforge gallery enrol`): "
                                            "who each face is, reported as 'identity'."),
     gallery_name: str = typer.Option("default", "--gallery-name", help="The gallery's name inside the file."),
@@ -36,7 +47,8 @@ def analyze(
     results = analyze_files(paths, attributes=[a.strip() for a in attributes.split(",") if a.strip()],
                             models=model or [], gallery=(gallery, gallery_name) if gallery else None,
                             detector=detector, top_k=top_k, annotate=annotate, every=every,
-                            workers=workers_arg(workers), progress="analyze", skipped=skipped)
+                            workers=workers_arg(workers), progress="analyze", skipped=skipped,
+                            engine=engine_arg(engine, ray_address, workers))
     write_records(results, record, jsonl, skipped, "analysed",
                   protect=[*paths, *(model or []), *([gallery] if gallery else [])])
 

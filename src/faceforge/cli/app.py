@@ -127,6 +127,43 @@ def workers_arg(workers: int) -> Optional[int]:
     return workers or None
 
 
+def engine_option() -> Any:
+    """The ``--engine`` option of every batch command."""
+    return typer.Option(None, "--engine", metavar="local|ray",
+                        help="Where the work runs: local (worker processes here) or ray (a local Ray, or the "
+                             "cluster of --ray-address). Default: $FACEFORGE_ENGINE, else local.")
+
+
+def ray_address_option() -> Any:
+    """The ``--ray-address`` option of every batch command."""
+    return typer.Option(None, "--ray-address", metavar="HOST:PORT",
+                        help="A Ray cluster to join (`ray start --head` prints it); implies --engine ray. "
+                             "Default: $RAY_ADDRESS, else a local Ray.")
+
+
+def engine_arg(engine: Optional[str], ray_address: Optional[str], workers: int = 0) -> Any:
+    """``--engine`` / ``--ray-address`` / ``--workers`` as the library's ``engine=`` argument.
+
+    Returns:
+        None (the library's default: ``$FACEFORGE_ENGINE``, else local), an engine name, or a
+        built Ray engine (which carries the address and the number of workers).
+
+    Raises:
+        ParameterError: an unknown engine name, or an address with an engine other than ray.
+    """
+    from faceforge.errors import ParameterError
+    from faceforge.runner import engine_names, get_engine
+
+    if ray_address and engine not in (None, "ray"):
+        raise ParameterError(f"--ray-address joins a Ray cluster, but --engine is {engine!r}; "
+                             f"use --engine ray or leave --ray-address out.")
+    if ray_address or engine == "ray":
+        return get_engine("ray", address=ray_address, workers=workers_arg(workers))
+    if engine is not None and engine not in engine_names():
+        get_engine(engine)  # raises, naming the nearest engine
+    return engine
+
+
 def record(faces: Faces, *meta: str, flatten: Optional[str] = None) -> dict[str, Any]:
     """The JSON record of one image or frame: ``file``, ``frame``, the ``meta`` keys asked for, ``faces``."""
     rec: dict[str, Any] = {"file": faces.meta["source"], "frame": faces.meta["frame"]}

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.table import Table
 
-from faceforge.cli.app import handle_errors, out, print_skipped, workers_arg
+from faceforge.cli.app import (
+    engine_arg,
+    engine_option,
+    handle_errors,
+    out,
+    print_skipped,
+    ray_address_option,
+    workers_arg,
+)
 from faceforge.errors import ParameterError, SourceError
 
 
@@ -24,6 +32,8 @@ def cluster(
     min_size: int = typer.Option(2, "--min-size", help="Smaller groups go to noise/."),
     detector: str = typer.Option("photo", "--detector", "-d"),
     workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
+    engine: Optional[str] = engine_option(),
+    ray_address: Optional[str] = ray_address_option(),
 ) -> None:
     """Group the faces of unlabelled photos by person: rename the folders, then `faceforge train` them."""
     from faceforge.bootstrap import cluster_faces, write_groups
@@ -32,12 +42,13 @@ def cluster(
     if (output is None) == (into is None):
         raise ParameterError("Give -o NEW_FOLDER (a new clustering) or --into EARLIER_OUTPUT (add photos to one).")
     if into is not None:
-        _cluster_into(paths, into, threshold, min_size, detector, workers)
+        _cluster_into(paths, into, threshold, min_size, detector, workers, engine_arg(engine, ray_address, workers))
         return
     out_dir = check_output(Path(str(output)), paths, kind="folder", what="groups folder")
     if out_dir.is_dir() and any(out_dir.iterdir()):
         raise ParameterError(f"{out_dir} is not empty; choose a new or empty folder for the groups.")
-    res = cluster_faces(paths, threshold=threshold, min_size=min_size, detector=detector, workers=workers_arg(workers))
+    res = cluster_faces(paths, threshold=threshold, min_size=min_size, detector=detector, workers=workers_arg(workers),
+                        engine=engine_arg(engine, ray_address, workers))
     write_groups(res, out_dir, protect=[str(p) for p in paths])
     print_skipped(res.skipped)
     sizes = res.sizes()
@@ -49,7 +60,7 @@ def cluster(
 
 
 def _cluster_into(paths: list[Path], into: Path, threshold: float, min_size: int, detector: str,
-                  workers: int) -> None:
+                  workers: int, engine: Any = None) -> None:
     """``cluster NEW --into EARLIER``: new faces join the earlier clustering's folders or form new ones."""
     from faceforge.bootstrap.cluster import embed_faces_of
     from faceforge.bootstrap.graph import update_groups
@@ -57,7 +68,7 @@ def _cluster_into(paths: list[Path], into: Path, threshold: float, min_size: int
 
     check_output(into, paths, kind="folder", what="groups folder")
     skipped: list[tuple[str, str]] = []
-    faces = embed_faces_of(paths, detector=detector, workers=workers_arg(workers), skipped=skipped)
+    faces = embed_faces_of(paths, detector=detector, workers=workers_arg(workers), skipped=skipped, engine=engine)
     if not faces:
         print_skipped(skipped)
         raise SourceError(f"No face found in the new photos ({len(skipped)} skipped); nothing was added to {into}.")
@@ -80,12 +91,14 @@ def autolabel(
     faces: str = typer.Option("main", "--faces", help="main: only the main face of each photo (the face a per-photo "
                                                         "label belongs to); all: background faces too."),
     workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
+    engine: Optional[str] = engine_option(),
+    ray_address: Optional[str] = ray_address_option(),
 ) -> None:
     """Label every face of unlabelled photos with a teacher model; resumes after an interruption."""
     from faceforge.bootstrap.autolabel import autolabel as _autolabel
 
     res = _autolabel(model, paths, output, min_confidence=min_confidence, balance=balance, workers=workers_arg(workers),
-                      faces=faces)
+                      faces=faces, engine=engine_arg(engine, ray_address, workers))
     print_skipped(res.skipped)
     t = Table(title=f"{len(res.faces)} faces labelled"
                     + (f" ({res.resumed} images done in an earlier run)" if res.resumed else ""))

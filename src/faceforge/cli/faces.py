@@ -10,7 +10,19 @@ import numpy as np
 import typer
 
 from faceforge._fs import check_output
-from faceforge.cli.app import err, handle_errors, nothing_done, out, print_skipped, record, workers_arg, write_records
+from faceforge.cli.app import (
+    engine_arg,
+    engine_option,
+    err,
+    handle_errors,
+    nothing_done,
+    out,
+    print_skipped,
+    ray_address_option,
+    record,
+    workers_arg,
+    write_records,
+)
 from faceforge.errors import FaceforgeError
 
 
@@ -28,6 +40,8 @@ def detect(
     annotate: Optional[Path] = typer.Option(None, "--annotate", help="Save images with boxes drawn in this folder."),
     every: int = typer.Option(1, help="For videos: keep every n-th frame."),
     workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
+    engine: Optional[str] = engine_option(),
+    ray_address: Optional[str] = ray_address_option(),
 ) -> None:
     """Find faces (box, score, 5 landmarks) in images, folders and videos.
 
@@ -38,7 +52,8 @@ def detect(
     skipped: list[tuple[str, str]] = []
     results = detect_files(paths, detector=detector, min_score=min_score, every=every, crops=save_crops,
                            crop_size=crop_size, crop_template=crop_template, annotate=annotate,
-                           workers=workers_arg(workers), progress="detect", skipped=skipped)
+                           workers=workers_arg(workers), progress="detect", skipped=skipped,
+                           engine=engine_arg(engine, ray_address, workers))
     write_records(results, lambda f: record(f, "width", "height", "detector", "ms"), jsonl, skipped, protect=paths)
 
 
@@ -54,6 +69,8 @@ def embed(
     whole_image: bool = typer.Option(False, "--whole-image",
                                      help="Use the whole image when no face is found (face crops)."),
     workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
+    engine: Optional[str] = engine_option(),
+    ray_address: Optional[str] = ray_address_option(),
 ) -> None:
     """Embed faces: one vector per face, saved as .npz (embeddings, files, boxes) or .jsonl."""
     from faceforge.embedders import get_embedder
@@ -69,7 +86,7 @@ def embed(
     n_img = 0
     for faces in embed_files(paths, embedder=embedder, detector=detector, all_faces=all_faces,
                              whole_image=whole_image, workers=workers_arg(workers), progress=f"embed ({embedder})",
-                             skipped=skipped):
+                             skipped=skipped, engine=engine_arg(engine, ray_address, workers)):
         n_img += 1
         if len(faces):
             recs.append(faces)

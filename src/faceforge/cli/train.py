@@ -10,7 +10,17 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from faceforge.cli.app import err, handle_errors, out, record, workers_arg, write_records
+from faceforge.cli.app import (
+    engine_arg,
+    engine_option,
+    err,
+    handle_errors,
+    out,
+    ray_address_option,
+    record,
+    workers_arg,
+    write_records,
+)
 
 
 @handle_errors
@@ -91,13 +101,15 @@ def classify(
     jsonl: Optional[Path] = typer.Option(None, "--jsonl", help="Write one JSON record per image/frame here."),
     every: int = typer.Option(1, help="For videos: keep every n-th frame."),
     workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
+    engine: Optional[str] = engine_option(),
+    ray_address: Optional[str] = ray_address_option(),
 ) -> None:
     """Classify every face in every image: top-k labels with scores (or 'unknown')."""
     from faceforge.tasks import classify_files
 
     skipped: list[tuple[str, str]] = []
     results = classify_files(model, paths, top_k=top_k, annotate=annotate, every=every, workers=workers_arg(workers),
-                             progress="classify", skipped=skipped)
+                             progress="classify", skipped=skipped, engine=engine_arg(engine, ray_address, workers))
     write_records(results, lambda f: record(f, flatten=f.meta["model"]), jsonl, skipped, "classified",
                   protect=[*paths, model])
 

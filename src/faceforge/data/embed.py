@@ -266,7 +266,7 @@ def embed_dataset(dataset: Dataset, *, embedder: str = "dlib-resnet", detector: 
                   crops: str | bool = "auto", augment: bool | Sequence[str] = False,
                   cache: EmbeddingCache | str | os.PathLike | None = None, workers: int | None = None,
                   progress: bool = True, alignment: str | dict[str, Any] | None = None,
-                  upscale: int | None = UPSCALE) -> EmbeddedDataset:
+                  upscale: int | None = UPSCALE, engine: Any = None) -> EmbeddedDataset:
     """Embed the main face of every image (cached), giving the matrix a head trains on.
 
     Args:
@@ -286,6 +286,9 @@ def embed_dataset(dataset: Dataset, *, embedder: str = "dlib-resnet", detector: 
         alignment: override the embedder's alignment (see :class:`faceforge.pipeline.FacePipeline`).
         upscale: images whose shorter side is below this are upscaled to it before detection;
             None never upscales.
+        engine: where cache misses are embedded: None (today's: worker processes here, or this
+            process for few misses), or an engine name (``"local"``, ``"ray"``) or engine (see
+            :func:`faceforge.runner.get_engine`); the cache is written here either way.
 
     Returns:
         :class:`EmbeddedDataset`. Several faces in an image: the largest is used (an
@@ -307,16 +310,16 @@ def embed_dataset(dataset: Dataset, *, embedder: str = "dlib-resnet", detector: 
     augs = ("",) + _augment_ids(augment)
     cfg = face_config(embedder, detector, crops, alignment, upscale)
     if isinstance(cache, EmbeddingCache):
-        return _embed(dataset, cfg, augs, cache, workers, progress, t0)
+        return _embed(dataset, cfg, augs, cache, workers, progress, t0, engine)
     db = EmbeddingCache(cache)
     try:
-        return _embed(dataset, cfg, augs, db, workers, progress, t0)
+        return _embed(dataset, cfg, augs, db, workers, progress, t0, engine)
     finally:
         db.close()
 
 
 def _embed(ds: Dataset, cfg: dict[str, Any], augs: tuple[str, ...], db: EmbeddingCache, workers: int | None,
-           progress: bool, t0: float) -> EmbeddedDataset:
+           progress: bool, t0: float, engine: Any = None) -> EmbeddedDataset:
     samples = ds.samples
     problems: list[Problem] = list(ds.problems)
     if ds.task == "classification":
@@ -348,9 +351,12 @@ def _embed(ds: Dataset, cfg: dict[str, Any], augs: tuple[str, ...], db: Embeddin
     if orders:
         from faceforge.runner import WorkItem, default_workers, run_items
 
-        if workers is None:  # a pool costs a model load per process: only worth it for many misses
-            workers = max(1, min(default_workers(), len(orders) // 25))
-        workers = max(1, min(int(workers), len(orders)))
+        if engine is None or engine == "local":
+            if workers is None:  # a pool costs a model load per process: only worth it for many misses
+                workers = max(1, min(default_workers(), len(orders) // 25))
+            workers = max(1, min(int(workers), len(orders)))
+        elif workers is not None:  # another engine: as many workers as asked (None: its own default)
+            workers = max(1, min(int(workers), len(orders)))
         task = _EmbedTask(cfg["embedder"], cfg["detector"], cfg["crops"], cfg["alignment"], cfg["upscale"])
         items = (WorkItem(samples[i].path, image=_Order(samples[i].path, a)) for i, a in orders)
         notes: list[tuple[str, str, tuple[int, bytes] | None, str | None]] = []
@@ -358,8 +364,8 @@ def _embed(ds: Dataset, cfg: dict[str, Any], augs: tuple[str, ...], db: Embeddin
             if workers == 1:
                 stack.enter_context(_single_openmp(cfg))
             stack.callback(db.note_files, notes)  # even when interrupted: what was learnt is kept
-            outs = run_items(task, items, workers=workers, progress="Embedding faces" if progress else None,
-                            total=len(orders))
+            outs = run_items(task, items, engine=engine, workers=workers,
+                             progress="Embedding faces" if progress else None, total=len(orders))
             for (i, _), out in zip(orders, outs):
                 path, sha = samples[i].path, infos[i].sha256  # type: ignore[union-attr]
                 if out.error is not None:

@@ -238,7 +238,14 @@ class LocalEngine:
         return f"LocalEngine(workers={self.workers})"
 
 
-_ENGINES: dict[str, Callable[..., Engine]] = {"local": LocalEngine, "serial": lambda **_: SerialEngine()}
+def _ray_engine(**options: Any) -> Engine:
+    from faceforge.runner.ray_engine import RayEngine  # imports Ray: only when asked for
+
+    return RayEngine(**options)
+
+
+_ENGINES: dict[str, Callable[..., Engine]] = {"local": LocalEngine, "serial": lambda **_: SerialEngine(),
+                                              "ray": _ray_engine}
 
 
 def register_engine(name: str, factory: Callable[..., Engine]) -> None:
@@ -260,10 +267,12 @@ def get_engine(name: str | Engine | None = None, **options: Any) -> Engine:
     """The engine called ``name``, built with ``options``.
 
     Args:
-        name: ``"local"`` (worker processes on this machine), ``"serial"`` (this process), a
-            name given to :func:`register_engine`, or an engine (returned as it is). None:
+        name: ``"local"`` (worker processes on this machine), ``"serial"`` (this process),
+            ``"ray"`` (a local Ray or a Ray cluster, :mod:`faceforge.runner.ray_engine`), a name
+            given to :func:`register_engine`, or an engine (returned as it is). None:
             ``$FACEFORGE_ENGINE``, else ``"local"``.
-        **options: passed to the engine's factory (``workers=`` for ``"local"``).
+        **options: passed to the engine's factory (``workers=`` for ``"local"``; ``workers=``
+            and ``address=`` for ``"ray"``).
 
     Returns:
         The engine.

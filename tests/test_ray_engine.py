@@ -1,0 +1,172 @@
+"""The Ray engine (issue 15): same outcomes as the local engine, on a local Ray and on a cluster.
+
+One local Ray is shared by the whole module (Ray is slow to start on two cores); the cluster
+test at the end starts its own head node with ``ray start --head --block`` and always ends it.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'faceforge[cluster]')")
+
+import faceforge
+from conftest import jpeg
+from faceforge.attributes import MODELS_DIR
+from faceforge.cli.main import app
+from faceforge.runner import LocalEngine, get_engine
+from faceforge.runner import ray_engine as re_
+from faceforge.tasks import detect_files
+
+runner = CliRunner()
+SRC = str(Path(faceforge.__file__).resolve().parents[1])
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray (2 CPUs) for the module; shut down at its end."""
+    re_.connect(None, workers=2)
+    yield
+    ray.shutdown()
+    re_._connected = None
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory, astronaut, grace):
+    """Real faces (the astronaut and Grace Hopper, flipped and shifted) and one broken file."""
+    d = tmp_path_factory.mktemp("photos")
+    imgs = {"a0": astronaut, "a1": astronaut[:, ::-1], "a2": np.roll(astronaut, 40, axis=1),
+            "g0": grace, "g1": grace[:, ::-1], "g2": np.roll(grace, 30, axis=0)}
+    for name, img in imgs.items():
+        (d / f"{name}.jpg").write_bytes(jpeg(np.ascontiguousarray(img)))
+    (d / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
+    return d
+
+
+def _boxes(paths, engine):
+    skipped: list[tuple[str, str]] = []
+    res = [(f.meta["source"], np.round(f.xyxy, 3).tolist()) for f in
+           detect_files(paths, engine=engine, workers=2, skipped=skipped)]
+    return res, skipped
+
+
+def test_ray_detect_matches_local(local_ray, photos):
+    local, local_skipped = _boxes([photos], LocalEngine(2))
+    ray_res, ray_skipped = _boxes([photos], get_engine("ray", workers=2))
+    assert len(local) == 6 and all(b for _, b in local)            # every photo has its face
+    assert ray_res == local
+    assert ray_skipped == local_skipped and len(ray_skipped) == 1  # the broken file, same message
+    assert "broken.jpg" in ray_skipped[0][0] and ray_skipped[0][1]
+
+
+def test_ray_stopped_early_then_reused(local_ray, photos):
+    """A job read only in part frees its actors; the next job still gets every outcome, in order."""
+    eng = get_engine("ray", workers=2)
+    it = detect_files([photos], engine=eng, skipped=[])
+    assert len(next(it)) == 1
+    it.close()                                                      # stopped after one image
+    local, _ = _boxes([photos], LocalEngine(2))
+    assert _boxes([photos], eng)[0] == local
+
+
+def test_ray_task_not_importable_on_workers(local_ray, photos):
+    """A task the workers cannot import (here: defined in this test file) is one clear error."""
+    from faceforge.errors import ParameterError
+    from faceforge.runner import run
+
+    with pytest.raises(ParameterError, match="importable"):
+        list(run(_shape, [photos], engine=get_engine("ray", workers=2)))
+    assert len(_boxes([photos], get_engine("ray", workers=2))[0]) == 6   # the engine works on afterwards
+
+
+def _shape(image, frame):
+    return image.shape
+
+
+def _autolabel(photos: Path, out: Path, *args: str) -> None:
+    r = runner.invoke(app, ["autolabel", str(photos), "-m", str(MODELS_DIR / "gender.ffm"), "-o", str(out),
+                            "--min-confidence", "0.5", *args])
+    assert r.exit_code == 0, r.output
+
+
+def _same_tree(a: Path, b: Path) -> None:
+    files_a = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and p.name != "summary.json")
+    files_b = sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file() and p.name != "summary.json")
+    assert files_a == files_b and any(p.suffix == ".jpg" for p in files_a)
+    for rel in files_a:
+        assert filecmp.cmp(a / rel, b / rel, shallow=False), rel
+
+
+@pytest.fixture(scope="module")
+def local_labels(photos, tmp_path_factory):
+    out = tmp_path_factory.mktemp("al") / "local"
+    _autolabel(photos, out, "--engine", "local", "--workers", "2")
+    return out
+
+
+def test_autolabel_ray_equals_local(local_ray, photos, local_labels, tmp_path):
+    _autolabel(photos, tmp_path / "ray", "--engine", "ray")
+    _same_tree(local_labels, tmp_path / "ray")
+    assert (tmp_path / "ray" / "manifest.csv").read_text() == (local_labels / "manifest.csv").read_text()
+
+
+def test_cli_engine_options_checked():
+    r = runner.invoke(app, ["detect", ".", "--engine", "rya"])
+    assert r.exit_code != 0 and "ray" in r.output                   # unknown engine: the nearest is named
+    r = runner.invoke(app, ["detect", ".", "--engine", "local", "--ray-address", "127.0.0.1:1"])
+    assert r.exit_code != 0 and "--ray-address" in r.output
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_autolabel_on_a_ray_cluster(local_ray, photos, local_labels, tmp_path):
+    """``ray start --head`` here, then ``--ray-address``: the same files as the local engine."""
+    ray.shutdown()  # this process joins the cluster instead of the module's local Ray
+    re_._connected = None
+    port = _free_port()
+    temp = tempfile.mkdtemp(prefix="ffray", dir="/tmp")  # short: Ray's socket paths are length-limited
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+           "RAY_USAGE_STATS_ENABLED": "0"}
+    ray_cli = Path(sys.executable).with_name("ray")
+    head = subprocess.Popen([str(ray_cli), "start", "--head", "--block", f"--port={port}", "--num-cpus=1",
+                             "--include-dashboard=false", f"--temp-dir={temp}", "--node-ip-address=127.0.0.1"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert head.poll() is None, "ray start --head exited"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the Ray head did not come up in 60 s"
+                time.sleep(0.5)
+        _autolabel(photos, tmp_path / "cluster", "--ray-address", f"127.0.0.1:{port}")
+        assert re_._connected == f"127.0.0.1:{port}"
+        assert ray.cluster_resources().get("CPU") == 1.0              # the cluster's one CPU, not this machine's
+        _same_tree(local_labels, tmp_path / "cluster")
+    finally:
+        ray.shutdown()
+        re_._connected = None
+        head.send_signal(signal.SIGTERM)  # --block: ends the head node's processes with it
+        try:
+            head.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait(10)
