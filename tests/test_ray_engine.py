@@ -170,3 +170,30 @@ def test_autolabel_on_a_ray_cluster(local_ray, photos, local_labels, tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
             head.wait(10)
+
+
+def test_train_embeds_on_ray_like_local(local_ray, photos, tmp_path, monkeypatch):
+    """`train --engine ray`: the embedding step runs on Ray (a fresh cache, so every photo is shipped)
+    and the model equals the one embedded here."""
+    import json
+
+    data = tmp_path / "data"
+    for cls, names in (("astronaut", ("a0", "a1", "a2")), ("grace", ("g0", "g1", "g2"))):
+        (data / cls).mkdir(parents=True)
+        for n in names:
+            (data / cls / f"{n}.jpg").symlink_to(photos / f"{n}.jpg")
+    reports = {}
+    for engine in ("local", "ray"):
+        monkeypatch.setenv("FACEFORGE_CACHE", str(tmp_path / f"cache-{engine}"))
+        r = runner.invoke(app, ["train", str(data), "-o", str(tmp_path / f"{engine}.ffm"), "-e", "dlib-resnet",
+                                "--val", "0", "--no-curve", "--engine", engine, "--workers", "2"])
+        assert r.exit_code == 0, r.output
+        rep = json.loads((tmp_path / f"{engine}.report.json").read_text())
+        assert rep["timings"]["cache_misses"] == 6, rep["timings"]  # every photo embedded by that engine
+        reports[engine] = rep
+    from faceforge.heads import load_bundle
+
+    (m_local, a_local), (m_ray, a_ray) = (load_bundle(tmp_path / f"{e}.ffm") for e in ("local", "ray"))
+    assert m_local["classes"] == m_ray["classes"] and a_local.keys() == a_ray.keys()
+    for k in a_local:
+        assert np.allclose(a_local[k], a_ray[k], atol=1e-5), k

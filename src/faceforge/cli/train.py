@@ -58,6 +58,8 @@ def train(
     curve: bool = typer.Option(True, "--curve/--no-curve", help="Plot a learning curve (one extra fit)."),
     seed: int = typer.Option(0),
     workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
+    engine: Optional[str] = engine_option(),
+    ray_address: Optional[str] = ray_address_option(),
 ) -> None:
     # One line on purpose: rich help keeps a docstring's line breaks in the command listing.
     """Train a face classifier on cached embeddings; writes the model, a report, a confusion matrix and a learning curve."""  # noqa: E501
@@ -70,7 +72,8 @@ def train(
                  augment=augment, val=val, folds=folds, target_far=target_far or None, seed=seed,
                  label_column=label_column, path_column=path_column, image_root=image_root,
                  workers=workers_arg(workers), known=known or None,
-                 negatives=negatives or None, learning_curve=curve)
+                 negatives=negatives or None, learning_curve=curve,
+                 engine=engine_arg(engine, ray_address, workers))
     notes = ("negatives_hint", "few_for_folds")  # always shown, however many other problems there are
     for p in res.problems:
         if getattr(p, "kind", "") in notes:

@@ -305,7 +305,8 @@ def embed_dataset(dataset: Dataset, *, embedder: str = "dlib-resnet", detector: 
         from faceforge.data.concat import embed_concat
 
         return embed_concat(dataset, embedder, detector=detector, crops=crops, augment=augment, cache=cache,
-                            workers=workers, progress=progress, alignment=alignment, upscale=upscale)
+                            workers=workers, progress=progress, alignment=alignment, upscale=upscale,
+                            engine=engine)
     t0 = time.perf_counter()
     augs = ("",) + _augment_ids(augment)
     cfg = face_config(embedder, detector, crops, alignment, upscale)

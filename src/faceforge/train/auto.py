@@ -159,7 +159,8 @@ def choose(loaded: Any, cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any]]:
         cfg.emit("searching", {"embedder": name, "done": done, "total": done + len(todo) + 1 + (0 if paired else 1)})
         done += 1
         ed = embed_dataset(sub, embedder=name, detector=cfg.detector, crops=cfg.crops, augment=False,
-                           cache=cache, workers=cfg.workers, progress=cfg.progress, alignment=cfg.alignment)
+                           cache=cache, workers=cfg.workers, progress=cfg.progress, alignment=cfg.alignment,
+                           engine=cfg.engine)
         X, y, paths = ed.X, np.asarray(ed.y), np.asarray(ed.paths)
         if dup is None:
             dup = list(check_duplicates(sub, cache=cache))

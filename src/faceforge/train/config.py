@@ -60,6 +60,9 @@ class TrainConfig:
             validation score against the number of training images (default True).
         known: the classes that are people to recognise; the others are negatives (e.g.
             ``("me",)`` beside a ``not_me`` folder): the me / not-me rule.
+        engine: where the photos are embedded: None (default: ``$FACEFORGE_ENGINE``, else worker
+            processes here), ``"local"``, ``"ray"`` or an engine (see
+            :func:`faceforge.runner.get_engine`); the embedding cache is written here either way.
         negatives: the class (or classes) of "anyone else's faces" (e.g. ``"not_me"``): the other
             classes are people to recognise, and a face is one of them only when it is close
             enough to their photos, else the negatives' label. Default ``None`` (with ``known``
@@ -90,6 +93,7 @@ class TrainConfig:
     learning_curve: bool = True
     known: Sequence[str] | None = None
     negatives: str | Sequence[str] | None = None
+    engine: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self.validate()

@@ -204,7 +204,8 @@ def embed(loaded: Loaded, cfg: TrainConfig) -> Embedded:
     cache = EmbeddingCache()
     t0 = time.perf_counter()
     ed = embed_dataset(ds, embedder=cfg.embedder, detector=cfg.detector, crops=cfg.crops, augment=cfg.augment,
-                       cache=cache, workers=cfg.workers, progress=cfg.progress, alignment=cfg.alignment)
+                       cache=cache, workers=cfg.workers, progress=cfg.progress, alignment=cfg.alignment,
+                       engine=cfg.engine)
     seconds = time.perf_counter() - t0
     problems = list(loaded.problems)
     problems += [p for p in ed.problems if p not in problems]
