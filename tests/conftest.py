@@ -118,3 +118,33 @@ def mjpeg_stream(astronaut):
     finally:
         stop.set()
         srv.close()
+
+
+def serve_image(body: bytes, hits: list | None = None):
+    """A real HTTP server on 127.0.0.1 that answers every GET with ``body`` (a JPEG), and ``/redirect``
+    with a 302 to it; each request's path and Host header are appended to ``hits``. Returns
+    ``(port, stop)``."""
+    import http.server
+    import threading
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if hits is not None:
+                hits.append((self.path, self.headers.get("Host", "")))
+            if self.path == "/redirect":
+                self.send_response(302)
+                self.send_header("Location", "/astronaut.jpg")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv.server_address[1], srv.shutdown

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import jpeg
+from conftest import jpeg, serve_image
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -105,31 +105,10 @@ def test_some_addresses_are_refused_even_when_private_ones_are_allowed(ip):
 
 @pytest.fixture()
 def image_server(astronaut):
-    body = jpeg(astronaut)
     hits: list[tuple[str, str]] = []
-
-    class H(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            hits.append((self.path, self.headers.get("Host", "")))
-            if self.path == "/redirect":
-                self.send_response(302)
-                self.send_header("Location", "/astronaut.jpg")
-                self.end_headers()
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "image/jpeg")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *a):
-            pass
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield srv.server_address[1], hits
-    srv.shutdown()
-    srv.server_close()
+    port, stop = serve_image(jpeg(astronaut), hits)
+    yield port, hits
+    stop()
 
 
 @pytest.fixture()

@@ -3,17 +3,15 @@ WebSocket, and the safety rules (API key, limits, sniffed types, SSRF, restarts)
 
 from __future__ import annotations
 
-import http.server
 import io
 import json
 import sqlite3
-import threading
 import time
 
 import numpy as np
 import pytest
 
-from conftest import ASTRONAUT_BOX, jpeg, variants, write_panning_video
+from conftest import ASTRONAUT_BOX, jpeg, serve_image, variants, write_panning_video
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -129,28 +127,9 @@ def test_size_limits(tmp_path, astronaut):
 
 @pytest.fixture(scope="module")
 def image_server(astronaut):
-    body = jpeg(astronaut)
-
-    class H(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            if self.path == "/redirect":
-                self.send_response(302)
-                self.send_header("Location", "/astronaut.jpg")
-                self.end_headers()
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "image/jpeg")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *a):
-            pass
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
+    port, stop = serve_image(jpeg(astronaut))
+    yield f"http://127.0.0.1:{port}"
+    stop()
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:9/a.jpg", "http://localhost/a.jpg", "http://10.1.2.3/a.jpg",
