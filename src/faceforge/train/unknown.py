@@ -159,9 +159,9 @@ def users_headline(fitted: Any, splits: Any, calib: Calibration, plan_known: lis
     keep_keys = ("method", "folds", "repeats", "n", "photos", "predictions", "description", "val")
     if fitted.accepted is None:
         out = {k: validation[k] for k in (*keep_keys, "metric", "mean", "ci95", "accuracy") if k in validation}
-        why = (calib.unknown or {}).get("rule", "off") if calib.unknown else "off"
+        rule = (calib.unknown or {}).get("rule", "off")
         out.update(unknown_check=False, known_rejected=None, rejected_label=None,
-                   text=f"{V.headline(validation)}; every face gets a class (no unknown check: rule {why})")
+                   text=f"{V.headline(validation)}; every face gets a class (no unknown check: rule {rule})")
         return out
     final = np.where(fitted.accepted, top1, rej)
     right = final == y_true
