@@ -1,0 +1,39 @@
+"""Continuous collection: ingest new photos every day, retrain, keep versions, promote only what is better.
+
+* :func:`ingest` (:mod:`faceforge.collect.ingest`): new photos from inbox folders into a dataset
+  of class folders, once each (a content-hash ledger in ``DATASET/.faceforge/``), de-duplicated,
+  filed by folder, model or gallery, doubtful faces into ``DATASET/review/``; the originals are
+  never moved or changed.
+* :func:`retrain`, :func:`history`, :func:`promote`, :func:`rollback`
+  (:mod:`faceforge.collect.versions`): model versions beside the model file, trained warm on the
+  grown dataset and promoted only when not worse on a validation split that stays fixed.
+* :func:`watch` (:mod:`faceforge.collect.watch`): ingest as files arrive.
+
+Names are imported lazily (importing this package is cheap).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "ingest": "faceforge.collect.ingest",
+    "IngestReport": "faceforge.collect.ingest",
+    "class_health": "faceforge.collect.health",
+    "watch": "faceforge.collect.watch",
+    "retrain": "faceforge.collect.versions",
+    "RetrainResult": "faceforge.collect.versions",
+    "history": "faceforge.collect.versions",
+    "promote": "faceforge.collect.versions",
+    "rollback": "faceforge.collect.versions",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'faceforge.collect' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)
