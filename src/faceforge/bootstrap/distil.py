@@ -67,7 +67,8 @@ def _latency(model: Any, files: list[Path]) -> float:
 def distil(pseudo: str | os.PathLike, output: str | os.PathLike, *, teacher: str | os.PathLike | None = None,
            embedder: str = "auto", detector: str = "live", head: str | None = None, val: float = 0.2,
            test: str | os.PathLike | None = None, test_options: dict[str, Any] | None = None,
-           workers: int | None = None, progress: bool = True, latency_samples: int = 40) -> DistilResult:
+           workers: int | None = None, progress: bool = True, latency_samples: int = 40,
+           engine: Any = None) -> DistilResult:
     """Train a student on ``pseudo`` (an ``autolabel`` output folder) and compare it with the teacher.
 
     Args:
@@ -81,6 +82,8 @@ def distil(pseudo: str | os.PathLike, output: str | os.PathLike, *, teacher: str
         test: labelled test data (folder or CSV) to measure both models on the truth;
             ``test_options`` go to :func:`faceforge.train.evaluate` (e.g. ``label_column``).
         latency_samples: crops timed per model.
+        workers, engine: where the crops and test photos are embedded (the batch runner; see
+            :class:`~faceforge.train.config.TrainConfig`).
 
     Raises:
         ParameterError: no teacher known, or ``val`` out of range.
@@ -96,17 +99,18 @@ def distil(pseudo: str | os.PathLike, output: str | os.PathLike, *, teacher: str
     if not 0.0 < val < 0.9:
         raise ParameterError(f"val must lie in (0, 0.9) to measure agreement, got {val}")
     res = train(pseudo, output, embedder=embedder, detector=detector, head=head, val=val, workers=workers,
-                progress=progress, learning_curve=False, target_far=None)
+                progress=progress, learning_curve=False, target_far=None, engine=engine)
     result = DistilResult(Path(res.model_path), None, None, train_report=res.report)
     # the probe student has the settings the search chose (no second search)
     chosen = dict(embedder=res.manifest["embedder"], head=res.manifest["head"]["kind"])
     result.agreement, result.agreement_balanced, result.agreement_detail = _agreement(
-        pseudo, Path(res.model_path), val, dict(detector=detector, workers=workers, **chosen))
+        pseudo, Path(res.model_path), val, dict(detector=detector, workers=workers, engine=engine, **chosen))
     student = load_classifier(res.model_path)
     teacher_clf = load_classifier(teacher)
     if test is not None:
         for name, m in (("student", res.model_path), ("teacher", teacher)):
-            result.test[name] = evaluate(m, test, workers=workers, progress=progress, **(test_options or {}))
+            result.test[name] = evaluate(m, test, workers=workers, progress=progress, engine=engine,
+                                         **(test_options or {}))
     crops = sorted(p for p in pseudo.glob("*/*.jpg"))[:latency_samples]
     if crops:
         result.latency_ms = {"student": round(_latency(student, crops), 2),

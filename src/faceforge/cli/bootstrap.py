@@ -137,6 +137,8 @@ def distil(
     label_column: Optional[str] = typer.Option(None, help="Test CSV: the label column."),
     image_root: Optional[Path] = typer.Option(None, help="Test CSV: folder the file paths are relative to."),
     workers: int = typer.Option(0),
+    engine: Optional[str] = engine_option(),
+    ray_address: Optional[str] = ray_address_option(),
 ) -> None:
     """Train a fast student on a teacher's pseudo-labels; report agreement, test accuracy and latency."""
     from faceforge.bootstrap import distil as _distil
@@ -145,7 +147,8 @@ def distil(
     check_output(output, [pseudo, teacher, test], what="student model file")
     opts = {k: v for k, v in (("label_column", label_column), ("image_root", image_root)) if v is not None}
     res = _distil(pseudo, output, teacher=teacher, embedder=embedder, detector=detector, head=head, test=test,
-                  test_options=opts, workers=workers_arg(workers))
+                  test_options=opts, workers=workers_arg(workers),
+                  engine=engine_arg(engine, ray_address, workers))
     d = res.to_dict()
     lines = [f"student written: {d['model']}"]
     a = d["agreement_detail"]

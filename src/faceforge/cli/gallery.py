@@ -9,7 +9,15 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from faceforge.cli.app import err, handle_errors, out, print_skipped
+from faceforge.cli.app import (
+    engine_arg,
+    engine_option,
+    err,
+    handle_errors,
+    out,
+    print_skipped,
+    ray_address_option,
+)
 from faceforge.errors import FaceforgeError, ParameterError
 
 gallery_app = typer.Typer(no_args_is_help=True, help="Identity galleries: enrol people from a few photos, then "
@@ -22,6 +30,9 @@ THRESHOLD = typer.Option(None, "--threshold", help="Distance at or below which a
 TARGET_FAR = typer.Option(None, "--target-far", help="False-accept rate wanted: the share of strangers taken for "
                                                      "someone enrolled (default 0.01 = 1%; the threshold is "
                                                      "calibrated for it).")
+
+#: ``gallery enrol`` embeds this many photos or fewer in its own process (workers cost a start-up).
+FEW_PHOTOS = 10
 
 
 def describe(threshold: float, far: float | None) -> str:
@@ -44,8 +55,12 @@ def gallery_enrol(
     person: str = typer.Argument(..., help="The person's name."),
     photos: list[Path] = typer.Argument(..., help="Photos (or folders of photos) of the person."),
     file: Path = GALLERY_FILE, name: str = GALLERY_NAME,
+    workers: int = typer.Option(0, help="Processes (0: one per core). Ten photos or fewer are embedded "
+                                        "here unless --workers or --engine is given."),
+    engine: Optional[str] = engine_option(),
+    ray_address: Optional[str] = ray_address_option(),
 ) -> None:
-    """Add photos of a person to a gallery (the largest face of each photo)."""
+    """Add photos of a person to a gallery (the main face of each photo)."""
     from faceforge.sinks import check_output
     from faceforge.sources.media import expand_paths
 
@@ -53,10 +68,15 @@ def gallery_enrol(
     skipped: list[tuple[str, str]] = []
     files = expand_paths(photos, videos=False, skipped=skipped)
     print_skipped(skipped)
-    rep = _open_gallery(file, name, create=True).enrol(person, files)
+    run = engine_arg(engine, ray_address, workers)
+    many = run is not None or workers or len(files) > FEW_PHOTOS  # worker start-up pays off above a few photos
+    rep = _open_gallery(file, name, create=True).enrol(
+        person, files, engine=run if many else None, workers=workers if many else None,  # 0: one per core
+        progress=f"enrol {person}" if many else None)
     print_skipped(rep.problems)
     for p in rep.several_faces:
-        err.print(f"[yellow]note[/] {p}: several faces; the largest was enrolled", highlight=False)
+        err.print(f"[yellow]note[/] {p}: several faces; the main one (large, near the centre) was enrolled",
+                  highlight=False)
     out.print(f"{person}: {len(rep.added)} photo(s) added, {len(rep.duplicates)} already there, "
               f"{len(rep.problems)} skipped; {rep.faces} face(s) stored in {file}", highlight=False)
 

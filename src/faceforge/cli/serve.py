@@ -9,7 +9,8 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from faceforge.cli.app import err, handle_errors, out
+from faceforge.cli.app import err, handle_errors, out, ray_address_option
+from faceforge.errors import ParameterError
 
 
 @handle_errors
@@ -56,6 +57,11 @@ def serve(
                                                                           "photos to train on)."),
     allow_private_urls: bool = typer.Option(False, "--allow-private-urls",
                                             help="Let image URLs point at private / loopback addresses."),
+    engine: Optional[str] = typer.Option(None, "--engine", metavar="local|ray",
+                                         help="Where training jobs embed their photos: local (the job's process) "
+                                              "or ray (a local Ray, or --ray-address). Default: $FACEFORGE_ENGINE, "
+                                              "else local."),
+    ray_address: Optional[str] = ray_address_option(),
 ) -> None:
     """Run the HTTP API and the web page (train from uploads or webcam, live classification in the browser)."""
     import os
@@ -69,8 +75,11 @@ def serve(
     def ready(url: str) -> None:
         out.print(f"faceforge is running: open [bold]{url}[/] (API docs: {url}docs); Ctrl+C stops it.", highlight=False)
 
+    if ray_address and engine not in (None, "ray"):
+        raise ParameterError(f"--ray-address joins a Ray cluster, but --engine is {engine!r}; use --engine ray.")
+    batch = {k: v for k, v in (("engine", "ray" if ray_address else engine), ("ray_address", ray_address)) if v}
     run(host, port, home=home, api_key=api_key, on_ready=ready, log_level="warning",
-        max_image_mb=max_upload_mb, max_request_mb=max_request_mb, allow_private_urls=allow_private_urls)
+        max_image_mb=max_upload_mb, max_request_mb=max_request_mb, allow_private_urls=allow_private_urls, **batch)
 
 
 @handle_errors

@@ -123,6 +123,8 @@ def evaluate(
     data: Path = typer.Argument(..., help="Labelled test data: class sub-folders or a CSV."),
     report: Optional[Path] = typer.Option(None, "--report", help="Also write the report as JSON here."),
     workers: int = typer.Option(0),
+    engine: Optional[str] = engine_option(),
+    ray_address: Optional[str] = ray_address_option(),
 ) -> None:
     """Measure a model on labelled test data: accuracy, balanced accuracy, per class, confusion matrix."""
     from faceforge.sinks import atomic_write, check_output
@@ -130,7 +132,7 @@ def evaluate(
 
     if report:
         check_output(report, [model, data], what="report")
-    rep = _evaluate(model, data, workers=workers_arg(workers))
+    rep = _evaluate(model, data, workers=workers_arg(workers), engine=engine_arg(engine, ray_address, workers))
     h = rep.get("headline")
     if h and h.get("accuracy") is not None:  # what users get first; the head alone below
         out.print(f"[bold]{model.name} on {data}: {h['text']}[/]", highlight=False)

@@ -222,7 +222,8 @@ class Gallery:
         return None if row is None else int(row[0])
 
     # -- people ----------------------------------------------------------------------------------
-    def enrol(self, person: str, photos: Iterable[Any], names: Sequence[str] | None = None) -> EnrolReport:
+    def enrol(self, person: str, photos: Iterable[Any], names: Sequence[str] | None = None, *,
+              engine: Any = None, workers: int | None = None, progress: str | None = None) -> EnrolReport:
         """Add photos of ``person`` (created if new). Each photo's main face is stored
         (:func:`faceforge.types.main_face_order`: size and closeness to the centre).
 
@@ -230,6 +231,12 @@ class Gallery:
             person: the person's name.
             photos: paths, encoded bytes or RGB arrays.
             names: how to call each photo in the report (default: its path, or ``photo N``).
+            engine: embed the photo files on the batch runner: ``"local"`` (worker processes),
+                ``"ray"`` (a local Ray or a cluster) or an engine (:func:`faceforge.runner.get_engine`).
+                Default None with ``workers`` None: here, with the gallery's own models (best for a
+                few photos); photos given as bytes or arrays are always embedded here.
+            workers: processes for the runner (0: one per core); giving it also uses the runner.
+            progress: a progress bar's description (runner only), or None.
 
         Returns:
             :class:`EnrolReport`; photos without a face, unreadable ones and ones already
@@ -238,36 +245,39 @@ class Gallery:
         Raises:
             ParameterError: invalid name, or no photo could be enrolled for a new person.
         """
-        from faceforge.sources import load_image
+        from faceforge.gallery.enrol import NO_FACE, embed_on_engine
 
         person = check_name(person, "person name")
         photos = list(photos)
         names = list(names) if names is not None else [
             str(p) if isinstance(p, (str, os.PathLike)) else f"photo {i + 1}" for i, p in enumerate(photos)]
         report = EnrolReport(person)
+        found: dict[int, Any] = {}
+        files = [i for i, p in enumerate(photos) if isinstance(p, (str, os.PathLike))]
+        if (engine is not None or workers is not None) and files:
+            self.pipeline  # noqa: B018 -- a gallery built with another embedder version fails here, before the work
+            for i, (_, face, error) in zip(files, embed_on_engine([str(photos[i]) for i in files], self.detector,
+                                                                 self.embedder_name, engine=engine, workers=workers,
+                                                                 progress=progress)):
+                found[i] = error if face is None else face
+        for i, src in enumerate(photos):
+            if i not in found:
+                try:
+                    found[i] = self._embed_here(src)
+                except (FaceforgeError, OSError) as e:
+                    found[i] = str(e)
         rows = []
-        for src, label in zip(photos, names):
-            try:
-                if isinstance(src, (str, os.PathLike)):  # decoded from the path: errors name the file
-                    raw: Any = Path(src).read_bytes()
-                    img = load_image(src)
-                else:
-                    raw = src
-                    img = load_image(raw if isinstance(raw, bytes) else np.asarray(raw))
-                sha = hashlib.sha256(raw if isinstance(raw, bytes) else np.ascontiguousarray(img).tobytes()).hexdigest()
-                with self._lock:
-                    faces = self.pipeline.embed(img, main_only=True)
-            except (FaceforgeError, OSError) as e:
-                report.problems.append((label, str(e)))
+        for i, label in enumerate(names):
+            face = found[i]
+            if isinstance(face, str) or face is None:
+                report.problems.append((label, face or "could not be read"))
                 continue
-            if not len(faces):
-                report.problems.append((label, "no face found; use a photo where the face is clearly visible "
-                                               "and at least 40 pixels tall"))
+            if face.embedding is None:
+                report.problems.append((label, NO_FACE))
                 continue
-            if int(faces.data["faces_found"][0]) > 1:
+            if face.faces_found > 1:
                 report.several_faces.append(label)
-            rows.append((faces.embedding[0].astype(np.float32).tobytes(), sha, label,
-                         json.dumps([round(float(v), 1) for v in faces.xyxy[0]])))
+            rows.append((face.embedding.tobytes(), face.sha256, label, json.dumps(list(face.box))))
         with self._db() as db:
             pid = self._person_id(db, person)
             if pid is None:
@@ -284,6 +294,21 @@ class Gallery:
                 (report.added if cur.rowcount else report.duplicates).append(label)
             report.faces = int(db.execute("SELECT COUNT(*) FROM faces WHERE person=?", (pid,)).fetchone()[0])
         return report
+
+    def _embed_here(self, src: Any) -> Any:
+        """One photo's :class:`~faceforge.gallery.enrol.PhotoFace`, with this gallery's models."""
+        from faceforge.gallery.enrol import photo_face
+        from faceforge.sources import load_image
+
+        if isinstance(src, (str, os.PathLike)):  # decoded from the path: errors name the file
+            raw: Any = Path(src).read_bytes()
+            img = load_image(src)
+        else:
+            raw = src
+            img = load_image(raw if isinstance(raw, bytes) else np.asarray(raw))
+        sha = hashlib.sha256(raw if isinstance(raw, bytes) else np.ascontiguousarray(img).tobytes()).hexdigest()
+        with self._lock:
+            return photo_face(self.pipeline.embed(img, main_only=True), sha)
 
     def people(self) -> list[Person]:
         """Enrolled people, by name."""

@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Any:
     home = Home(settings.home)
     engine = Engine(home)
     runner = JobRunner(home, engine, timeout_s=settings.job_timeout_s, attempts=settings.job_attempts,
-                       workers=settings.job_workers)
+                       workers=settings.job_workers, batch_engine=settings.engine, ray_address=settings.ray_address)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

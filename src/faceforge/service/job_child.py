@@ -36,6 +36,20 @@ def progress(fraction: float, message: str) -> None:
     print(json.dumps(["progress", [float(fraction), str(message)]]), flush=True)
 
 
+#: where this job's batch work runs (``job.json``'s ``engine``: the service's ``engine`` and ``ray_address``)
+ENGINE: dict[str, Any] = {"name": "local", "address": None}
+
+
+def batch_engine() -> tuple[Any, int | None]:
+    """``(engine, workers)`` for the runner: Ray when the service says so, else this process
+    (a job leaves the other core to the server's requests)."""
+    if ENGINE.get("name") == "ray":
+        from faceforge.runner import get_engine
+
+        return get_engine("ray", address=ENGINE.get("address")), None
+    return "local", 1
+
+
 def train_job(d: Path, params: dict[str, Any], home: str) -> tuple[str, Any]:
     """A training job: ``d/labels.csv`` and ``d/photos/`` -> ``d/model.ffm`` and its report."""
     from faceforge.train import train
@@ -50,12 +64,13 @@ def train_job(d: Path, params: dict[str, Any], home: str) -> tuple[str, Any]:
         elif name in steps:
             progress(*steps[name])
 
+    engine, workers = batch_engine()
     try:
         res = train(d / "labels.csv", d / "model.ffm", embedder=params.get("embedder", "auto"),
                     head=params.get("head"), path_column="file", label_column="label", image_root=d / "photos",
                     val=None if params.get("val") is None else float(params["val"]), crops=params.get("crops", "auto"),
-                    augment=bool(params.get("augment", False)), workers=1, progress=False, on_event=on_event,
-                    learning_curve=False, known=params.get("known") or None,
+                    augment=bool(params.get("augment", False)), workers=workers, engine=engine, progress=False,
+                    on_event=on_event, learning_curve=False, known=params.get("known") or None,
                     negatives=params.get("negatives") or None, task="classification")
     except FaceforgeError as e:
         return "error", str(e)
@@ -140,6 +155,7 @@ def _die_with_parent() -> None:
 def run(d: Path) -> tuple[str, Any]:
     """Run the job described by ``d/job.json``: its outcome."""
     spec = json.loads((d / "job.json").read_text())
+    ENGINE.update(spec.get("engine") or {})
     module, _, name = str(spec["entry"]).partition(":")
     fn = getattr(importlib.import_module(module), name)
     try:

@@ -66,9 +66,10 @@ class JobRunner:
     """
 
     def __init__(self, home: Home, engine: Any, *, timeout_s: float = 7200.0, attempts: int = 3,
-                 workers: int = 1) -> None:
+                 workers: int = 1, batch_engine: str = "local", ray_address: str | None = None) -> None:
         self.home = home
         self.engine = engine
+        self.batch = {"name": batch_engine, "address": ray_address}  # where a job's batch work runs
         self.timeout_s, self.attempts, self.workers = float(timeout_s), max(1, int(attempts)), max(1, int(workers))
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -192,7 +193,8 @@ class JobRunner:
             raise FaceforgeError(f"unknown job kind {kind!r}; this server runs: {', '.join(self.entries)}")
         n = _attempts(d) + 1
         (d / "attempts").write_text(str(n))
-        (d / "job.json").write_text(json.dumps({"entry": entry, "params": params, "home": str(self.home.path)}))
+        (d / "job.json").write_text(json.dumps({"entry": entry, "params": params, "home": str(self.home.path),
+                                                    "engine": self.batch}))
         self.home.update_job(jid, progress=0.02, message="starting" if n == 1 else f"starting (attempt {n})")
         with open(d / "stderr.log", "ab") as err:
             proc = subprocess.Popen([sys.executable, "-m", "faceforge.service.job_child", str(d)],

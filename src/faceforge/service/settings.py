@@ -8,7 +8,7 @@ the :func:`faceforge.service.deps.get_settings` dependency, which tests may over
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +42,12 @@ class Settings(BaseSettings):
             that often is marked failed instead of being run again at each restart.
         job_workers: background jobs run side by side.
         run_jobs: run background jobs in this process (tests may turn it off).
+        engine: where training jobs embed their photos: ``"local"`` (the job's own process) or
+            ``"ray"`` (a local Ray, or the cluster of ``ray_address``); ``"serial"`` is the same as
+            local; ``FACEFORGE_ENGINE``. Video
+            jobs track faces frame after frame in one process whatever the engine.
+        ray_address: the Ray cluster of ``engine="ray"`` (``FACEFORGE_RAY_ADDRESS``; default
+            ``$RAY_ADDRESS``, else a local Ray).
     """
 
     model_config = SettingsConfigDict(env_prefix="FACEFORGE_", extra="forbid")
@@ -58,6 +64,8 @@ class Settings(BaseSettings):
     job_attempts: int = Field(3, ge=1)
     job_workers: int = Field(1, ge=1, le=16)
     run_jobs: bool = True
+    engine: Literal["local", "serial", "ray"] = "local"
+    ray_address: str | None = None
     #: most pixels decoded per image: a larger JPEG is decoded reduced (1/2 to 1/8 per side, cheap),
     #: a larger image in another format is refused (a small PNG can hold gigapixels that cost seconds)
     max_decode_pixels: int = Field(16_000_000, gt=0)

@@ -80,8 +80,12 @@ def train(data: str | os.PathLike, output: str | os.PathLike, config: TrainConfi
 
 
 def evaluate(model: str | os.PathLike, data: str | os.PathLike, *, crops: str | bool | None = None,
-             workers: int | None = None, progress: bool = True, **dataset_options: Any) -> dict[str, Any]:
+             workers: int | None = None, progress: bool = True, engine: Any = None,
+             **dataset_options: Any) -> dict[str, Any]:
     """Measure a trained model on a labelled test set (same layout as training data).
+
+    The test photos are embedded on the batch runner (``workers`` processes, or ``engine``: see
+    :class:`~faceforge.train.config.TrainConfig`), through the embedding cache.
 
     Returns:
         The report dict (accuracy, balanced accuracy, per class, confusion matrix, log loss;
@@ -105,7 +109,7 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike, *, crops: str | 
     ed = embed_dataset(ds, embedder=m["embedder"], detector=m.get("detector", "photo"),
                        crops=crops_mode(m.get("crops", "auto")) if crops is None else crops,
                        alignment=m.get("alignment"),
-                       cache=EmbeddingCache(), workers=workers, progress=progress)
+                       cache=EmbeddingCache(), workers=workers, progress=progress, engine=engine)
     X = ed.X[~np.asarray(ed.augmented, bool)]
     y = ed.y[~np.asarray(ed.augmented, bool)]
     if clf.task == "regression":
