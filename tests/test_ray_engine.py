@@ -197,3 +197,78 @@ def test_train_embeds_on_ray_like_local(local_ray, photos, tmp_path, monkeypatch
     assert m_local["classes"] == m_ray["classes"] and a_local.keys() == a_ray.keys()
     for k in a_local:
         assert np.allclose(a_local[k], a_ray[k], atol=1e-5), k
+
+
+def _gallery_rows(path: Path) -> list[tuple]:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT p.name, f.sha256, f.source, f.box, f.embedding FROM faces f "
+                          "JOIN people p ON p.id=f.person ORDER BY f.source").fetchall()
+
+
+def test_gallery_enrol_on_ray_like_here(local_ray, photos, tmp_path):
+    """`gallery enrol --engine ray` stores the same faces (embedding bytes, hashes, boxes) as enrolling
+    here, reports the broken file the same way, and a second enrol of the same photos adds nothing."""
+    files = sorted(str(p) for p in photos.glob("a*.jpg")) + [str(photos / "broken.jpg")]
+    outputs = {}
+    for how, extra in (("here", []), ("ray", ["--engine", "ray"]), ("local", ["--workers", "2"])):
+        r = runner.invoke(app, ["gallery", "enrol", "astronaut", *files, "-f", str(tmp_path / f"{how}.db"), *extra])
+        assert r.exit_code == 0, r.output
+        outputs[how] = r.output
+        assert "3 photo(s) added" in r.output and "1 skipped" in r.output and "broken.jpg" in r.output
+    here = _gallery_rows(tmp_path / "here.db")
+    assert len(here) == 3
+    assert _gallery_rows(tmp_path / "ray.db") == here == _gallery_rows(tmp_path / "local.db")
+    r = runner.invoke(app, ["gallery", "enrol", "astronaut", *files, "-f", str(tmp_path / "here.db"),
+                            "--engine", "ray"])
+    assert r.exit_code == 0 and "0 photo(s) added, 3 already there" in r.output, r.output
+
+
+def test_evaluate_and_distil_take_the_engine(local_ray, photos, local_labels, tmp_path, monkeypatch):
+    """`evaluate --engine ray` embeds its test photos on Ray (a fresh cache) with the report of local;
+    `distil --engine ray` trains its student there."""
+    import json
+
+    model = str(MODELS_DIR / "gender.ffm")
+    reports = {}
+    for engine in ("local", "ray"):
+        monkeypatch.setenv("FACEFORGE_CACHE", str(tmp_path / f"cache-{engine}"))
+        rep = tmp_path / f"{engine}.json"
+        r = runner.invoke(app, ["evaluate", model, str(local_labels), "--engine", engine, "--workers", "2",
+                                "--report", str(rep)])
+        assert r.exit_code == 0, r.output
+        reports[engine] = json.loads(rep.read_text())
+    assert reports["ray"]["accuracy"] == reports["local"]["accuracy"]
+    assert reports["ray"]["confusion_matrix"] == reports["local"]["confusion_matrix"]
+    r = runner.invoke(app, ["distil", str(local_labels), "-o", str(tmp_path / "student.ffm"), "-e", "agegender",
+                            "--head", "logreg", "--engine", "ray"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "student.ffm").is_file() and "student written" in r.output
+
+
+def test_service_training_job_on_ray(photos, tmp_path, monkeypatch):
+    """A service started with engine=ray runs its training jobs' embedding on Ray (the job's child
+    starts a local Ray) and the job's model is the one trained here."""
+    from fastapi.testclient import TestClient
+
+    from faceforge.service import create_app
+
+    monkeypatch.setenv("FACEFORGE_CACHE", str(tmp_path / "cache"))
+    files = [("files", (f"{n}.jpg", (photos / f"{n}.jpg").read_bytes(), "image/jpeg"))
+             for n in ("a0", "a1", "a2", "g0", "g1", "g2")]
+    labels = ["astronaut"] * 3 + ["grace"] * 3
+    with TestClient(create_app(home=tmp_path / "home", engine="ray")) as c:
+        r = c.post("/api/training", files=files, data={"name": "crew", "labels": labels, "embedder": "dlib-resnet",
+                                                       "head": "logreg"})
+        assert r.status_code == 202, r.text
+        end = time.time() + 240
+        while (job := c.get(f"/api/jobs/{r.json()['id']}").json())["status"] not in ("done", "failed"):
+            assert time.time() < end, job
+            time.sleep(0.5)
+        assert job["status"] == "done", job
+        assert job["result"]["timings"]["cache_misses"] == 6
+        assert job["result"]["engine"] == "ray"                    # the child embedded on a local Ray
+        res = c.post("/api/classify", files={"file": ("g.jpg", (photos / "g1.jpg").read_bytes(), "image/jpeg")},
+                     data={"model": "crew"})
+        assert res.status_code == 200 and res.json()["faces"][0]["label"] == "grace", res.text

@@ -80,7 +80,8 @@ def train_job(d: Path, params: dict[str, Any], home: str) -> tuple[str, Any]:
     return "done", json.loads(json.dumps({
         "report": {k: report[k] for k in keep if k in report},
         "problems": [_problem(p) for p in res.problems][:200],
-        "timings": {k: v for k, v in res.timings.items() if isinstance(v, (int, float))}}, default=str))
+        "timings": {k: v for k, v in res.timings.items() if isinstance(v, (int, float))},
+        "engine": getattr(engine, "name", str(engine))}, default=str))
 
 
 def video_job(d: Path, params: dict[str, Any], home: str) -> tuple[str, Any]:
@@ -155,7 +156,8 @@ def _die_with_parent() -> None:
 def run(d: Path) -> tuple[str, Any]:
     """Run the job described by ``d/job.json``: its outcome."""
     spec = json.loads((d / "job.json").read_text())
-    ENGINE.update(spec.get("engine") or {})
+    # the module the entries see (this file also runs as __main__, a module of its own)
+    importlib.import_module("faceforge.service.job_child").ENGINE.update(spec.get("engine") or {})
     module, _, name = str(spec["entry"]).partition(":")
     fn = getattr(importlib.import_module(module), name)
     try:
