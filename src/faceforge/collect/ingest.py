@@ -216,17 +216,23 @@ def _list_inbox(inbox: Path) -> tuple[list[dict[str, Any]], list[tuple[str, str]
                 rel = p.name
             if is_archive(p) and Path(root).is_dir():  # an archive dropped into the inbox folder
                 sub = f"{base}/{rel}" if base else rel
-                add(p, lambda n, a=str(p.resolve()): f"{a}!{n}", "/".join(sub.split("/")[:-1]))
+                add(p, _member_key(p), "/".join(sub.split("/")[:-1]))
             elif p.suffix.lower() not in QUIET_SUFFIXES and not p.name.upper().startswith("README"):
                 others.append((str(p), f"{p}: {s.reason}"))
 
     if inbox.is_dir():
         add(inbox, lambda n: str((inbox / n).resolve()), "")
     elif is_archive(inbox):
-        add(inbox, lambda n, a=str(inbox.resolve()): f"{a}!{n}", "")
+        add(inbox, _member_key(inbox), "")
     else:
         found.append({"path": str(inbox), "key": str(inbox.resolve()), "label": None, "name": inbox.name})
     return found, others
+
+
+def _member_key(archive: Path) -> Callable[[str], str]:
+    """Where a member of ``archive`` is: ``ARCHIVE!MEMBER``."""
+    where = str(archive.resolve())
+    return lambda name: f"{where}!{name}"
 
 
 def _run_id() -> str:
@@ -267,29 +273,29 @@ def ingest(inboxes: Sequence[PathLike], into: PathLike, *, model: PathLike | Non
     from faceforge.sinks import save_image
 
     t0 = time.time()
-    inboxes = [Path(p) for p in inboxes]
-    if not inboxes:
+    boxes = [Path(p) for p in inboxes]
+    if not boxes:
         raise ParameterError("ingest needs at least one inbox (a folder or archive of new photos).")
-    for p in inboxes:
+    for p in boxes:
         if not p.exists():
             raise SourceError(f"The inbox {p} does not exist (relative paths start at {Path.cwd()}); give a folder "
                               f"or archive of new photos.")
     if model is not None and gallery is not None:
         raise ParameterError("Route unlabelled faces by a model or by a gallery, not both: drop -m or -g.")
-    for f, what in ((model, "model"), (gallery[0] if gallery else None, "gallery")):
-        if f is not None and not Path(f).is_file():
-            raise SourceError(f"The {what} file {f} does not exist; give the file that routes unlabelled faces.")
+    for mf, what in ((model, "model"), (gallery[0] if gallery else None, "gallery")):
+        if mf is not None and not Path(mf).is_file():
+            raise SourceError(f"The {what} file {mf} does not exist; give the file that routes unlabelled faces.")
     if not 0.0 <= float(min_confidence) <= 1.0:
         raise ParameterError(f"min_confidence must lie in [0, 1], got {min_confidence}")
     near = NEAR_DUPLICATE if near_duplicate is None else float(near_duplicate)
     if near < 0:
         raise ParameterError(f"near_duplicate must be a distance >= 0 (0: off), got {near_duplicate}")
-    root = check_output(into, inboxes, kind="folder", what="dataset")
+    root = check_output(into, boxes, kind="folder", what="dataset")
     root.mkdir(parents=True, exist_ok=True)
     emit = on_event or (lambda kind, payload: None)
     ledger = Ledger(root)
     run_id = _run_id()
-    rep = IngestReport(run_id, str(root), [str(p) for p in inboxes])
+    rep = IngestReport(run_id, str(root), [str(p) for p in boxes])
     ledger.start_run(run_id, rep.inboxes)
     pending = root / META_DIR / "pending"
     shutil.rmtree(pending, ignore_errors=True)  # crops of a run killed before filing them
@@ -298,7 +304,7 @@ def ingest(inboxes: Sequence[PathLike], into: PathLike, *, model: PathLike | Non
     # ---- what is new: hashes (memoised by path, size and mtime) against the ledger --------------
     known, seen = ledger.known_paths(), ledger.seen_shas()
     listed: list[dict[str, Any]] = []
-    for inbox in inboxes:
+    for inbox in boxes:
         found, others = _list_inbox(inbox)
         listed += found
         for key, why in others:
@@ -329,8 +335,8 @@ def ingest(inboxes: Sequence[PathLike], into: PathLike, *, model: PathLike | Non
     # ---- photos put in the class folders by hand join the known faces -------------------------
     face_paths, sources = ledger.face_paths(), ledger.sources()
     existing = []
-    for d in sorted(x for x in root.iterdir() if x.is_dir() and not x.name.startswith(".") and x.name != REVIEW_DIR):
-        for here, dirs, files in os.walk(d):
+    for cdir in sorted(x for x in root.iterdir() if x.is_dir() and not x.name.startswith(".") and x.name != REVIEW_DIR):
+        for here, dirs, files in os.walk(cdir):
             dirs[:] = sorted(x for x in dirs if not x.startswith("."))
             for name in sorted(files):
                 p = Path(here) / name
@@ -340,7 +346,7 @@ def ingest(inboxes: Sequence[PathLike], into: PathLike, *, model: PathLike | Non
                 from faceforge.sources.walk import media_kind
 
                 if media_kind(p) == "image":
-                    existing.append({"path": str(p), "key": str(p.resolve()), "rel": rel, "class": d.name})
+                    existing.append({"path": str(p), "key": str(p.resolve()), "rel": rel, "class": cdir.name})
     emit("listed", {"files": len(listed), "new": len(todo), "existing": len(existing)})
 
     old = ledger.faces()
@@ -373,7 +379,7 @@ def ingest(inboxes: Sequence[PathLike], into: PathLike, *, model: PathLike | Non
     task = _IngestTask(str(Path(model).resolve()) if model else None,
                        (str(Path(gallery[0]).resolve()), gallery[1]) if gallery else None)
     protect = [x["path"] for x in todo]
-    bar = progress if isinstance(progress, str) else ("ingest" if progress else None)
+    bar = (progress if isinstance(progress, str) else ("ingest" if progress else None)) if items else None
     filed: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}  # class -> [(file, face)]
     to_review: list[tuple[dict[str, Any], dict[str, Any], str]] = []
     for res in run_items(task, items, engine=engine, workers=workers, progress=bar, total=len(items)):
@@ -441,7 +447,7 @@ def ingest(inboxes: Sequence[PathLike], into: PathLike, *, model: PathLike | Non
     for f, face, why in to_review:
         dst = f"{REVIEW_DIR}/{face['crop']}"
         os.replace(pending / face["crop"], root / dst)
-        kind = why.split(":")[0] if why.startswith("refused") else why.split(" (")[0]
+        kind = why.split(":")[0].split(" (")[0]
         rep.review[kind] = rep.review.get(kind, 0) + 1
         status = "refused" if why.startswith("refused") else "review"
         finish(f, status, why, review=[{"crop": dst, "source": f["key"], "frame": 0,
@@ -458,11 +464,11 @@ def ingest(inboxes: Sequence[PathLike], into: PathLike, *, model: PathLike | Non
             h["warnings"].append(f"the new batch of {h['class']!r} was refused (sent to review): "
                                  f"{rep.refused[h['class']]}.")
     rep.seconds = round(time.time() - t0, 3)
-    d = rep.to_dict()
-    atomic_write(root / META_DIR / "runs" / f"{run_id}.json", json.dumps(d, indent=1).encode())
-    ledger.finish_run(run_id, d)
+    saved = rep.to_dict()
+    atomic_write(root / META_DIR / "runs" / f"{run_id}.json", json.dumps(saved, indent=1).encode())
+    ledger.finish_run(run_id, saved)
     shutil.rmtree(pending, ignore_errors=True)
-    emit("done", d)
+    emit("done", saved)
     return rep
 
 
@@ -501,7 +507,7 @@ def _route(face: dict[str, Any], by_model: bool, by_gallery: bool, min_confidenc
     if label == UNKNOWN:
         return None, ("unknown face (not in the gallery)" if by_gallery else
                       f"unknown face (the model's unknown check; best score {score:.3f})")
-    if by_model and score < min_confidence:
+    if by_model and (score is None or score < min_confidence):
         return None, f"low confidence ({label} {score:.3f} < {min_confidence:g})"
     return label, ""
 
