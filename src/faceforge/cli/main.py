@@ -6,6 +6,7 @@ One module per command group, each a few functions over the library:
 * :mod:`~faceforge.cli.train`: ``train``, ``classify``, ``evaluate``
 * :mod:`~faceforge.cli.analyze`: ``analyze``, ``live``
 * :mod:`~faceforge.cli.bootstrap`: ``cluster``, ``autolabel``, ``distil``
+* :mod:`~faceforge.cli.collect`: ``ingest``, ``watch``
 * :mod:`~faceforge.cli.gallery`: ``gallery enrol/list/identify/verify/remove``
 * :mod:`~faceforge.cli.serve`: ``models``, ``serve``, ``demo``
 
@@ -20,7 +21,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from faceforge.cli import analyze, bootstrap, faces, gallery, serve, train
+from faceforge.cli import analyze, bootstrap, collect, faces, gallery, serve, train
 from faceforge.cli.app import app, install_signal_handlers
 
 __all__ = ["app", "main"]
@@ -32,7 +33,7 @@ def _assemble() -> None:
         return
     for command in (serve.models, faces.detect, faces.embed, faces.verify, train.train, train.classify,
                     train.evaluate, analyze.analyze, analyze.live, bootstrap.cluster, bootstrap.autolabel,
-                    bootstrap.distil):
+                    bootstrap.distil, collect.ingest, collect.watch):
         app.command()(command)
     app.add_typer(gallery.gallery_app, name="gallery")
     for command in (serve.serve, serve.demo):

@@ -266,8 +266,11 @@ def _scan_folder(root: Path, problems: list[Problem]) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     in_root: list[str] = []
     prefix = len(str(root)) + 1
+    queue = "review" if (root / ".faceforge" / "ledger.db").is_file() else None  # ingest's review queue: no class
     for f in map(str, files):  # string operations: pathlib costs seconds on 30,000 files
         rel = os.path.dirname(f)[prefix:]
+        if queue and rel.split(os.sep)[0] == queue:
+            continue
         if not rel:
             in_root.append(f)
             continue
