@@ -9,7 +9,9 @@
   grown dataset and promoted only when not worse on a validation split that stays fixed.
 * :func:`watch` (:mod:`faceforge.collect.watch`): ingest as files arrive.
 
-Names are imported lazily (importing this package is cheap).
+The other names are imported lazily. ``ingest`` and ``watch`` are imported here: they share their
+names with their modules, and a package attribute set by importing a submodule would otherwise
+hide the function (both modules import only light modules at their top).
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from faceforge.collect.ingest import IngestReport as IngestReport, ingest as ingest
+from faceforge.collect.watch import watch as watch
+
 _LAZY = {
-    "ingest": "faceforge.collect.ingest",
-    "IngestReport": "faceforge.collect.ingest",
     "class_health": "faceforge.collect.health",
-    "watch": "faceforge.collect.watch",
     "retrain": "faceforge.collect.versions",
     "RetrainResult": "faceforge.collect.versions",
     "history": "faceforge.collect.versions",
@@ -36,4 +38,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'faceforge.collect' has no attribute {name!r}")
 
 
-__all__ = sorted(_LAZY)
+__all__ = sorted([*_LAZY, "IngestReport", "ingest", "watch"])

@@ -38,9 +38,7 @@ import os
 import re
 import secrets
 import shutil
-import sys
 import time
-import types
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -528,17 +526,6 @@ def _write_review_csv(ledger: Ledger, root: Path) -> None:
     (root / REVIEW_DIR).mkdir(parents=True, exist_ok=True)
     atomic_write(root / REVIEW_DIR / "review.csv", buf.getvalue().encode())
 
-
-class _CallableModule(types.ModuleType):
-    """This module, callable as :func:`ingest`: the package's lazy name ``faceforge.collect.ingest``
-    and this submodule share the name, and importing the submodule makes the package attribute the
-    module, so ``from faceforge.collect import ingest; ingest(...)`` must work either way."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> IngestReport:
-        return ingest(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = ["CROP_MARGIN", "CROP_SIZE", "DATE_FOLDER", "NEAR_DUPLICATE", "NO_CLASS", "IngestReport", "class_of",
            "ingest"]

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 import time
-import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -98,15 +96,5 @@ def watch(inboxes: Sequence[str | os.PathLike], into: str | os.PathLike, *, sett
         observer.join(timeout=5)
     return runs
 
-
-class _CallableModule(types.ModuleType):
-    """This module, callable as :func:`watch` (the package's lazy name and this submodule share
-    the name; see :mod:`faceforge.collect.ingest`)."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> int:
-        return watch(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = ["watch"]
