@@ -14,6 +14,7 @@ import sqlite3
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -87,7 +88,7 @@ def test_create_list_change_enable_delete(quiet):
     assert (s["name"], s["cron"], s["timezone"], s["enabled"], s["catch_up"]) == ("nightly", DAILY, "Europe/Paris",
                                                                                   True, True)
     assert s["steps"] == [train_step()] and s["last_run"] is None and s["last_status"] is None
-    nxt = datetime.fromtimestamp(s["next_run"], timezone.utc).astimezone(__import__("zoneinfo").ZoneInfo("Europe/Paris"))
+    nxt = datetime.fromtimestamp(s["next_run"], ZoneInfo("Europe/Paris"))
     assert (nxt.hour, nxt.minute) == (2, 0) and 0 < s["next_run"] - time.time() <= 86400
     assert c.app.state.scheduler.timer.get_job(sid) is not None
     assert [x["id"] for x in c.get("/api/schedules").json()["schedules"]] == [sid]
@@ -97,7 +98,7 @@ def test_create_list_change_enable_delete(quiet):
     assert r.status_code == 200, r.text
     s = r.json()
     assert (s["name"], s["cron"], s["timezone"]) == ("weekdays", "30 6 * * 1-5", "Europe/Paris")
-    nxt = datetime.fromtimestamp(s["next_run"], __import__("zoneinfo").ZoneInfo("Europe/Paris"))
+    nxt = datetime.fromtimestamp(s["next_run"], ZoneInfo("Europe/Paris"))
     assert (nxt.hour, nxt.minute) == (6, 30) and nxt.weekday() < 5
     r = c.put(f"/api/schedules/{sid}", json=body("replaced", "15 * * * *", [train_step("people", "other.ffm")]))
     assert r.status_code == 200 and r.json()["steps"][0]["output"] == "other.ffm"

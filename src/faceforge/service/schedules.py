@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 import uuid
@@ -45,25 +44,12 @@ from pathlib import Path
 from typing import Any
 
 from faceforge._sqlite import Transaction, connect
-from faceforge.errors import ParameterError, ScheduleError
+from faceforge.errors import ScheduleError
+from faceforge.service.pipeline_child import check_steps, step_arguments
 from faceforge.service.safety import RequestError
 
 log = logging.getLogger("faceforge.service")
 
-#: Each step's required arguments, its own optional ones (train options come on top for
-#: ``retrain`` and ``train``) and the arguments that are paths (a list: each item; ``gallery``:
-#: ``[file, name]``, its first item).
-STEPS: dict[str, dict[str, tuple[str, ...]]] = {
-    "ingest": {"required": ("inboxes", "into"), "optional": ("model", "gallery", "min_confidence", "near_duplicate"),
-               "paths": ("inboxes", "into", "model", "gallery")},
-    "retrain": {"required": ("dataset", "model"), "optional": ("promote", "margin", "metric"),
-                "paths": ("dataset", "model", "image_root")},
-    "train": {"required": ("data", "output"), "optional": (), "paths": ("data", "output", "image_root")},
-}
-#: Options of faceforge.train.train a ``train`` / ``retrain`` step may set.
-TRAIN_OPTIONS = ("embedder", "head", "val", "folds", "repeats", "seed", "augment", "crops", "detector", "target_far",
-                 "task", "known", "negatives", "learning_curve", "head_params", "label_column", "path_column",
-                 "image_root")
 #: Crontab nicknames.
 NICKNAMES = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@weekly": "0 0 * * 0",
              "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *"}
@@ -150,95 +136,6 @@ def cron_trigger(cron: str, timezone: str) -> Any:
                             f"'*/15 * * * *' (every 15 minutes); weekday 0 or 7 is Sunday.") from None
 
 
-def resolve_in_roots(value: Any, roots: Sequence[Path], where: str) -> Path:
-    """``value`` resolved (a relative path inside ``roots[0]``), if it lies inside one of ``roots``.
-
-    Raises:
-        ScheduleError: not a path, unresolvable, or outside every root (the message names the
-            path and the ``collect_roots`` setting).
-    """
-    if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
-        raise ScheduleError(f"{where}: expected a path, got {value!r}.")
-    try:
-        p = Path(value).expanduser()
-        resolved = (p if p.is_absolute() else Path(roots[0]) / p).resolve()
-    except (OSError, ValueError, RuntimeError) as e:
-        raise ScheduleError(f"{where}: the path {str(value)!r} cannot be resolved ({e}); give a plain path "
-                            f"inside the server's collect_roots setting (FACEFORGE_COLLECT_ROOTS).") from None
-    for root in roots:
-        if resolved == root or resolved.is_relative_to(root):
-            return resolved
-    shown = "" if str(resolved) == str(value) else f" (it resolves to {resolved})"
-    raise ScheduleError(f"{where}: the path {str(value)!r}{shown} lies outside the folders schedules may use "
-                        f"({', '.join(map(str, roots))}); move it inside one of them, or add its folder to the "
-                        f"server's collect_roots setting (FACEFORGE_COLLECT_ROOTS).")
-
-
-def step_arguments(step: Any, roots: Sequence[Path], index: int = 0) -> dict[str, Any]:
-    """A step's keyword arguments with every path resolved inside ``roots`` (``None`` values dropped).
-
-    Args:
-        step: ``{"step": name, ...arguments}``.
-        roots: the allowed folders, resolved.
-        index: the step's position (for messages).
-
-    Raises:
-        ScheduleError: an unknown step, a missing or unknown argument, or a path outside ``roots``.
-    """
-    if not isinstance(step, dict) or step.get("step") not in STEPS:
-        got = step.get("step") if isinstance(step, dict) else step
-        raise ScheduleError(f"Step {index + 1}: unknown step {got!r}; a step is an object whose \"step\" is one "
-                            f"of: {', '.join(STEPS)}.")
-    name = step["step"]
-    spec = STEPS[name]
-    where = f"Step {index + 1} ({name})"
-    args = {k: v for k, v in step.items() if k != "step" and v is not None}
-    missing = [k for k in spec["required"] if k not in args]
-    if missing:
-        raise ScheduleError(f"{where}: missing {', '.join(missing)}; a {name} step needs "
-                            f"{', '.join(spec['required'])}.")
-    allowed = set(spec["required"] + spec["optional"]) | (set(TRAIN_OPTIONS) if name != "ingest" else set())
-    unknown = sorted(set(args) - allowed)
-    if unknown:
-        raise ScheduleError(f"{where}: unknown argument(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}.")
-    for key in spec["paths"]:
-        if key not in args:
-            continue
-        value = args[key]
-        if key == "inboxes":
-            items = value if isinstance(value, (list, tuple)) and value else [None]
-            args[key] = [str(resolve_in_roots(v, roots, f"{where} inboxes[{i}]")) for i, v in enumerate(items)]
-        elif key == "gallery":
-            if not (isinstance(value, (list, tuple)) and len(value) == 2 and isinstance(value[1], str)):
-                raise ScheduleError(f"{where}: gallery must be [gallery file, gallery name], got {value!r}.")
-            args[key] = (str(resolve_in_roots(value[0], roots, f"{where} gallery")), value[1])
-        else:
-            args[key] = str(resolve_in_roots(value, roots, f"{where} {key}"))
-    return args
-
-
-def check_steps(steps: Any, roots: Sequence[Path]) -> list[dict[str, Any]]:
-    """``steps`` if every one is valid (arguments, train options, paths), else :class:`ScheduleError`."""
-    from faceforge.train.config import TrainConfig
-
-    if not isinstance(steps, list) or not steps:
-        raise ScheduleError(f"steps must be a non-empty list of steps ({', '.join(STEPS)}), got {steps!r}.")
-    for i, step in enumerate(steps):
-        args = step_arguments(step, roots, i)
-        if step["step"] == "ingest":
-            continue
-        options = {k: v for k, v in args.items() if k in TRAIN_OPTIONS and k != "image_root"}
-        try:
-            TrainConfig.from_kwargs(None, **options)
-            if options.get("embedder") not in (None, "auto"):
-                from faceforge.embedders.base import embedder_class
-
-                embedder_class(options["embedder"])
-        except ParameterError as e:
-            raise ScheduleError(f"Step {i + 1} ({step['step']}): {e}") from None
-    return [dict(s) for s in steps]
-
-
 def check_schedule(spec: dict[str, Any], roots: Sequence[Path]) -> dict[str, Any]:
     """A schedule's fields checked and normalised: name, cron, timezone, steps, enabled, catch_up.
 
@@ -247,7 +144,8 @@ def check_schedule(spec: dict[str, Any], roots: Sequence[Path]) -> dict[str, Any
     """
     from faceforge.gallery import check_name
 
-    out = {"name": check_name(spec.get("name"), "schedule name"), "timezone": check_timezone(spec.get("timezone"))}
+    out: dict[str, Any] = {"name": check_name(spec.get("name"), "schedule name"),  # type: ignore[arg-type]
+                           "timezone": check_timezone(spec.get("timezone"))}
     out["cron"] = " ".join(str(spec.get("cron") or "").split())
     cron_trigger(out["cron"], out["timezone"])
     out["steps"] = check_steps(spec.get("steps"), roots)
@@ -471,7 +369,7 @@ class Scheduler:
             step_arguments(step, self.roots, i)
         job_id = self.fire(sid, "run_now", "run now")
         if job_id is None:
-            (active,) = self.store.run_ids(sid, 1, active=True) or [None]
+            active = (self.store.run_ids(sid, 1, active=True) or ["?"])[0]
             raise RequestError(f"Schedule {s['name']!r} has a run still queued or running (job {active}); wait for "
                                f"it to end or cancel it (POST /api/jobs/{active}/cancel).", 409)
         return self.home.job(job_id)
