@@ -251,6 +251,7 @@ def test_a_schedule_survives_a_restart_and_runs(people):
             time.sleep(0.1)
         (job,) = runs(c, sid)["runs"]
         assert job["kind"] == "pipeline" and job["params"]["schedule"] == sid and job["params"]["trigger"] == "cron"
+        assert job["params"]["collect_roots"] == ["collect"]  # relative to the home: no server path in the answer
         job = wait_job(c, job["id"])
         assert job["status"] == "done", job
         (step,) = job["result"]["steps"]
@@ -340,3 +341,133 @@ def test_catch_up_after_downtime(tmp_path):
         c.post(f"/api/jobs/{job['id']}/cancel")
     with TestClient(create_app(home=tmp_path, run_jobs=False)) as c:  # caught up once, not at every start
         assert len(runs(c, ids["missed"])["runs"]) == 1
+
+
+def test_ingest_then_retrain_runs_twice(tmp_path, astronaut, grace):
+    """The pipeline of the Collect tab (ingest an inbox, retrain, promote if better) on real faces;
+    the second run finds nothing new. Runs once faceforge.collect.ingest and .versions exist."""
+    pytest.importorskip("faceforge.collect.ingest")
+    pytest.importorskip("faceforge.collect.versions")
+    for who, img in (("eileen", astronaut), ("grace", grace)):
+        d = tmp_path / "collect" / "inbox" / "2026-12-01-training-images" / who
+        d.mkdir(parents=True)
+        for i, v in enumerate(variants(img, 4)):
+            (d / f"{i}.jpg").write_bytes(jpeg(v))
+    steps = [{"step": "ingest", "inboxes": ["inbox"], "into": "people"},
+             {"step": "retrain", "dataset": "people", "model": "people.ffm", "promote": "if_better"}]
+    with TestClient(create_app(home=tmp_path)) as c:
+        sid = c.post("/api/schedules", json=body("collect", steps=steps)).json()["id"]
+        first = wait_job(c, c.post(f"/api/schedules/{sid}/run").json()["id"], timeout=300)
+        assert first["status"] == "done", first
+        ingest, retrain = first["result"]["steps"]
+        assert ingest["report"]["new"] == 8 and set(ingest["report"]["routed"]) <= {"eileen", "grace"}
+        assert "version" in retrain["report"] and "promoted" in retrain["report"]
+        second = wait_job(c, c.post(f"/api/schedules/{sid}/run").json()["id"], timeout=300)
+        assert second["status"] == "done", second
+        assert second["result"]["steps"][0]["report"]["new"] == 0
+    assert (tmp_path / "collect" / "people.ffm").exists()
+
+
+# -- the Collect tab (headless Chromium, as tests/test_web.py) --------------------------------------
+
+@pytest.fixture()
+def collect_page(tmp_path):
+    """The page of a real service (uvicorn on a free port; jobs not run, so runs stay queued) in
+    headless Chromium, on the Collect tab."""
+    import socket
+    import threading
+    import urllib.request
+
+    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install 'faceforge[test]')")
+    if not (Path("/usr/bin/chromium").exists() and Path("/usr/bin/chromedriver").exists()):
+        pytest.skip("needs Chromium and chromedriver in /usr/bin (Debian: apt-get install chromium chromium-driver)")
+    import uvicorn
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    app = create_app(home=tmp_path, run_jobs=False)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    end = time.time() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/api/health", timeout=2).close()
+            break
+        except OSError:
+            if time.time() > end:
+                pytest.fail("the service did not answer /api/health within 30 s")
+            time.sleep(0.1)
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1360,1000", "--disable-gpu",
+                "--no-first-run", "--disable-extensions", "--disable-background-networking"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    try:
+        driver.get(url + "/")
+        WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.body.dataset.ready === '1'"))
+        driver.find_element("css selector", "#tab-collect").click()
+        yield driver, url
+    finally:
+        driver.quit()
+        srv.should_exit = True
+        thread.join(15)
+        sock.close()
+
+
+def test_the_collect_tab_creates_runs_and_deletes_a_schedule(collect_page):
+    import urllib.request
+
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    d, url = collect_page
+
+    def q(css):
+        return d.find_element("css selector", css)
+
+    def text(css):
+        return d.execute_script("const e = document.querySelector(arguments[0]); return e ? e.textContent : ''", css)
+
+    def wait(cond, what, timeout=15):
+        try:
+            WebDriverWait(d, timeout, poll_frequency=0.2).until(lambda d: cond())
+        except TimeoutException:
+            pytest.fail(f"timed out waiting for {what}; the page says: {text('#collect-error')} "
+                        f"{text('#collect-form-error')}")
+
+    wait(lambda: "No schedules yet" in text("#collect-empty"), "the empty list")
+    assert text("#collect-cron-hint") == "Every day at 02:00."
+    q("#collect-cron").clear()
+    q("#collect-cron").send_keys("30 6 * * 1-5")
+    assert text("#collect-cron-hint") == "Every weekday (Monday to Friday) at 06:30."
+    for field, value in (("name", "nightly"), ("inbox", "/etc"), ("dataset", "people"), ("model", "people.ffm")):
+        q(f"#collect-{field}").send_keys(value)
+    q("#collect-save").click()
+    wait(lambda: "collect_roots" in text("#collect-form-error"), "the refusal of /etc")
+    q("#collect-inbox").clear()
+    q("#collect-inbox").send_keys("inbox")
+    q("#collect-save").click()
+    row = 'tr[data-schedule] td.schedule-next'
+    wait(lambda: d.find_elements("css selector", row) and text(row) not in ("", "–"), "the schedule with a next run")
+    with urllib.request.urlopen(f"{url}/api/schedules", timeout=5) as r:
+        (s,) = json.load(r)["schedules"]
+    assert s["name"] == "nightly" and s["cron"] == "30 6 * * 1-5"
+    assert s["steps"] == [{"step": "ingest", "inboxes": ["inbox"], "into": "people"},
+                          {"step": "retrain", "dataset": "people", "model": "people.ffm", "promote": "if_better",
+                           "margin": 0}]
+    q("tr[data-schedule] .schedule-run").click()
+    wait(lambda: text("tr[data-schedule] td.schedule-status") == "last run queued", "the queued run")
+    wait(lambda: d.find_elements("css selector", '#collect-runs .run[data-status="queued"]'), "the run in its card")
+    q("tr[data-schedule] .schedule-toggle").click()
+    wait(lambda: text("tr[data-schedule] td.schedule-status") == "disabled", "the schedule disabled")
+    q("tr[data-schedule] .schedule-delete").click()
+    q("tr[data-schedule] .schedule-delete").click()  # the second click within 4 s deletes
+    wait(lambda: "No schedules yet" in text("#collect-empty"), "the list empty again")
+    errors = [e["message"] for e in d.get_log("browser") if "Uncaught" in e["message"] or ".js" in e["message"]]
+    assert not errors, errors

@@ -138,7 +138,8 @@ def pipeline_job(d: Path, params: dict[str, Any], home: str) -> tuple[str, Any]:
 
     Args:
         d: the job's folder (its ``job.json`` says where batch work runs).
-        params: ``{"schedule", "schedule_name", "trigger", "steps", "collect_roots"}``.
+        params: ``{"schedule", "schedule_name", "trigger", "steps", "collect_roots"}`` (roots inside
+            the home relative to it).
         home: the service's home folder.
 
     Returns:
@@ -148,7 +149,7 @@ def pipeline_job(d: Path, params: dict[str, Any], home: str) -> tuple[str, Any]:
     from faceforge.service import job_child
 
     steps = params.get("steps") or []
-    roots = [Path(r) for r in params.get("collect_roots") or []]
+    roots = [(Path(home) / r).resolve() for r in params.get("collect_roots") or []]  # relative: inside the home
     if not steps or not roots:
         return "error", "This pipeline has no steps or no collect_roots to check their paths against."
     try:  # this module's job_child is not the process's __main__: give it the engine of job.json

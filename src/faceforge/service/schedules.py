@@ -322,6 +322,8 @@ class Scheduler:
     def _on_timer(self, sid: str) -> None:
         try:
             self.fire(sid, "cron", "timer")
+        except RequestError:  # deleted meanwhile (by another process on the same home)
+            self._sync({"id": sid, "enabled": False})
         except Exception:  # keep the timer thread alive; the log says why
             log.exception("schedule %s: the firing failed", sid)
 
@@ -348,7 +350,7 @@ class Scheduler:
                 log.info("schedule %s: firing skipped, run %s still %s", s["name"], active[0], status)
                 return None
             params = {"schedule": sid, "schedule_name": s["name"], "trigger": trigger, "steps": s["steps"],
-                      "collect_roots": [str(r) for r in self.roots]}
+                      "collect_roots": self._public_roots()}
             job_id, _ = self.home.new_job("pipeline", params)
             self.home.queue_job(job_id)
             self.store.update(sid, touch=False, last_run=now)
@@ -356,6 +358,11 @@ class Scheduler:
         self.runner.wake()
         log.info("schedule %s: queued run %s (%s)", s["name"], job_id, message)
         return job_id
+
+    def _public_roots(self) -> list[str]:
+        """The roots for a job's params (which clients see): relative to the home when inside it."""
+        return [str(r.relative_to(self.home.path)) if r.is_relative_to(self.home.path) else str(r)
+                for r in self.roots]
 
     def run_now(self, sid: str) -> dict[str, Any]:
         """Queue a run at once (its paths checked first): the job.
