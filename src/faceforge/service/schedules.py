@@ -399,7 +399,10 @@ class Scheduler:
             job = self.timer.get_job(s["id"])
             when = getattr(job, "next_run_time", None)
             return when.timestamp() if when is not None else None
-        trigger = cron_trigger(s["cron"], s["timezone"])
+        try:
+            trigger = cron_trigger(s["cron"], s["timezone"])
+        except ScheduleError:  # a row this faceforge cannot read (e.g. a time zone gone from tzdata)
+            return None
         when = trigger.get_next_fire_time(None, datetime.now(trigger.timezone) + timedelta(microseconds=1))
         return when.timestamp() if when is not None else None
 
