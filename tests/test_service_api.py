@@ -124,7 +124,9 @@ def test_service_store_from_before_versioning_opens(tmp_path, astronaut):
     with TestClient(create_app(home=tmp_path, run_jobs=False)) as c:
         assert c.get("/api/jobs/0123456789abcdef0123456789abcdef").json()["status"] == "failed"
     db = sqlite3.connect(tmp_path / "service.db")
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    from faceforge.service.state import MIGRATIONS
+
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     db.execute("PRAGMA user_version = 99")
     db.commit()
     db.close()

@@ -41,3 +41,7 @@ class DatasetError(FaceforgeError):
 
 class OutputError(FaceforgeError):
     """An output path is, holds or lies inside an input, or is the wrong kind of path (a file for a folder)."""
+
+
+class ScheduleError(ParameterError):
+    """A schedule is invalid: its cron, time zone or steps, or a step's path outside the allowed collect roots."""

@@ -37,8 +37,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Any:
             ``api_key=``, ``max_image_mb=``, ``run_jobs=``.
 
     Returns:
-        A :class:`fastapi.FastAPI` app; its ``state`` holds ``settings``, ``home``, ``engine`` and
-        ``runner``.
+        A :class:`fastapi.FastAPI` app; its ``state`` holds ``settings``, ``home``, ``engine``,
+        ``runner`` and ``scheduler`` (:class:`~faceforge.service.schedules.Scheduler`).
 
     Raises:
         ParameterError: an unknown setting or a value out of range.
@@ -50,7 +50,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Any:
     from faceforge.service.errors import add_error_handlers
     from faceforge.service.jobs import JobRunner
     from faceforge.service.middleware import Guard
-    from faceforge.service.routers import faces, galleries, health, jobs, live, models, web
+    from faceforge.service.routers import faces, galleries, health, jobs, live, models, schedules, web
+    from faceforge.service.schedules import Scheduler
     from faceforge.service.state import Home
 
     settings = make_settings(settings, **overrides)
@@ -58,21 +59,26 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Any:
     engine = Engine(home)
     runner = JobRunner(home, engine, timeout_s=settings.job_timeout_s, attempts=settings.job_attempts,
                        workers=settings.job_workers, batch_engine=settings.engine, ray_address=settings.ray_address)
+    scheduler = Scheduler(home, runner, settings.collect_dirs)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.run_jobs:
             runner.start()
+        if settings.run_schedules:
+            scheduler.start()
         yield
+        scheduler.stop()
         runner.stop()
 
     app = FastAPI(title="faceforge", version=faceforge.__version__, lifespan=lifespan,
                   description="Detect, analyse, classify and identify faces; train models; manage galleries. "
                               "Send images as multipart uploads (`file`) or as an `url` to fetch.")
     app.state.settings, app.state.home, app.state.engine, app.state.runner = settings, home, engine, runner
+    app.state.scheduler = scheduler
     add_error_handlers(app)
     app.include_router(health.router)
-    for area in (faces, models, jobs, galleries):
+    for area in (faces, models, jobs, galleries, schedules):
         app.include_router(area.router, responses=ERRORS)
     app.include_router(live.router)
     app.include_router(web.router)

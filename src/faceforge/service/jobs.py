@@ -79,7 +79,8 @@ class JobRunner:
         self._active: set[str] = set()
         self._cancel: set[str] = set()
         self.entries: dict[str, str] = {"train": "faceforge.service.job_child:train_job",
-                                        "video": "faceforge.service.job_child:video_job"}
+                                        "video": "faceforge.service.job_child:video_job",
+                                        "pipeline": "faceforge.service.pipeline_child:pipeline_job"}
         self.finishers: dict[str, Callable[[str, dict[str, Any], Path, Any], Any]] = {"train": self._store_model}
 
     # -- life cycle ------------------------------------------------------------------------------

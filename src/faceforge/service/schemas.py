@@ -9,7 +9,7 @@ a face carries one key per model that looked at it (``"gender"``, ``"age"``, you
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -182,3 +182,137 @@ class Verified(Open):
     distance: float | None = None
     threshold: float | None = None
     face: Face | None = None
+
+
+# -- schedules (faceforge.service.schedules) ---------------------------------------------------------
+_PATH = Field(min_length=1, max_length=4096, description="a folder or file on the server, inside one of the "
+                                                           "server's collect_roots (a relative path is taken "
+                                                           "inside the first of them)")
+
+
+class TrainOptions(BaseModel):
+    """Options of :func:`faceforge.train.train` a step may set (the others keep their defaults)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    embedder: str | None = Field(None, max_length=200, description="`auto`, an embedder's name, or a pair `a+b`")
+    head: str | None = Field(None, max_length=20, description="`logreg`, `svm`, `knn`, `mlp`, `ridge` or `auto`")
+    val: float | None = Field(None, ge=0, lt=0.9, description="held-out fraction (none: chosen)")
+    folds: int | None = Field(None, ge=0, le=50)
+    repeats: int | None = Field(None, ge=1, le=100)
+    seed: int | None = Field(None, ge=0, le=2**31)
+    augment: bool | None = None
+    crops: str | None = Field(None, description="`auto`, `always` or `never`")
+    detector: str | None = Field(None, max_length=64)
+    target_far: float | None = Field(None, gt=0, lt=0.5)
+    task: str | None = Field(None, description="`auto`, `classification` or `regression`")
+    known: list[str] | None = Field(None, max_length=1000)
+    negatives: list[str] | None = Field(None, max_length=1000)
+    learning_curve: bool | None = None
+    head_params: dict[str, Any] | None = None
+    label_column: str | None = Field(None, max_length=200)
+    path_column: str | None = Field(None, max_length=200)
+    image_root: str | None = Field(None, min_length=1, max_length=4096, description="CSV data: the photos' folder")
+
+
+class IngestStep(BaseModel):
+    """``faceforge.collect.ingest(inboxes, into, ...)``: file the new photos of the inboxes into the dataset."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    step: Literal["ingest"]
+    inboxes: list[Annotated[str, _PATH]] = Field(min_length=1, max_length=100)
+    into: Annotated[str, _PATH]
+    model: Annotated[str, _PATH] | None = Field(None, description="label an unlabelled inbox with this model")
+    gallery: tuple[Annotated[str, _PATH], str] | None = Field(None, description="`[gallery file, gallery name]`")
+    min_confidence: float | None = Field(None, ge=0, le=1)
+    near_duplicate: float | None = Field(None, ge=0, le=4)
+
+
+class RetrainStep(TrainOptions):
+    """``faceforge.collect.retrain(dataset, model, ...)``: a new version, promoted by the rule."""
+
+    step: Literal["retrain"]
+    dataset: Annotated[str, _PATH]
+    model: Annotated[str, _PATH]
+    promote: str | None = Field(None, max_length=40, description="the promotion rule (default `if_better`)")
+    margin: float | None = Field(None, ge=-1, le=1)
+    metric: str | None = Field(None, max_length=40)
+
+
+class TrainStep(TrainOptions):
+    """``faceforge.train.train(data, output, ...)``: a model from a folder of class folders (or a CSV)."""
+
+    step: Literal["train"]
+    data: Annotated[str, _PATH]
+    output: Annotated[str, _PATH]
+
+
+Step = Annotated[IngestStep | RetrainStep | TrainStep, Field(discriminator="step")]
+
+
+class ScheduleIn(BaseModel):
+    """A schedule to create, or to replace (``PUT``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64)
+    cron: str = Field(min_length=1, max_length=200, description="5-field crontab: minute hour day month weekday "
+                                                                 "(`0 2 * * *`: every day at 02:00; weekday 0 or 7 "
+                                                                 "is Sunday)")
+    timezone: str | None = Field(None, max_length=64, description="IANA name (default: the server's)")
+    steps: list[Step] = Field(min_length=1, max_length=20, description="run in order; the run stops at the first "
+                                                                      "step that fails")
+    enabled: bool = True
+    catch_up: bool = Field(True, description="run once at start when a firing was missed while the server was down")
+
+
+class SchedulePatch(BaseModel):
+    """The fields of a schedule to change (``PATCH``); the others stay."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=64)
+    cron: str | None = Field(None, min_length=1, max_length=200)
+    timezone: str | None = Field(None, max_length=64)
+    steps: list[Step] | None = Field(None, min_length=1, max_length=20)
+    enabled: bool | None = None
+    catch_up: bool | None = None
+
+
+class Schedule(BaseModel):
+    """A stored schedule, with its next firing and its latest run."""
+
+    id: str
+    name: str
+    cron: str
+    timezone: str
+    steps: list[dict[str, Any]]
+    enabled: bool
+    catch_up: bool
+    created: float = Field(description="Unix time")
+    updated: float
+    last_run: float | None = Field(description="when its latest run was queued (Unix time)")
+    next_run: float | None = Field(description="its next firing (null: disabled)")
+    last_job: str | None = Field(description="the job of its latest run (`GET /api/jobs/{id}`)")
+    last_status: str | None = Field(description="that job's status (null: never run)")
+
+
+class Schedules(BaseModel):
+    schedules: list[Schedule]
+
+
+class ScheduleEvent(BaseModel):
+    """A firing: `run` (a job was queued; the message says by what) or `skipped` (a run was still going)."""
+
+    at: float
+    event: str
+    job: str | None
+    message: str
+
+
+class ScheduleRuns(BaseModel):
+    schedule: str
+    runs: list[Job] = Field(description="its pipeline jobs, newest first; a done job's `result.steps` holds each "
+                                        "step's report")
+    events: list[ScheduleEvent] = Field(description="its latest firings, newest first")

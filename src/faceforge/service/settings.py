@@ -8,10 +8,11 @@ the :func:`faceforge.service.deps.get_settings` dependency, which tests may over
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+import os
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from faceforge.errors import ParameterError
 
@@ -48,6 +49,11 @@ class Settings(BaseSettings):
             jobs track faces frame after frame in one process whatever the engine.
         ray_address: the Ray cluster of ``engine="ray"`` (``FACEFORGE_RAY_ADDRESS``; default
             ``$RAY_ADDRESS``, else a local Ray).
+        collect_roots: the only folders a schedule's steps may name (inboxes, datasets, model
+            files): every path of a step must resolve inside one of them. Empty (default) means
+            ``[home / "collect"]``; see :attr:`collect_dirs`. ``FACEFORGE_COLLECT_ROOTS`` takes a
+            JSON list or folders separated by ``os.pathsep`` (``/data/inbox:/data/people``).
+        run_schedules: run the schedules' timer in this process (tests may turn it off).
     """
 
     model_config = SettingsConfigDict(env_prefix="FACEFORGE_", extra="forbid")
@@ -69,6 +75,25 @@ class Settings(BaseSettings):
     #: most pixels decoded per image: a larger JPEG is decoded reduced (1/2 to 1/8 per side, cheap),
     #: a larger image in another format is refused (a small PNG can hold gigapixels that cost seconds)
     max_decode_pixels: int = Field(16_000_000, gt=0)
+    collect_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
+    run_schedules: bool = True
+
+    @field_validator("collect_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: Any) -> Any:
+        """``FACEFORGE_COLLECT_ROOTS``: a JSON list, or folders separated by ``os.pathsep``."""
+        if isinstance(value, str):
+            import json
+
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else [x for x in text.split(os.pathsep) if x.strip()]
+        return value
+
+    @property
+    def collect_dirs(self) -> list[Path]:
+        """:attr:`collect_roots` resolved (symbolic links followed), or ``[home / "collect"]`` when empty."""
+        roots = self.collect_roots or [Path(self.home) / "collect"]
+        return [Path(r).expanduser().resolve() for r in roots]
 
     @property
     def max_image_bytes(self) -> int:

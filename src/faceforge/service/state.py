@@ -2,7 +2,7 @@
 
 Layout of ``home`` (``--home`` or ``FACEFORGE_HOME``)::
 
-    service.db          models and jobs (SQLite, WAL)
+    service.db          models, jobs and schedules (SQLite, WAL)
     galleries.db        galleries (see :class:`faceforge.gallery.Gallery`)
     models/<id>.ffm     model files (ids are generated; names live in the database)
     jobs/<id>/          a job's inputs and outputs
@@ -34,6 +34,15 @@ MIGRATIONS = [
     CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, kind TEXT NOT NULL, status TEXT NOT NULL,
         params TEXT NOT NULL, progress REAL NOT NULL DEFAULT 0, message TEXT NOT NULL DEFAULT '',
         result TEXT, error TEXT, created REAL NOT NULL, updated REAL NOT NULL);
+    """,
+    # 2: schedules (faceforge.service.schedules): the timer's source of truth, and what each firing did
+    """
+    CREATE TABLE schedules (id TEXT PRIMARY KEY, name TEXT NOT NULL, cron TEXT NOT NULL, timezone TEXT NOT NULL,
+        steps TEXT NOT NULL, enabled INTEGER NOT NULL, catch_up INTEGER NOT NULL, created REAL NOT NULL,
+        updated REAL NOT NULL, last_run REAL, last_fired REAL);
+    CREATE TABLE schedule_events (id INTEGER PRIMARY KEY AUTOINCREMENT, schedule TEXT NOT NULL, at REAL NOT NULL,
+        event TEXT NOT NULL, job TEXT, message TEXT NOT NULL DEFAULT '');
+    CREATE INDEX schedule_events_by_schedule ON schedule_events (schedule, at);
     """,
 ]
 #: A job's life: ``preparing`` (its inputs are being written), ``queued``, ``running``, then one of
