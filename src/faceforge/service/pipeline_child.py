@@ -152,11 +152,7 @@ def pipeline_job(d: Path, params: dict[str, Any], home: str) -> tuple[str, Any]:
     roots = [(Path(home) / r).resolve() for r in params.get("collect_roots") or []]  # relative: inside the home
     if not steps or not roots:
         return "error", "This pipeline has no steps or no collect_roots to check their paths against."
-    try:  # this module's job_child is not the process's __main__: give it the engine of job.json
-        job_child.ENGINE.update(json.loads((d / "job.json").read_text()).get("engine") or {})
-    except (OSError, ValueError):
-        pass
-    engine, workers = job_child.batch_engine()
+    engine, workers = job_child.batch_engine()  # job_child.run set it from job.json
     done: list[dict[str, Any]] = []
     n = len(steps)
     for i, step in enumerate(steps):
