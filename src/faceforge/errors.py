@@ -41,3 +41,11 @@ class DatasetError(FaceforgeError):
 
 class OutputError(FaceforgeError):
     """An output path is, holds or lies inside an input, or is the wrong kind of path (a file for a folder)."""
+
+
+class VersionError(FaceforgeError):
+    """A model version that does not exist or is damaged, or a rollback with no earlier promoted version."""
+
+
+class BusyError(FaceforgeError):
+    """Another process holds a lock that this operation needs (e.g. a retrain of the same model is running)."""
