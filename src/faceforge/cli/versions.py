@@ -75,7 +75,7 @@ def retrain(
     """Train a new version of MODEL on DATASET (warm, same settings), keep it, and promote it if not worse."""
     from faceforge.collect.versions import retrain as run
 
-    overrides = {k: v for k, v in (("embedder", embedder), ("head", head)) if v is not None}
+    overrides: dict[str, Any] = {k: v for k, v in (("embedder", embedder), ("head", head)) if v is not None}
     res = run(dataset, model, promote=promote, margin=margin, metric=metric, val_fraction=val_fraction,
               engine=engine_arg(engine, ray_address, workers), workers=workers_arg(workers), progress=not as_json,
               **overrides)
@@ -109,7 +109,8 @@ def models_history(model: Path = typer.Argument(..., help="The model file (peopl
         m = r.get("metrics") or {}
         value = (m.get("new") or {}).get("value")
         state = r.get("dataset_state") or {}
-        t.add_row(r["version"], str(r.get("created", ""))[:16].replace("T", " "), "[green]yes[/]" if r["current"] else "",
+        created = str(r.get("created", ""))[:16].replace("T", " ")
+        t.add_row(r["version"], created, "[green]yes[/]" if r["current"] else "",
                   str(r.get("decision", "")), str(state.get("photos", "-")),
                   _pct(m.get("metric", "balanced_accuracy"), value) if m else "-", str(r.get("reason", "")))
     out.print(t)

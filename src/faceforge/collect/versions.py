@@ -23,11 +23,6 @@ there by hand) is first kept as a version ("imported"), so nothing promoted over
 
 from __future__ import annotations
 
-import contextlib
-import datetime as _dt
-import fcntl
-import hashlib
-import json
 import logging
 import os
 import re
@@ -36,11 +31,13 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from faceforge._fs import atomic_write, pid_alive
 from faceforge.collect import split as S
-from faceforge.errors import BusyError, DatasetError, ParameterError, VersionError
+from faceforge.collect import versions_store as V
+from faceforge.collect.versions_store import lock, settings_of, versions_dir
+from faceforge.errors import DatasetError, ParameterError, VersionError
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +47,6 @@ PROMOTE = ("if_better", "always", "never")
 #: Settings of a model that its next version keeps (TrainConfig fields).
 KEPT = ("embedder", "head", "detector", "crops", "alignment", "augment", "seed", "task", "target_far", "negatives",
         "known", "val", "folds", "repeats", "head_params", "learning_curve")
-_NAME = re.compile(r"^v?0*(\d{1,6})$")
-
-
-def versions_dir(model: str | os.PathLike) -> Path:
-    """``MODEL.versions``: where the versions of ``model`` live."""
-    return Path(os.fspath(model) + ".versions")
 
 
 @dataclass
@@ -89,180 +80,6 @@ class RetrainResult:
         return {"version": self.version, "promoted": self.promoted, "decision": self.decision, "reason": self.reason,
                 "metrics": self.metrics, "seconds": self.seconds, "model": str(self.model), "file": str(self.file),
                 "record": self.record}
-
-
-# -- the store: lock, history.json, the promotion stack ------------------------------------------------
-
-@contextlib.contextmanager
-def lock(model: str | os.PathLike, wait: float | None = None) -> Iterator[None]:
-    """Hold the lock of ``model``'s versions (``MODEL.versions/.lock``, ``fcntl.flock``).
-
-    Args:
-        model: the model file.
-        wait: seconds to wait for another holder (None: as long as it takes; 0: not at all).
-
-    Raises:
-        BusyError: still held by another process (or another open of it) after ``wait`` seconds.
-    """
-    path = versions_dir(model) / ".lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        deadline = None if wait is None else time.monotonic() + float(wait)
-        told = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if deadline is not None and time.monotonic() >= deadline:
-                    holder = path.read_text(errors="replace").strip() or "another process"
-                    raise BusyError(f"{model}: another retrain, promotion or rollback of this model is running "
-                                    f"(lock {path} held by pid {holder}); waited {wait} s. Wait for it to finish, "
-                                    f"or pass a longer wait.") from None
-                if not told:
-                    log.info("%s: waiting for another retrain / promotion of this model", model)
-                    told = True
-                time.sleep(0.1)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _load(model: Path) -> list[dict[str, Any]]:
-    path = versions_dir(model) / "history.json"
-    try:
-        records = json.loads(path.read_text())
-    except FileNotFoundError:
-        return []
-    except (OSError, ValueError) as e:
-        raise VersionError(f"{path}: unreadable version history ({e}); restore it from a backup, or move the "
-                           f"folder {path.parent} away to start the versions of {model} afresh.") from e
-    if not isinstance(records, list) or not all(isinstance(r, dict) and "version" in r for r in records):
-        raise VersionError(f"{path}: not a faceforge version history (expected a list of version records); move "
-                           f"the folder {path.parent} away to start the versions of {model} afresh.")
-    return records
-
-
-def _save(model: Path, records: list[dict[str, Any]]) -> None:
-    atomic_write(versions_dir(model) / "history.json", json.dumps(records, indent=2, default=str).encode())
-
-
-def _stack(records: list[dict[str, Any]]) -> list[str]:
-    """The promoted versions, oldest first, replaying every promotion (a rollback pops the top)."""
-    events = sorted((e["seq"], r["version"], e["how"]) for r in records for e in r.get("promotions", []))
-    stack: list[str] = []
-    for _, version, how in events:
-        if how == "rollback" and stack:
-            stack.pop()
-        if not stack or stack[-1] != version:
-            stack.append(version)
-    return stack
-
-
-def _push(records: list[dict[str, Any]], record: dict[str, Any], how: str) -> None:
-    seq = max((e["seq"] for r in records for e in r.get("promotions", [])), default=0) + 1
-    record.setdefault("promotions", []).append({"seq": seq, "time": _now(), "how": how})
-
-
-def _current(model: Path, records: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The record whose bytes ``model`` holds (None: no model file, or one no version holds)."""
-    if not model.is_file():
-        return None
-    sha = _sha256(model)
-    stack = _stack(records)
-    mine = [r for r in records if r.get("sha256") == sha]
-    if not mine:
-        return None
-    return max(mine, key=lambda r: stack.index(r["version"]) if r["version"] in stack else -1)
-
-
-def _find(model: Path, records: list[dict[str, Any]], version: Any) -> dict[str, Any]:
-    m = _NAME.match(str(version).strip())
-    name = f"v{int(m.group(1)):04d}" if m else str(version)
-    for r in records:
-        if r["version"] == name:
-            return r
-    have = ", ".join(r["version"] for r in records) or "none yet"
-    raise VersionError(f"{model}: no version {version!r} (versions: {have}); give a version as 3 or v0003, see "
-                       f"`faceforge models history {model}`.")
-
-
-def _install(model: Path, record: dict[str, Any]) -> None:
-    """Copy a version's bytes (checked against its recorded SHA-256) over ``model``, and its report beside it."""
-    folder = versions_dir(model)
-    src = folder / record["file"]
-    try:
-        data = src.read_bytes()
-    except OSError as e:
-        raise VersionError(f"{model}: the file of version {record['version']} ({src}) cannot be read "
-                           f"({e.strerror or e}); it cannot be promoted. Promote another version.") from e
-    if hashlib.sha256(data).hexdigest() != record.get("sha256"):
-        raise VersionError(f"{model}: the file of version {record['version']} ({src}) changed since it was stored "
-                           f"(its SHA-256 differs from history.json's); it is not promoted. Promote another version.")
-    atomic_write(model, data)
-    rep = folder / (record.get("report") or "")
-    if record.get("report") and rep.is_file():
-        atomic_write(model.with_name(model.stem + ".report.json"), rep.read_bytes())
-
-
-def _adopt(model: Path, records: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Keep a model file that no version holds as a new version ("imported"); returns the current record."""
-    current = _current(model, records)
-    if current is not None or not model.is_file():
-        return current
-    from faceforge.train import load_classifier
-
-    number = max((r["number"] for r in records), default=0) + 1
-    name = f"v{number:04d}"
-    folder = versions_dir(model)
-    data = model.read_bytes()
-    atomic_write(folder / f"{name}.ffm", data)
-    record: dict[str, Any] = {"version": name, "number": number, "created": _now(), "file": f"{name}.ffm",
-                              "sha256": hashlib.sha256(data).hexdigest(), "promoted": True, "decision": "imported",
-                              "reason": f"{name}: the model file found at {model}, which no version held (trained "
-                                        f"outside retrain), kept so that a rollback can restore it",
-                              "settings": settings_of(load_classifier(model).manifest), "metrics": None,
-                              "dataset_state": None, "compared_with": None}
-    sidecar = model.with_name(model.stem + ".report.json")
-    if sidecar.is_file():
-        atomic_write(folder / f"{name}.report.json", sidecar.read_bytes())
-        record["report"] = f"{name}.report.json"
-    _push(records, record, "import")
-    records.append(record)
-    _save(model, records)
-    return record
-
-
-def settings_of(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The training settings a model file records (its embedder, head, detector, unknown check...)."""
-    s: dict[str, Any] = {"embedder": manifest["embedder"], "head": (manifest.get("head") or {}).get("kind"),
-                         "detector": manifest.get("detector", "photo"), "crops": manifest.get("crops", "auto"),
-                         "alignment": manifest.get("alignment"), "augment": bool(manifest.get("augment", False)),
-                         "seed": int(manifest.get("seed", 0)), "task": manifest.get("task", "auto")}
-    if s["task"] == "classification":
-        unknown = (manifest.get("metrics") or {}).get("unknown")
-        if unknown is None:
-            s["target_far"] = None  # trained without an unknown check
-        elif "target_far" in unknown:
-            s["target_far"] = unknown["target_far"]
-        if unknown and unknown.get("rule") == "negatives" and unknown.get("negatives"):
-            s["negatives"] = list(unknown["negatives"])
-    return {k: v for k, v in s.items() if v is not None or k == "target_far"}
 
 
 # -- measuring and deciding ---------------------------------------------------------------------------
@@ -302,7 +119,8 @@ def _measure(path: Path, val_csv: Path, metric: str, val_counts: dict[str, int],
     rep = evaluate(path, val_csv, **kw)
     value, source = _score(rep, metric, val_counts)
     head = rep.get("headline") or {}
-    return {"value": value, "source": source, "images": int(head.get("images") or rep.get("images") or rep.get("n") or 0),
+    images = int(head.get("images") or rep.get("images") or rep.get("n") or 0)
+    return {"value": value, "source": source, "images": images,
             "unknown_classes": rep.get("unknown_classes", [])}
 
 
@@ -311,8 +129,8 @@ def _decide(name: str, current: dict[str, Any] | None, new: dict[str, Any] | Non
     label = metric.replace("_", " ")
     n = (new or {}).get("images", 0)
     newv = (new or {}).get("value")
-    said = f"{label} {_words(metric, newv)} on {n} validation photos" if new else "not measured (no validation photos " \
-                                                                                  "of 2 classes or more)"
+    said = (f"{label} {_words(metric, newv)} on {n} validation photos" if new
+            else "not measured (no validation photos of 2 classes or more)")
     cur_name = current["version"] if current else None
     curv = (cur or {}).get("value")
     cur_said = f"current {cur_name} {_words(metric, curv)}" if cur_name else "no current model"
@@ -338,10 +156,24 @@ def _decide(name: str, current: dict[str, Any] | None, new: dict[str, Any] | Non
 
 # -- the public API ----------------------------------------------------------------------------------
 
-def _check_training_set(train_ph: list[S.Photo], n_val: int, dataset: Path) -> None:
+def _check_training_set(train_ph: list[S.Photo], val_ph: list[S.Photo], dataset: Path) -> None:
     """Train's own reading of the training photos (no image decoded), before anything is written."""
+    from collections import Counter
+
     from faceforge.data import load_dataset
 
+    have, held = Counter(p.label for p in train_ph), Counter(p.label for p in val_ph)
+    labels = set(have) | set(held)
+    numbers = all(re.fullmatch(r"-?\d+(\.\d+)?", c) for c in labels) and len(labels) > 10  # regression: train decides
+    small = [] if numbers else [c for c in sorted(labels) if have[c] < 2]
+    if small:
+        lines = "; ".join(f"class {c!r} has {have[c]} photo(s) to train on ({have[c] + held[c]} in "
+                          f"{dataset / c}, {held[c]} held out for validation)" for c in small[:10])
+        raise DatasetError(f"{lines}; every class needs at least 2 training photos. Add photos of "
+                           f"{'that class' if len(small) == 1 else 'those classes'}, or remove the folder(s).")
+    if len(have) < 2 and not numbers:
+        raise DatasetError(f"{dataset}: only one class ({next(iter(have), 'none')!r}); a classifier needs at least "
+                           f"two. Add a folder of photos for each other class.")
     with tempfile.TemporaryDirectory(prefix="faceforge-retrain-") as tmp:
         csv = Path(tmp) / "train.csv"
         csv.write_bytes(S.csv_bytes(train_ph))
@@ -349,7 +181,7 @@ def _check_training_set(train_ph: list[S.Photo], n_val: int, dataset: Path) -> N
             load_dataset(csv)
         except DatasetError as e:
             raise DatasetError(f"{e} (retrain trains on the photos of {dataset} outside its fixed validation split: "
-                               f"{len(train_ph)} photos, {n_val} held out for validation.)") from e
+                               f"{len(train_ph)} photos, {len(val_ph)} held out for validation.)") from e
 
 
 def _sweep_work(folder: Path) -> None:
@@ -416,7 +248,7 @@ def retrain(dataset: str | os.PathLike, model: str | os.PathLike, *, promote: st
     if model.suffix == "":
         model = model.with_suffix(".ffm")
     check_output(model, [dataset], what="model file")
-    check_output(versions_dir(model), [dataset], kind="folder", what="versions folder")
+    check_output(V.versions_dir(model), [dataset], kind="folder", what="versions folder")
     photos = S.class_photos(dataset)
     if not photos:
         raise DatasetError(f"{dataset}: no photos in class folders (DATASET/CLASS/photo.jpg; hidden folders and "
@@ -427,16 +259,16 @@ def retrain(dataset: str | os.PathLike, model: str | os.PathLike, *, promote: st
         trained: set[str] = set()
         for r in records:
             if r.get("train_csv"):
-                trained |= S.read_shas(versions_dir(model) / r["train_csv"])
+                trained |= S.read_shas(V.versions_dir(model) / r["train_csv"])
         return S.fixed_split(photos, val_fraction, trained=trained)
 
-    train_ph, val_ph = plan(_load(model))  # read-only first: a dataset problem writes nothing
-    _check_training_set(train_ph, len(val_ph), dataset)
-    folder = versions_dir(model)
-    with lock(model, wait):
-        records = _load(model)
-        current = _adopt(model, records)
-        stack = _stack(records)
+    train_ph, val_ph = plan(V.load(model))  # read-only first: a dataset problem writes nothing
+    _check_training_set(train_ph, val_ph, dataset)
+    folder = V.versions_dir(model)
+    with V.lock(model, wait):
+        records = V.load(model)
+        current = V.adopt(model, records)
+        stack = V.stack(records)
         base = current or next((r for r in records if stack and r["version"] == stack[-1]), None)
         train_ph, val_ph = plan(records)
         kwargs = {**((base or {}).get("settings") or {}), **train_overrides}
@@ -483,7 +315,7 @@ def retrain(dataset: str | os.PathLike, model: str | os.PathLike, *, promote: st
                        "margin": float(margin), "validation_photos": (new or {}).get("images", len(val_ph)),
                        "validation_classes": len(counts), "new": {"version": name, **(new or {})},
                        "current": None if current is None else {"version": current["version"], **(cur or {})}}
-            settings = {k: v for k, v in {**kwargs, **settings_of(res.manifest)}.items() if k in KEPT}
+            settings = {k: v for k, v in {**kwargs, **V.settings_of(res.manifest)}.items() if k in KEPT}
             if "known" in kwargs:
                 settings.pop("negatives", None)
             for f in sorted(work.iterdir()):  # every file in place before the version is listed
@@ -493,8 +325,8 @@ def retrain(dataset: str | os.PathLike, model: str | os.PathLike, *, promote: st
         finally:
             shutil.rmtree(work, ignore_errors=True)
         record: dict[str, Any] = {
-            "version": name, "number": number, "created": _now(), "file": f"{name}.ffm",
-            "sha256": _sha256(folder / f"{name}.ffm"), "report": f"{name}.report.json",
+            "version": name, "number": number, "created": V.now(), "file": f"{name}.ffm",
+            "sha256": V.sha256_of(folder / f"{name}.ffm"), "report": f"{name}.report.json",
             "train_csv": f"{name}.train.csv", "validation_csv": f"{name}.validation.csv", "promoted": promoted,
             "decision": "promoted" if promoted else "kept", "reason": reason,
             "compared_with": current["version"] if current else None, "metrics": metrics,
@@ -504,10 +336,10 @@ def retrain(dataset: str | os.PathLike, model: str | os.PathLike, *, promote: st
             "train": {"photos": len(train_ph), "seconds": res.timings.get("total_s"),
                       "cache_hits": res.timings.get("cache_hits"), "cache_misses": res.timings.get("cache_misses")}}
         if promoted:
-            _push(records, record, "retrain")
-            _install(model, record)
+            V.push(records, record, "retrain")
+            V.install(model, record)
         records.append(record)
-        _save(model, records)
+        V.save(model, records)
     log.info("%s", reason)
     if on_event is not None:
         on_event("decided", record)
@@ -523,8 +355,8 @@ def history(model: str | os.PathLike) -> list[dict[str, Any]]:
         VersionError: an unreadable history.
     """
     model = Path(model)
-    records = _load(model)
-    current = _current(model, records)
+    records = V.load(model)
+    current = V.current(model, records)
     return [{**r, "current": current is not None and r["version"] == current["version"]} for r in records]
 
 
@@ -538,15 +370,15 @@ def promote(model: str | os.PathLike, version: Any, *, wait: float | None = None
         VersionError: no such version, or its file is missing or changed.
     """
     model = Path(model)
-    with lock(model, wait):
-        records = _load(model)
-        _adopt(model, records)
-        record = _find(model, records, version)
-        current = _current(model, records)
-        _install(model, record)
+    with V.lock(model, wait):
+        records = V.load(model)
+        V.adopt(model, records)
+        record = V.find(model, records, version)
+        current = V.current(model, records)
+        V.install(model, record)
         if current is None or current["version"] != record["version"]:
-            _push(records, record, "promote")
-            _save(model, records)
+            V.push(records, record, "promote")
+            V.save(model, records)
     return {**record, "current": True}
 
 
@@ -560,18 +392,18 @@ def rollback(model: str | os.PathLike, *, wait: float | None = None) -> dict[str
         VersionError: no version was promoted before the current one.
     """
     model = Path(model)
-    with lock(model, wait):
-        records = _load(model)
-        _adopt(model, records)
-        stack = _stack(records)
+    with V.lock(model, wait):
+        records = V.load(model)
+        V.adopt(model, records)
+        stack = V.stack(records)
         if len(stack) < 2:
             only = f"only {stack[0]} was ever promoted" if stack else "no version was ever promoted"
             raise VersionError(f"{model}: nothing to roll back to: {only}. Promote a version by name "
                                f"(`faceforge models promote {model} VERSION`), see `faceforge models history {model}`.")
-        record = _find(model, records, stack[-2])
-        _install(model, record)
-        _push(records, record, "rollback")
-        _save(model, records)
+        record = V.find(model, records, stack[-2])
+        V.install(model, record)
+        V.push(records, record, "rollback")
+        V.save(model, records)
     return {**record, "current": True}
 
 
