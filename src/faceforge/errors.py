@@ -45,3 +45,11 @@ class OutputError(FaceforgeError):
 
 class ScheduleError(ParameterError):
     """A schedule is invalid: its cron, time zone or steps, or a step's path outside the allowed collect roots."""
+
+
+class VersionError(FaceforgeError):
+    """A model version that does not exist or is damaged, or a rollback with no earlier promoted version."""
+
+
+class BusyError(FaceforgeError):
+    """Another process holds a lock that this operation needs (e.g. a retrain of the same model is running)."""

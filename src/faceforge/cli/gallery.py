@@ -52,18 +52,30 @@ def _open_gallery(path: Path, name: str, create: bool = False) -> Any:
 @gallery_app.command("enrol")
 @handle_errors
 def gallery_enrol(
-    person: str = typer.Argument(..., help="The person's name."),
-    photos: list[Path] = typer.Argument(..., help="Photos (or folders of photos) of the person."),
+    person: Optional[str] = typer.Argument(None, help="The person's name."),
+    photos: Optional[list[Path]] = typer.Argument(None, help="Photos (or folders of photos) of the person."),
     file: Path = GALLERY_FILE, name: str = GALLERY_NAME,
+    dataset: Optional[Path] = typer.Option(None, "--from", help="Enrol every class folder of this dataset (e.g. "
+                                                                "what `faceforge ingest` fills) as a person, only "
+                                                                "the photos not enrolled yet; no PERSON / PHOTOS."),
     workers: int = typer.Option(0, help="Processes (0: one per core). Ten photos or fewer are embedded "
                                         "here unless --workers or --engine is given."),
     engine: Optional[str] = engine_option(),
     ray_address: Optional[str] = ray_address_option(),
 ) -> None:
-    """Add photos of a person to a gallery (the main face of each photo)."""
+    """Add photos of a person to a gallery (the main face of each photo), or every class of a dataset (--from)."""
     from faceforge.sinks import check_output
     from faceforge.sources.media import expand_paths
 
+    if dataset is not None:
+        if person is not None or photos:
+            raise ParameterError("--from DATASET enrols the dataset's class folders as people; give no PERSON or "
+                                 "PHOTOS with it (or drop --from to enrol one person).")
+        _enrol_dataset(dataset, file, name, engine_arg(engine, ray_address, workers), workers)
+        return
+    if person is None or not photos:
+        raise ParameterError("Give a PERSON and their PHOTOS (`faceforge gallery enrol anna anna/*.jpg`), or "
+                             "--from DATASET to enrol every class folder of a dataset.")
     check_output(file, photos, what="gallery file")
     skipped: list[tuple[str, str]] = []
     files = expand_paths(photos, videos=False, skipped=skipped)
@@ -79,6 +91,46 @@ def gallery_enrol(
                   highlight=False)
     out.print(f"{person}: {len(rep.added)} photo(s) added, {len(rep.duplicates)} already there, "
               f"{len(rep.problems)} skipped; {rep.faces} face(s) stored in {file}", highlight=False)
+
+
+def _enrol_dataset(dataset: Path, file: Path, name: str, run: Any, workers: int) -> None:
+    """``gallery enrol --from DATASET``: each class folder enrolled as a person, new photos only."""
+    from faceforge.collect.split import class_photos
+    from faceforge.gallery.history import enrol_classes, group
+    from faceforge.sinks import check_output
+
+    check_output(file, [dataset], what="gallery file")
+    photos = class_photos(dataset)
+    if not photos:
+        raise ParameterError(f"{dataset}: no photos in class folders (DATASET/PERSON/photo.jpg); nothing to enrol.")
+    many = run is not None or workers or len(photos) > FEW_PHOTOS
+    g = _open_gallery(file, name, create=True)
+    reports, skipped = enrol_classes(g, group(photos), engine=run if many else None,
+                                     workers=workers if many else None, progress=bool(many))
+    for rep in reports:
+        print_skipped(rep.problems)
+        out.print(f"{rep.person}: {len(rep.added)} photo(s) added, {len(rep.duplicates)} already there, "
+                  f"{len(rep.problems)} skipped; {rep.faces} face(s)", highlight=False)
+    for label, why in skipped:
+        err.print(f"[yellow]note[/] {label}: {why}" if label not in why else f"[yellow]note[/] {why}", highlight=False)
+    out.print(f"{sum(len(r.added) for r in reports)} photo(s) of {len(reports)} people enrolled from {dataset} "
+              f"into {file}", highlight=False)
+
+
+@gallery_app.command("history")
+@handle_errors
+def gallery_history(file: Path = GALLERY_FILE, name: str = GALLERY_NAME,
+                    as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Who was enrolled, removed or dropped when (oldest first)."""
+    rows = _open_gallery(file, name).history()
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    t = Table("when (UTC)", "action", "person", "photos", "faces after", title=f"history of gallery {name!r} in {file}")
+    for r in rows:
+        t.add_row(r["when"].replace("T", " ")[:19], r["action"], r["person"] or "(all)", str(r["photos"]),
+                  str(r["faces"]))
+    out.print(t)
 
 
 @gallery_app.command("list")

@@ -40,6 +40,7 @@ import numpy as np
 
 from faceforge._sqlite import Transaction, check_file, connect, migrate
 from faceforge.errors import FaceforgeError, ImageError, ParameterError
+from faceforge.gallery.history import EVENTS_MIGRATION, events, record_event
 from faceforge.gallery.index import open_index
 from faceforge.pipeline.verify import DEFAULT_TARGET_FAR, decision_threshold
 from faceforge.types import UNKNOWN, Faces, Prediction, embedding_key
@@ -58,7 +59,7 @@ CREATE TABLE IF NOT EXISTS faces (id INTEGER PRIMARY KEY,
     embedding BLOB NOT NULL, sha256 TEXT NOT NULL, source TEXT NOT NULL, box TEXT,
     created REAL NOT NULL, UNIQUE (person, sha256));
 CREATE INDEX IF NOT EXISTS faces_person ON faces(person);
-"""]
+""", EVENTS_MIGRATION]
 
 
 class GalleryError(FaceforgeError, KeyError):
@@ -293,6 +294,8 @@ class Gallery:
                                  "VALUES (?,?,?,?,?,?)", (pid, emb, sha, label[:500], box, time.time()))
                 (report.added if cur.rowcount else report.duplicates).append(label)
             report.faces = int(db.execute("SELECT COUNT(*) FROM faces WHERE person=?", (pid,)).fetchone()[0])
+            if report.added:
+                record_event(db, self.name, person, "enrol", len(report.added), report.faces)
         return report
 
     def _embed_here(self, src: Any) -> Any:
@@ -317,6 +320,11 @@ class Gallery:
                               "WHERE p.gallery=? GROUP BY p.id ORDER BY p.name", (self.name,)).fetchall()
         return [Person(n, int(c), float(t)) for n, c, t in rows]
 
+    def history(self) -> list[dict[str, Any]]:
+        """Who was enrolled, removed or dropped when, oldest first (:func:`faceforge.gallery.history.events`)."""
+        with self._db() as db:
+            return events(db, self.name)
+
     def __contains__(self, person: str) -> bool:
         with self._db() as db:
             return self._person_id(db, person) is not None
@@ -337,12 +345,14 @@ class Gallery:
             n = int(db.execute("SELECT COUNT(*) FROM faces WHERE person=?", (pid,)).fetchone()[0])
             db.execute("DELETE FROM faces WHERE person=?", (pid,))
             db.execute("DELETE FROM people WHERE id=?", (pid,))
+            record_event(db, self.name, person, "remove", n, 0)
         return n
 
     def drop(self) -> None:
         """Delete this gallery with all its people and faces."""
         with self._db() as db:
-            db.execute("DELETE FROM faces WHERE person IN (SELECT id FROM people WHERE gallery=?)", (self.name,))
+            n = db.execute("DELETE FROM faces WHERE person IN (SELECT id FROM people WHERE gallery=?)", (self.name,))
+            record_event(db, self.name, None, "drop", n.rowcount, 0)
             db.execute("DELETE FROM people WHERE gallery=?", (self.name,))
             db.execute("DELETE FROM galleries WHERE name=?", (self.name,))
         self._index.delete_file()
