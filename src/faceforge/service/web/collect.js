@@ -203,8 +203,11 @@ function stepBlock(st) {
   for (const k of ['decision', 'reason']) if (typeof r[k] === 'string' && r[k]) sentences.push(r[k]);
   if (r.headline && r.headline.text) sentences.push(`What you get: ${r.headline.text}.`);
   if (r.health && typeof r.health === 'object') {
-    const notes = (Array.isArray(r.health) ? r.health : Object.values(r.health)).flatMap((x) => (x && x.problems) || (typeof x === 'string' ? [x] : []));
+    const notes = (Array.isArray(r.health) ? r.health : Object.values(r.health)).flatMap((x) => (x && (x.warnings || x.problems)) || (typeof x === 'string' ? [x] : []));
     if (notes.length) sentences.push(`Class health: ${notes.slice(0, 6).join('; ')}.`);
+  }
+  if (r.refused && typeof r.refused === 'object') {
+    for (const [cls, why] of Object.entries(r.refused)) sentences.push(`Refused for ${cls}: ${why}`);
   }
   return h('div', { class: 'run-step', style: 'margin:6px 0 0 14px', dataset: { step: st.step } },
     h('div', {}, h('b', {}, st.step), ' ', h('span', { class: 'muted small' }, `${st.status}, ${Math.round(st.seconds || 0)} s`)),
