@@ -126,7 +126,7 @@ def test_a_new_class_makes_the_new_version_win(days):
     assert new_person in m["current"]["unknown_classes"] and m["current"]["version"] == "v0003"
     assert m["new"]["value"] > m["current"]["value"]
     assert m["validation_classes"] == 6
-    assert f"current v0003 {100 * m['current']['value']:.1f}%" in r3.reason
+    assert f"current v0003 {100 * m['current']['value']:.2f}%" in r3.reason
 
 
 def test_rollback_restores_the_previous_predictions_exactly(days, tmp_path):

@@ -115,6 +115,17 @@ def sweep_stale_temps(folder: str | os.PathLike, *, force: bool = False) -> list
     return removed
 
 
+def sha256_file(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes (hex), read in 1 MiB blocks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def make_temp(path: str | os.PathLike) -> tuple[int, str]:
     """A new temporary file beside ``path`` (``.NAME.PID.RANDOM.tmp``), after sweeping stale ones.
 

@@ -56,8 +56,9 @@ def retrain(
     promote: str = typer.Option("if_better", "--promote", metavar="if_better|always|never",
                                 help="if_better: promote only when not worse than the current model on the fixed "
                                      "validation split (new >= current - margin); always; never."),
-    margin: float = typer.Option(0.0, "--margin", help="How much worse the new version may be and still be "
-                                                       "promoted (0.01 = one point of accuracy)."),
+    margin: Optional[float] = typer.Option(None, "--margin", help="How much worse the new version may be and "
+                                                                  "still be promoted (0.01 = one point of accuracy; "
+                                                                  "default 0.005, and 0 for mae / rmse)."),
     metric: str = typer.Option("balanced_accuracy", "--metric",
                                help="balanced_accuracy, accuracy (classes); mae, rmse (numbers)."),
     val_fraction: float = typer.Option(0.2, "--val-fraction", help="Share of photos (by hash of their bytes) held "

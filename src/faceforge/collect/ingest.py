@@ -30,7 +30,6 @@ killed at any point reruns cleanly (nothing half written, nothing counted twice,
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import logging
@@ -46,6 +45,8 @@ from typing import Any
 
 import numpy as np
 
+from faceforge._fs import sha256_file
+from faceforge.collect.inbox import DATE_FOLDER, class_of, list_inbox
 from faceforge.collect.ledger import META_DIR, REVIEW_DIR, Ledger
 from faceforge.errors import ParameterError, SourceError
 from faceforge.runner.run import WorkItem
@@ -65,10 +66,6 @@ PathLike = str | os.PathLike
 NEAR_DUPLICATE = 0.2
 #: Side of the filed crops, and their margin (the box x1.6: the crop autolabel files).
 CROP_SIZE, CROP_MARGIN = 160, 1.6
-#: A folder whose name starts with a date is never a class.
-DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}")
-#: Files beside the photos that are expected (notes) and ignored without a word.
-QUIET_SUFFIXES = {".md", ".txt", ".csv", ".tsv", ".json", ".xml", ".db", ".ini", ".yaml", ".yml", ".log"}
 #: The crops ingest files (the hand-made photos of a class folder are the others).
 CROP_NAME = re.compile(r"^[0-9a-f]{16}_face\d+\.jpg$")
 NO_CLASS = "no class: put it in a class folder, or pass -m MODEL / -g GALLERY"
@@ -174,65 +171,6 @@ class _IngestTask:
         return out
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def class_of(rel: str) -> str | None:
-    """The class of a file at ``rel`` (its path inside the inbox, ``/``-separated; archives are
-    transparent): its folder's name, or None when it lies in the inbox itself or a dated folder."""
-    parts = rel.split("/")[:-1]
-    if not parts or DATE_FOLDER.match(parts[-1]):
-        return None
-    return parts[-1]
-
-
-def _list_inbox(inbox: Path) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-    """Every image under ``inbox``: ``{path (to read), key (where it is), label}``; and the files
-    that are no images ``(key, reason)`` (quiet notes left out)."""
-    from faceforge.sources.archive import is_archive
-    from faceforge.sources.walk import walk
-
-    found: list[dict[str, Any]] = []
-    others: list[tuple[str, str]] = []
-
-    def add(root: Any, key_of: Callable[[str], str], base: str) -> None:
-        entries, skipped = walk([root], videos=False)
-        for e in entries:
-            rel = f"{base}/{e.name}" if base else e.name
-            found.append({"path": e.path, "key": key_of(e.name), "label": class_of(rel),
-                          "name": rel})
-        for s in skipped:
-            p = Path(s.source)
-            try:
-                rel = p.relative_to(root).as_posix() if Path(root).is_dir() else p.name
-            except ValueError:
-                rel = p.name
-            if is_archive(p) and Path(root).is_dir():  # an archive dropped into the inbox folder
-                sub = f"{base}/{rel}" if base else rel
-                add(p, _member_key(p), "/".join(sub.split("/")[:-1]))
-            elif p.suffix.lower() not in QUIET_SUFFIXES and not p.name.upper().startswith("README"):
-                others.append((str(p), f"{p}: {s.reason}"))
-
-    if inbox.is_dir():
-        add(inbox, lambda n: str((inbox / n).resolve()), "")
-    elif is_archive(inbox):
-        add(inbox, _member_key(inbox), "")
-    else:
-        found.append({"path": str(inbox), "key": str(inbox.resolve()), "label": None, "name": inbox.name})
-    return found, others
-
-
-def _member_key(archive: Path) -> Callable[[str], str]:
-    """Where a member of ``archive`` is: ``ARCHIVE!MEMBER``."""
-    where = str(archive.resolve())
-    return lambda name: f"{where}!{name}"
-
-
 def _run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(2)
 
@@ -303,7 +241,7 @@ def ingest(inboxes: Sequence[PathLike], into: PathLike, *, model: PathLike | Non
     known, seen = ledger.known_paths(), ledger.seen_shas()
     listed: list[dict[str, Any]] = []
     for inbox in boxes:
-        found, others = _list_inbox(inbox)
+        found, others = list_inbox(inbox)
         listed += found
         for key, why in others:
             listed.append({"path": key, "key": str(Path(key).resolve()), "label": None, "name": key, "bad": why})
@@ -313,7 +251,7 @@ def ingest(inboxes: Sequence[PathLike], into: PathLike, *, model: PathLike | Non
     for f in listed:
         st = os.stat(f["path"])
         k = known.get(f["key"])
-        sha = k[2] if k and k[0] == st.st_size and k[1] == st.st_mtime else _sha256(f["path"])
+        sha = k[2] if k and k[0] == st.st_size and k[1] == st.st_mtime else sha256_file(f["path"])
         f.update(sha=sha, size=st.st_size)
         if sha in seen:
             if k and k[2] == sha:
@@ -383,7 +321,7 @@ def ingest(inboxes: Sequence[PathLike], into: PathLike, *, model: PathLike | Non
     for res in run_items(task, items, engine=engine, workers=workers, progress=bar, total=len(items)):
         f = work[(res.item.role, res.item.source)]
         if res.item.role == "existing":  # a photo of the dataset: its face is known from now on
-            sha, size = _sha256(f["path"]), os.path.getsize(f["path"])
+            sha, size = sha256_file(f["path"]), os.path.getsize(f["path"])
             if res.ok and res.value["faces"]:
                 e = res.value["embedding"]
                 ledger.record(sha, f["key"], size, "added", "in the dataset before ingest", run_id,

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from faceforge._fs import sha256_file
 from faceforge.errors import DatasetError, ParameterError
 
 #: The share of photos held out for validation by default (rule 1 of the split).
@@ -80,13 +81,6 @@ def _is_image(path: str, name: str) -> bool:
         return False
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def class_photos(dataset: str | os.PathLike) -> list[Photo]:
     """Every photo of a class-folder dataset, sorted by relative path, with its SHA-256.
@@ -117,7 +111,7 @@ def class_photos(dataset: str | os.PathLike) -> list[Photo]:
             if name.startswith(".") or not os.path.isfile(path) or not _is_image(path, name):
                 continue
             try:
-                sha = _sha256(path)
+                sha = sha256_file(path)
             except OSError:
                 continue  # gone or unreadable since the walk: not a photo of the dataset
             out.append(Photo(path, f"{label}/{name}", label, sha))

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from faceforge._fs import sha256_file
 from faceforge._fs import atomic_write
 from faceforge.errors import BusyError, VersionError
 
@@ -79,11 +80,7 @@ def now() -> str:
 
 
 def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def load(model: Path) -> list[dict[str, Any]]:

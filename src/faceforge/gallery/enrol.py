@@ -10,13 +10,13 @@ names); the driver alone writes the gallery file.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from faceforge._fs import sha256_file
 
 #: What a photo without a face is told (enrol's report).
 NO_FACE = "no face found; use a photo where the face is clearly visible and at least 40 pixels tall"
@@ -60,7 +60,7 @@ class EnrolTask:
 
         if self._pipe is None:
             self._pipe = FacePipeline(self.detector, self.embedder)
-        sha = hashlib.sha256(Path(item.source).read_bytes()).hexdigest()
+        sha = sha256_file(item.source)
         return photo_face(self._pipe.embed(image, main_only=True), sha)
 
 

@@ -13,11 +13,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import time
 from typing import Any, Iterable, Mapping, Sequence
+
+from faceforge._fs import sha256_file
 
 #: The schema step that adds the events table (appended to the gallery file's migrations).
 EVENTS_MIGRATION = """
@@ -67,13 +68,6 @@ def enrolled_hashes(gallery: Any, person: str) -> set[str]:
     return {r[0] for r in rows}
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def enrol_classes(gallery: Any, classes: Mapping[str, Sequence[str | os.PathLike]], *, engine: Any = None,
                   workers: int | None = None, progress: bool = False) -> tuple[list[Any], list[tuple[str, str]]]:
@@ -106,7 +100,7 @@ def enrol_classes(gallery: Any, classes: Mapping[str, Sequence[str | os.PathLike
         seen: set[str] = set()
         for p in map(str, paths):
             try:
-                sha = _sha256(p)
+                sha = sha256_file(p)
             except OSError as e:
                 skipped.append((p, f"cannot be read ({e.strerror or e})"))
                 continue
