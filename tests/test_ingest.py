@@ -199,12 +199,14 @@ def test_two_days_of_dated_folders_and_a_day_of_unreadable_files(tmp_path):
     n2 = {c: len(v) for c, v in filed(ds).items()}
     n2_files = filed(ds)
     assert sum(n2.values()) - sum(n1.values()) == sum(day2.routed.values()) <= 6
-    # day 3: only unreadable files: reported, the run is fine
+    # day 3: only unreadable files: reported, nothing filed, and the command exits 1 (a cron job sees it)
     (inbox / "2026-12-03").mkdir()
     for i in range(3):
         (inbox / "2026-12-03" / f"scan{i}.png").write_bytes(os.urandom(200))
-    day3 = ingest([inbox], ds, workers=1)
-    assert day3.new == 3 and len(day3.unreadable) == 3 and day3.routed == {} and filed(ds) == n2_files
+    res = CliRunner().invoke(app, ["ingest", str(inbox), "--into", str(ds), "--workers", "1", "--json"])
+    assert res.exit_code == 1 and "none of the 3 new file(s) could be read" in res.output, res.output
+    day3 = Ledger(ds).runs()[-1]["report"]
+    assert day3["new"] == 3 and len(day3["unreadable"]) == 3 and day3["routed"] == {} and filed(ds) == n2_files
     assert len(Ledger(ds).runs()) == 3
 
 

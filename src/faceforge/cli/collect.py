@@ -76,12 +76,20 @@ def ingest(
     ray_address: Optional[str] = ray_address_option(),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """File the new photos of inbox folders into a dataset: once each, de-duplicated, doubtful faces to review/."""
+    """File the new photos of inbox folders into a dataset: once each, de-duplicated, doubtful faces to review/.
+
+    Exit code 0: the run filed, queued or found nothing new; 1: every new file was unreadable;
+    2: bad arguments (a missing inbox, the dataset inside an inbox...).
+    """
     from faceforge.collect.ingest import ingest as _ingest
 
     rep = _ingest(inboxes, into, progress=not as_json,
                   **_options(model, gallery, gallery_name, min_confidence, engine, ray_address, workers))
     print_report(rep, as_json)
+    if rep.new and len(rep.unreadable) >= rep.new:  # new files, not one of them usable: a cron job must see it
+        err.print(f"error: none of the {rep.new} new file(s) could be read (listed above); replace them with "
+                  f"readable photos (JPEG, PNG...).", highlight=False)
+        raise typer.Exit(1)
 
 
 @handle_errors
