@@ -34,11 +34,21 @@ from faceforge.track.cuts import DEFAULT_CUT_THRESHOLD, CutDetector
 from faceforge.track.identity import AppearanceHistory, LabelVote, face_quality, identity_embedders
 from faceforge.types import Faces, iou_matrix
 
-#: seconds a lost face's box stays on screen (coasting); measured in benchmarks/bench_live_trust.py
-DEFAULT_MAX_COAST = 0.5
+#: seconds a lost face's box stays on screen (coasting). Measured on street_1080p (1080p with every
+#: 15th detection tiled, and 640x480), a coasting box counted as on its face when the photo detector
+#: finds a face there: 90% / 89% one frame after the last detection, and of all coasting boxes shown
+#: 81% / 77% within 3 frames, 72% / 64% within 5 (0.2 s at 25 FPS), 50% / 42% within 12 (0.5 s,
+#: the old hold time); boxes 4-5 frames old are on their face about half the time, older ones
+#: mostly not. Hence 0.2 s.
+DEFAULT_MAX_COAST = 0.2
 
-#: frames between two photo-detector searches of one lost track's region (0: never); measured
+#: frames between two photo-detector searches of one lost track's region (0: never)
 DEFAULT_REACQUIRE_EVERY = 3
+
+#: re-acquisition searches may take at most this share of the loop's own time (a search costs a few
+#: milliseconds, a 640x480 frame about 7: unbounded, searching every lost track every 3rd frame
+#: cost 40% of the frame rate); None: no time budget (every due search runs; for tests)
+DEFAULT_REACQUIRE_BUDGET = 0.15
 
 
 def sharpness(image: np.ndarray, xyxy: np.ndarray, size: int = 64) -> float:
@@ -110,9 +120,12 @@ class LiveAnalyzer:
             the vote 5 (a first guess on a small face replaced by a better face's), so attributes
             keep the smoother.
         reacquire_every: a lost track's region is searched with ``reacquire_detector`` at most
-            once per this many frames (0: never).
+            once per this many frames, while the track is still shown (0: never). One search per
+            frame at most, the track searched longest ago first.
         reacquire_detector: the detector for re-acquisition (``"photo"``: yunet, which finds
             profiles the live detector misses).
+        reacquire_budget: searches run only while their total time stays below this share of
+            the rest of the loop's time (bounds the FPS cost); None: no budget.
 
     Raises:
         ParameterError: a bad option (the message names it and the range expected).
@@ -125,7 +138,8 @@ class LiveAnalyzer:
                  detector_options: dict[str, Any] | None = None, tile_every: int = 0, *,
                  cut_threshold: float | None = DEFAULT_CUT_THRESHOLD, max_coast: float | None = DEFAULT_MAX_COAST,
                  split: bool = True, split_min_face: int = 40, vote: str | bool | Collection[str] = "auto",
-                 reacquire_every: int = DEFAULT_REACQUIRE_EVERY, reacquire_detector: str = "photo") -> None:
+                 reacquire_every: int = DEFAULT_REACQUIRE_EVERY, reacquire_detector: str = "photo",
+                 reacquire_budget: float | None = DEFAULT_REACQUIRE_BUDGET) -> None:
         from faceforge.pipeline import FaceFinder
 
         if detect_every < 1 or reclassify_every < 1:
@@ -156,7 +170,13 @@ class LiveAnalyzer:
         self.identity = identity if split else {}
         self.split_min_face = int(split_min_face)
         self.reacquire_every = int(reacquire_every)
-        self._reacquirer = FaceFinder(reacquire_detector) if self.reacquire_every > 0 else None
+        self._reacquirer = None
+        if self.reacquire_every > 0:
+            opts = {"landmarks": "raw"} if reacquire_detector in ("photo", "yunet") else None
+            self._reacquirer = FaceFinder(reacquire_detector, detector_options=opts)
+        self.reacquire_budget = None if reacquire_budget is None else float(reacquire_budget)
+        self._search_s = 0.0  # time spent in re-acquisition searches
+        self._loop_s = 0.0  # time spent in process() otherwise
         self._rounds = 0
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="faceforge-classify") if workers > 0 else None
         self._pending: dict[int, Future] = {}
@@ -247,14 +267,16 @@ class LiveAnalyzer:
         """Search the region of each lost, confirmed track with the re-acquisition detector."""
         if self._reacquirer is None:
             return
+        if self.reacquire_budget is not None and self._search_s > self.reacquire_budget * self._loop_s:
+            return
+        due = [t for t in self.tracker.tracks if t.misses > 0 and t.confirmed and self._shown(t, frame)
+               and frame - t.data.get("searched_frame", -10**9) >= self.reacquire_every]
+        if not due:
+            return
+        t0 = time.perf_counter()
         h, w = image.shape[:2]
         live = [t for t in self.tracker.tracks if t.misses == 0]
-        for t in self.tracker.tracks:
-            if t.misses == 0 or not t.confirmed:
-                continue
-            last = t.data.get("searched_frame")
-            if last is not None and frame - last < self.reacquire_every:
-                continue
+        for t in sorted(due, key=lambda t: t.data.get("searched_frame", -10**9))[:1]:
             t.data["searched_frame"] = frame
             x1, y1, x2, y2 = t.xyxy
             cx, cy, side = (x1 + x2) / 2, (y1 + y2) / 2, 1.0 * max(x2 - x1, y2 - y1, 8.0)
@@ -279,6 +301,7 @@ class LiveAnalyzer:
                 t.data["reacquired"] = t.data.get("reacquired", 0) + 1
                 self.reacquired += 1
                 live.append(t)
+        self._search_s += time.perf_counter() - t0
 
     # -- one frame -----------------------------------------------------------------------------
     def _shown(self, t: Track, frame: int) -> bool:
@@ -297,7 +320,7 @@ class LiveAnalyzer:
             label in ``predictions`` (None until the track's first classification arrives; for
             voting models ``score`` is the vote's confidence).
         """
-        t_arrived = time.perf_counter()
+        t_arrived = t_loop = time.perf_counter()
         frame = self.frames if frame is None else int(frame)
         self.frames += 1
         cut = self.cuts is not None and self.cuts.update(image)
@@ -312,7 +335,9 @@ class LiveAnalyzer:
             self._rounds += 1
             self.tracker.update(finder.find(image), frame)
             if self._reacquirer is not None:
+                s0 = self._search_s
                 self._reacquire(image, frame)
+                t_loop += self._search_s - s0  # the loop's own time leaves the searches out
         else:
             self.tracker.predict(frame)
         self._collect()
@@ -333,7 +358,9 @@ class LiveAnalyzer:
             else:
                 # frames are not modified after capture; no copy needed
                 self._pending[t.id] = self._pool.submit(self._classify_job, image, faces, t_arrived, weight)
-        return self._record(image, frame)
+        out = self._record(image, frame)
+        self._loop_s += time.perf_counter() - t_loop
+        return out
 
     def _record(self, image: np.ndarray, frame: int) -> Faces:
         shown = [t for t in self.tracker.tracks if self._shown(t, frame)]
