@@ -13,7 +13,6 @@ from faceforge.errors import ParameterError
 from faceforge.live import LiveAnalyzer, draw, run_live
 from faceforge.sinks.annotate import COASTING_COLOUR
 from faceforge.track import CutDetector, LabelVote, face_quality, frame_distance
-from faceforge.types import Prediction
 
 
 def _canvas(face: np.ndarray, x: int, size=(640, 480), side: int = 200) -> np.ndarray:

@@ -190,5 +190,6 @@ def _source_fps(source: Any) -> float | None:
         cap.release()
 
 
-__all__ = ["DEFAULT_MAX_COAST", "DEFAULT_REACQUIRE_EVERY", "CaptureThread", "LiveAnalyzer", "LiveStats", "MjpegServer", "VideoSink", "WindowSink",
-           "describe_source", "draw", "face_records", "has_gui", "open_frames", "run_live"]
+__all__ = ["DEFAULT_MAX_COAST", "DEFAULT_REACQUIRE_EVERY", "CaptureThread", "LiveAnalyzer", "LiveStats",
+           "MjpegServer", "VideoSink", "WindowSink", "describe_source", "draw", "face_records", "has_gui",
+           "open_frames", "run_live"]
