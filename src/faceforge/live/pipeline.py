@@ -48,7 +48,7 @@ DEFAULT_REACQUIRE_EVERY = 3
 #: re-acquisition searches may take at most this share of the loop's own time (a search costs a few
 #: milliseconds, a 640x480 frame about 7: unbounded, searching every lost track every 3rd frame
 #: cost 40% of the frame rate); None: no time budget (every due search runs; for tests)
-DEFAULT_REACQUIRE_BUDGET = 0.15
+DEFAULT_REACQUIRE_BUDGET = 0.1
 
 
 def sharpness(image: np.ndarray, xyxy: np.ndarray, size: int = 64) -> float:
@@ -108,9 +108,9 @@ class LiveAnalyzer:
             track ends. None: no cut detection (the old behaviour).
         max_coast: seconds a track not re-detected stays in the output (coasting); after that it
             is hidden (kept, unseen, until ``hold_s``, so its id survives). None: shown until ``hold_s``.
-        split: split a track (new id) whose identity embedding is beyond the embedder's
-            same-person threshold from every face in its history (only models on an identity
-            embedder compute one: galleries, classifiers on dlib-resnet).
+        split: split a track (new id) when two faces in a row have identity embeddings beyond the
+            embedder's same-person threshold from every face in its history (only models on an
+            identity embedder compute one: galleries, classifiers on dlib-resnet).
         split_min_face: faces smaller than this (pixels) are not used for the identity check.
         vote: which models' labels are a quality-weighted vote over the track's classifications
             (:class:`~faceforge.track.LabelVote`) instead of a smoothed average: ``"auto"``
@@ -208,24 +208,32 @@ class LiveAnalyzer:
 
     def _due(self, t: Track, frame: int, sharp: float) -> bool:
         last = t.data.get("classified_frame")
-        if last is None:
+        if last is None or t.data.pop("recheck", False):
             return True
         if frame - last >= self.reclassify_every or t.size >= self.grow * t.data.get("classified_size", 1e9):
             return True
         return sharp >= self.sharper * t.data.get("classified_sharpness", 1e18)
 
     def _gate(self, t: Track, emb: dict[str, np.ndarray], size: float) -> Track:
-        """Split ``t`` when its new face is someone else; add the face to the (new) track's history."""
+        """Split ``t`` when two faces in a row are someone else; add the face to the (new) track's history.
+
+        A first face beyond the threshold only makes the track suspect (and due for another
+        classification at once); one blurred or turned face does not split a track.
+        """
         if not emb or size < self.split_min_face:
             return t
         hist = t.data.setdefault("appearance", {})
         if any(k in hist and hist[k].is_other(e) for k, e in emb.items()):
+            if not t.data.get("suspect"):
+                t.data["suspect"] = t.data["recheck"] = True
+                return t
             old = t
             t = self.tracker.split(t)
             self.splits += 1
             t.data.update({k: old.data[k] for k in ("classified_frame", "classified_size", "classified_sharpness")
                            if k in old.data})
             hist = t.data.setdefault("appearance", {})
+        t.data.pop("suspect", None)
         for k, e in emb.items():
             hist.setdefault(k, AppearanceHistory(self.identity[k])).add(e)
         return t

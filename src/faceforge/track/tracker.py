@@ -188,10 +188,8 @@ class Tracker:
         Raises:
             ParameterError: ``track`` is not one of this tracker's live tracks.
         """
-        for i, t in enumerate(self.tracks):
-            if t is track:
-                break
-        else:
+        i = next((k for k, t in enumerate(self.tracks) if t is track), None)
+        if i is None:
             raise ParameterError(f"track {track.id} is not a live track of this tracker (live: "
                                  f"{[t.id for t in self.tracks]}); split a track returned by the last update.")
         new = Track(self._next_id, track.xyxy.copy(), track.score, track.landmarks.copy(), track.last_frame,
