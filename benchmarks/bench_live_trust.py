@@ -16,9 +16,10 @@ Measures per footage and variant: tracks across cuts (track ids seen in two segm
 switches per track-minute (label changes of a track's ``identity``, a gallery of the 8
 ``identity/tv_characters`` people) and the wrong-name rate (on every 3rd frame, shown names that
 the gallery, asked about that face in that frame alone, gives to another person), coasting
-frames per track and the share of coasting boxes on a face, faces shown vs the photo detector (recall: photo-detector faces covered by a shown box,
-IoU >= 0.3, per frame), and FPS end to end (``run_live`` on a video file, decode included, the
-built-in gender model on a worker) at 640x480 and 1080p (every 15th detection tiled).
+frames per track and the share of coasting boxes on a face, faces shown vs the photo detector
+(recall: photo-detector faces covered by a shown box, IoU >= 0.3, per frame), and FPS end to end
+(``run_live`` on a video file, decode included, the built-in gender model on a worker) at
+640x480 and 1080p (every 15th detection tiled).
 
     python benchmarks/bench_live_trust.py [--frames N] [--repeats R]
 
