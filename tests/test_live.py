@@ -147,7 +147,7 @@ def test_tiled_rounds_keep_small_face_tracks_alive(clip, models):
 
 
 def test_a_lost_face_keeps_its_label_for_the_hold_time(astronaut, models):
-    an = LiveAnalyzer({"emotion": models["emotion"]}, detector="yunet", workers=0, fps=10, hold_s=0.5)
+    an = LiveAnalyzer({"emotion": models["emotion"]}, detector="yunet", workers=0, fps=10, hold_s=0.5, max_coast=0.5)
     for i in range(3):
         faces = an.process(np.roll(astronaut, 4 * i, axis=1), i)
     assert faces.predictions["emotion"][0].label == "happy"

@@ -74,6 +74,12 @@ def live(
                                                           "1080p at about 30 FPS)."),
     gallery: Optional[Path] = typer.Option(None, "--gallery", "-g", help="A gallery file: who each face is."),
     gallery_name: str = typer.Option("default", "--gallery-name", help="The gallery's name inside the file."),
+    max_coast: float = typer.Option(0.2, "--max-coast", help="Seconds a face that is no longer detected stays on "
+                                    "screen (drawn dashed grey, \"coasting\": true in the JSONL)."),
+    cut_threshold: float = typer.Option(0.07, "--cut-threshold", help="Scene-cut sensitivity (grey-histogram "
+                                        "distance between frames; a cut ends every track). 0: no cut detection."),
+    reacquire_every: int = typer.Option(3, "--reacquire-every", help="Search a lost face's region with the photo "
+                                        "detector at most every n frames (finds profiles; 0: never)."),
 ) -> None:
     # One line on purpose: rich help keeps a docstring's line breaks in the command listing.
     """Live video: faces tracked with stable ids, labels per face that do not flicker, classification off the capture thread."""  # noqa: E501
@@ -101,9 +107,11 @@ def live(
     stats = run_live(int(source) if source.isdigit() else source, models, detector=detector,
                      detect_every=detect_every, output=output, jsonl=jsonl, show=show, mjpeg=mjpeg,
                      max_frames=max_frames, realtime=realtime, drop=True if realtime else None,
-                     detector_options={"tile": True} if tile else None, tile_every=tile_every)
+                     detector_options={"tile": True} if tile else None, tile_every=tile_every,
+                     max_coast=max_coast, cut_threshold=cut_threshold or None, reacquire_every=reacquire_every)
     d = stats.to_dict()
     err.print(f"{d['frames']} frames in {d['seconds']:.1f} s ({d['fps']:.1f} FPS), {d['dropped']} dropped, "
-              f"{d['tracks']} tracks, {d['classifications']} classifications, label changes {d['label_flips']}"
+              f"{d['tracks']} tracks, {d['classifications']} classifications, label changes {d['label_flips']}, "
+              f"{d['cuts']} scene cuts, {d['splits']} identity splits"
               + (f"; video {output}" if output else "") + (f"; results in {jsonl}" if jsonl else ""), highlight=False)
 

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from faceforge.live.pipeline import LiveAnalyzer
+from faceforge.live.pipeline import DEFAULT_MAX_COAST, DEFAULT_REACQUIRE_EVERY, LiveAnalyzer, face_records
 from faceforge.sinks import MjpegServer, VideoSink, WindowSink, has_gui
 from faceforge.live.source import CaptureThread, describe_source, open_frames
 from faceforge.types import Faces
@@ -34,6 +34,10 @@ class LiveStats:
     tracks: int = 0
     label_flips: dict[str, int] = field(default_factory=dict)  # model -> label changes over all tracks
     latency_ms: float | None = None  # mean time from a frame's arrival to its labels
+    cuts: int = 0  # scene cuts seen (every track ended there)
+    splits: int = 0  # tracks split because their face became someone else's
+    reacquired: int = 0  # lost tracks found again by the photo detector on their region
+    coasting: int = 0  # face boxes shown while coasting (not detected in their frame)
 
     @property
     def fps(self) -> float:
@@ -42,11 +46,12 @@ class LiveStats:
     def to_dict(self) -> dict[str, Any]:
         return {"frames": self.frames, "dropped": self.dropped, "seconds": round(self.seconds, 3),
                 "fps": round(self.fps, 2), "classifications": self.classifications, "tracks": self.tracks,
-                "label_flips": self.label_flips, "latency_ms": self.latency_ms}
+                "label_flips": self.label_flips, "latency_ms": self.latency_ms, "cuts": self.cuts,
+                "splits": self.splits, "reacquired": self.reacquired, "coasting": self.coasting}
 
 
 def draw(image: np.ndarray, faces: Faces, fps: float | None = None) -> np.ndarray:
-    """Boxes with track id and labels, and the FPS in the corner."""
+    """Boxes with track id and labels (coasting tracks dashed and grey), and the FPS in the corner."""
     import cv2
 
     from faceforge.sinks import annotate
@@ -69,7 +74,8 @@ def run_live(source: str | int | os.PathLike, models: dict[str, Any], *, detecto
              max_frames: int | None = None, realtime: bool = False, drop: bool | None = None, workers: int = 1,
              hold_s: float = 0.5, reclassify_every: int = 15, on_frame: Callable[[int, Faces], Any] | None = None,
              fps: float | None = None, overlay: bool = True,
-             detector_options: dict[str, Any] | None = None, tile_every: int = 0) -> LiveStats:
+             detector_options: dict[str, Any] | None = None, tile_every: int = 0,
+             **options: Any) -> LiveStats:
     """Run the live pipeline on ``source`` until it ends (or ``max_frames``, or ``q`` in the window).
 
     Args:
@@ -89,6 +95,8 @@ def run_live(source: str | int | os.PathLike, models: dict[str, Any], *, detecto
         overlay: draw the FPS on output frames.
         detector_options: passed to the detector (e.g. ``{"tile": True}``).
         tile_every: every n-th detection also runs on tiles (small faces; see LiveAnalyzer).
+        **options: more :class:`~faceforge.live.LiveAnalyzer` options: ``max_coast``,
+            ``cut_threshold``, ``split``, ``vote``, ``reacquire_every``...
 
     Returns:
         :class:`LiveStats`.
@@ -103,7 +111,7 @@ def run_live(source: str | int | os.PathLike, models: dict[str, Any], *, detecto
     cap = CaptureThread(source, drop=drop, realtime=realtime)
     an = LiveAnalyzer(models, detector=detector, detect_every=detect_every, fps=src_fps, hold_s=hold_s,
                       reclassify_every=reclassify_every, workers=workers, detector_options=detector_options,
-                      tile_every=tile_every)
+                      tile_every=tile_every, **options)
     stats = LiveStats()
     history: dict[int, dict[str, list[str | None]]] = {}
     window = None
@@ -127,6 +135,7 @@ def run_live(source: str | int | os.PathLike, models: dict[str, Any], *, detecto
             ema = inst if ema is None else 0.9 * ema + 0.1 * inst
             last = now
             stats.frames += 1
+            stats.coasting += int(np.count_nonzero(faces.data.get("coasting", ())))
             track_ids = [] if faces.track_id is None else faces.track_id.tolist()  # process() sets them
             for tid, i in zip(track_ids, range(len(faces))):
                 for name in models:
@@ -134,7 +143,7 @@ def run_live(source: str | int | os.PathLike, models: dict[str, Any], *, detecto
                     history.setdefault(tid, {}).setdefault(name, []).append(None if p is None else p.label)
             if writer:
                 writer.write({"frame": frame.index, "time": round(frame.timestamp, 3),
-                              "faces": faces.to_dicts(1)})
+                              "faces": face_records(faces, 1)})
             if sinks:
                 img = draw(frame.image, faces, ema if overlay else None)
                 for s in sinks:
@@ -159,6 +168,7 @@ def run_live(source: str | int | os.PathLike, models: dict[str, Any], *, detecto
             writer.close()
     stats.dropped = cap.dropped
     stats.classifications = an.classifications
+    stats.cuts, stats.splits, stats.reacquired = len(an.cut_frames), an.splits, an.reacquired
     stats.tracks = len(history)
     stats.label_flips = {name: sum(count_flips(h.get(name, [])) for h in history.values()) for name in models}
     if an.latencies:
@@ -180,5 +190,6 @@ def _source_fps(source: Any) -> float | None:
         cap.release()
 
 
-__all__ = ["CaptureThread", "LiveAnalyzer", "LiveStats", "MjpegServer", "VideoSink", "WindowSink",
-           "describe_source", "draw", "has_gui", "open_frames", "run_live"]
+__all__ = ["DEFAULT_MAX_COAST", "DEFAULT_REACQUIRE_EVERY", "CaptureThread", "LiveAnalyzer", "LiveStats",
+           "MjpegServer", "VideoSink", "WindowSink", "describe_source", "draw", "face_records", "has_gui",
+           "open_frames", "run_live"]

@@ -172,5 +172,34 @@ class Tracker:
         return list(self.tracks)
 
     def reset(self) -> None:
-        """Forget every track (ids keep counting up)."""
+        """Forget every track (ids keep counting up): at a scene cut, every track ends."""
         self.removed, self.tracks, self._frame = list(self.tracks), [], None
+
+    def split(self, track: Track) -> Track:
+        """End ``track`` and continue its box under a new id (its face became someone else's).
+
+        The new track keeps the box, score, landmarks and velocity, starts with no ``data``
+        (labels, history) and is confirmed (its face is being detected). The old track is listed
+        in :attr:`removed`.
+
+        Returns:
+            The new track, in :attr:`tracks` where ``track`` was.
+
+        Raises:
+            ParameterError: ``track`` is not one of this tracker's live tracks.
+        """
+        i = next((k for k, t in enumerate(self.tracks) if t is track), None)
+        if i is None:
+            raise ParameterError(f"track {track.id} is not a live track of this tracker (live: "
+                                 f"{[t.id for t in self.tracks]}); split a track returned by the last update.")
+        new = Track(self._next_id, track.xyxy.copy(), track.score, track.landmarks.copy(), track.last_frame,
+                    track.last_frame, velocity=track.velocity.copy(), misses=track.misses, confirmed=True)
+        self._next_id += 1
+        self.tracks[i] = new
+        self.removed.append(track)
+        return new
+
+    def reacquire(self, track: Track, faces: Faces, j: int, frame: int) -> None:
+        """Match detection ``j`` of ``faces`` (found by another detector, e.g. on the track's region)
+        to ``track`` in frame ``frame``, as if the tracker had matched it."""
+        self._apply(track, faces, j, frame, max(0, frame - track.last_frame))
