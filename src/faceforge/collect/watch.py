@@ -1,8 +1,8 @@
 """Ingest as files arrive: watch inbox folders (watchdog) and run :func:`faceforge.collect.ingest`.
 
-One ingest runs at the start; then every created, moved or modified file under an inbox arms a
-timer, and once nothing has changed for ``settle_s`` seconds (a copy in progress keeps writing)
-ingest runs over the inboxes again (it only processes the files it has not seen). For users who
+One ingest runs at the start (the folders already watched); then every created, moved or modified
+file (or created folder) under an inbox arms a timer, and once nothing has changed for
+``settle_s`` seconds (a copy in progress keeps writing) ingest runs over the inboxes again (it only processes the files it has not seen). For users who
 run no service; the service's schedules and a cron line do the same on a timetable.
 """
 
@@ -60,7 +60,9 @@ def watch(inboxes: Sequence[str | os.PathLike], into: str | os.PathLike, *, sett
 
     class Handler(FileSystemEventHandler):
         def on_any_event(self, event: Any) -> None:
-            if event.event_type in ("created", "moved", "modified", "closed") and not event.is_directory:
+            # a new folder counts too: files copied into it before its watch is added send no event
+            if event.event_type in ("created", "moved", "modified", "closed") and (
+                    event.is_directory is False or event.event_type in ("created", "moved")):
                 last[0] = time.monotonic()
                 changed.set()
 
@@ -74,13 +76,13 @@ def watch(inboxes: Sequence[str | os.PathLike], into: str | os.PathLike, *, sett
         if on_report is not None:
             on_report(rep)
 
-    once()
     observer = Observer()
     for p in paths:
         if p.is_dir():
             observer.schedule(Handler(), str(p), recursive=True)
-    observer.start()
+    observer.start()  # before the first run: a file arriving during it arms the next one
     try:
+        once()
         while not stop.is_set():
             if not changed.wait(timeout=0.2):
                 continue
