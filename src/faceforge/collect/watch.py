@@ -2,8 +2,9 @@
 
 One ingest runs at the start (the folders already watched); then every created, moved or modified
 file (or created folder) under an inbox arms a timer, and once nothing has changed for
-``settle_s`` seconds (a copy in progress keeps writing) ingest runs over the inboxes again (it only processes the files it has not seen). For users who
-run no service; the service's schedules and a cron line do the same on a timetable.
+``settle_s`` seconds (a copy in progress keeps writing) ingest runs over the inboxes again (it
+only processes the files it has not seen). For users who run no service; the service's schedules
+and a cron line do the same on a timetable.
 """
 
 from __future__ import annotations
