@@ -31,7 +31,8 @@ import numpy as np
 from faceforge.errors import ParameterError
 from faceforge.track import LabelSmoother, Track, Tracker
 from faceforge.track.cuts import DEFAULT_CUT_THRESHOLD, CutDetector
-from faceforge.track.identity import AppearanceHistory, LabelVote, face_quality, identity_embedders
+from faceforge.live.identity import identity_embedders
+from faceforge.track.identity import AppearanceHistory, LabelVote, face_quality
 from faceforge.types import Faces, iou_matrix
 
 #: seconds a lost face's box stays on screen (coasting). Measured on street_1080p (1080p with every
@@ -293,7 +294,7 @@ class LiveAnalyzer:
             if ex - ox < 8 or ey - oy < 8:
                 continue
             self.searches += 1
-            found = self._reacquirer.find(image[oy:ey, ox:ex])  # type: ignore[union-attr]
+            found = self._reacquirer.find(image[oy:ey, ox:ex])
             if not len(found):
                 continue
             shift = np.array([ox, oy, ox, oy], np.float32)

@@ -15,9 +15,8 @@ splits a track whose face became someone else's.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
@@ -84,43 +83,14 @@ class IdentityMetric:
     distance: Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def _euclidean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def euclidean_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.linalg.norm(np.atleast_2d(a) - np.atleast_2d(b), axis=1)
 
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a, b = np.atleast_2d(a), np.atleast_2d(b)
     na = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
     return 1.0 - (a * b).sum(1) / np.maximum(na, 1e-12)
-
-
-def identity_embedders(models: Mapping[str, Any]) -> dict[str, IdentityMetric]:
-    """``{embedding key: IdentityMetric}`` for the models' embeddings that tell people apart.
-
-    An embedding is an identity embedding when its embedder's registry entry has a same-person
-    ``threshold`` (dlib-resnet: yes; agegender: no). The threshold is the one-to-one verification
-    threshold at faceforge's default false-accept rate (:func:`faceforge.pipeline.verify.decision_threshold`).
-    """
-    from faceforge.errors import FaceforgeError
-    from faceforge.pipeline.verify import decision_threshold
-    from faceforge.registry import get_spec
-
-    out: dict[str, IdentityMetric] = {}
-    for m in models.values():
-        key = getattr(m, "embedding_key", None)
-        if not key or key in out:
-            continue
-        name = key.split("{", 1)[0]
-        try:
-            inp = get_spec(name).input
-        except FaceforgeError:
-            continue
-        if inp.get("threshold") is None:
-            continue
-        thr, _ = decision_threshold(name, float(inp["threshold"]), kind="pair")
-        dist = _cosine if inp.get("metric") == "cosine" else _euclidean
-        out[key] = IdentityMetric(name, float(thr), dist)
-    return out
 
 
 class AppearanceHistory:
@@ -152,4 +122,4 @@ class AppearanceHistory:
         self.embeddings.append(np.asarray(embedding, np.float32).copy())
 
 
-__all__ = ["AppearanceHistory", "IdentityMetric", "LabelVote", "face_quality", "identity_embedders"]
+__all__ = ["AppearanceHistory", "IdentityMetric", "LabelVote", "cosine_distance", "euclidean_distance", "face_quality"]
