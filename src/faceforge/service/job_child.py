@@ -88,6 +88,7 @@ def video_job(d: Path, params: dict[str, Any], home: str) -> tuple[str, Any]:
     """A video analysis: ``d/video`` -> ``d/frames.jsonl`` (faces per frame) and the tracks' labels."""
     from faceforge._fs import atomic_write
     from faceforge.live import LiveAnalyzer
+    from faceforge.live.pipeline import face_records
     from faceforge.service.engine import Engine
     from faceforge.service.state import Home
     from faceforge.sources.media import iter_video
@@ -111,7 +112,7 @@ def video_job(d: Path, params: dict[str, Any], home: str) -> tuple[str, Any]:
                     t["last_frame"] = fr.index
                     for name, p in f.predictions.items():
                         t["labels"].setdefault(name, Counter())[p.label] += 1
-                lines.append(json.dumps({"frame": fr.index, "time_s": fr.timestamp, "faces": faces.to_dicts(1)}))
+                lines.append(json.dumps({"frame": fr.index, "time_s": fr.timestamp, "faces": face_records(faces, 1)}))
                 if frames % 10 == 0:
                     progress(min(0.99, frames * every / max(total, 1)), f"frame {fr.index}")
     except FaceforgeError as e:

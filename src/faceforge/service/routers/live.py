@@ -10,6 +10,7 @@ import time
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 
+from faceforge.live.pipeline import face_records
 from faceforge.errors import FaceforgeError, ImageError
 from faceforge.service.deps import EngineDep, SettingsDep, api_key_ok
 from faceforge.service.errors import scrub_paths
@@ -83,7 +84,7 @@ async def live(ws: WebSocket, settings: SettingsDep, engine: EngineDep, models: 
                 continue
             await ws.send_json({"frame": frame, "width": img.shape[1], "height": img.shape[0],
                                 "ms": round((time.perf_counter() - t0) * 1000, 1),
-                                "faces": faces.to_dicts(1)})
+                                "faces": face_records(faces, 1)})
             frame += 1
     except WebSocketDisconnect:
         pass
