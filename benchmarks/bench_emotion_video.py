@@ -21,7 +21,10 @@ Each recipe of :data:`RECIPES` (how the face is cut, :class:`faceforge.attribute
 is evaluated on the same detections (detected once, cached in memory). Accuracy has a Wilson 95%
 interval, balanced accuracy a seeded bootstrap one.
 
-    nice python benchmarks/bench_emotion_video.py [--fer-limit N] [--recipes current,native]
+    nice python benchmarks/bench_emotion_video.py --fer-limit 1200 --cache /tmp/sets.pkl [--recipes current,shipped]
+    nice python benchmarks/bench_emotion_video.py --fer-only --cache /tmp/fer.pkl     # all 3,589 through analyze
+
+Results: ``benchmarks/results/emotion_video.json`` (the model card ``models/emotion.md`` has the tables).
 """
 
 from __future__ import annotations
@@ -187,7 +190,9 @@ def fer_files(data: Path, limit: int | None, seed: int) -> list[tuple[Path, str]
     return files
 
 
-def build_sets(data: Path, fer_limit: int | None, seed: int, clip_step: int) -> tuple[dict[str, list[Item]], dict]:
+def build_sets(data: Path, fer_limit: int | None, seed: int, clip_step: int,
+               fer_only: bool = False) -> tuple[dict[str, list[Item]], dict]:
+    """Every set (``fer_only``: only ``fer_analyze``), detected once."""
     import cv2
 
     from faceforge.pipeline import FaceFinder
@@ -203,11 +208,16 @@ def build_sets(data: Path, fer_limit: int | None, seed: int, clip_step: int) -> 
     for f, c in fer:
         faces, _, s = finders["photo"].find_scaled(load_image(f))
         sets["fer_analyze"].append(Item(("file", str(f), s), faces[[0]], c))
+        if fer_only:
+            continue
         buf, box = render_fer(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), rng)
         img = decode(buf)
         for d in ("photo", "live"):
             sets[f"fer_video_{d}"].append(Item(("jpeg", buf), match(finders[d].find_scaled(img)[0], box), c))
     print(f"FER sets: {len(fer)} faces, {time.perf_counter() - t:.0f} s", flush=True)
+    if fer_only:
+        del sets["fer_video_photo"], sets["fer_video_live"]
+        return sets, frames
     sets["seed4"] = []
     for folder, lab in SEED4.items():
         for f in sorted((data / "emotion" / "seed_emotion4" / folder).iterdir()):
@@ -376,6 +386,7 @@ def main() -> None:
     ap.add_argument("--recipes", default="", help="comma-separated names of recipes() (default: all); "
                     "NAME+single runs the network without the mirror average")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fer-only", action="store_true", help="only FER2013 public_test through analyze")
     ap.add_argument("--weights", default=None, help="another emotion.onnx to evaluate (default: the shipped one)")
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--cache", default=None, help="pickle of the detected sets (outside the repo): reused when "
@@ -385,7 +396,7 @@ def main() -> None:
         with open(args.cache, "rb") as fh:
             sets, frames = pickle.load(fh)
     else:
-        sets, frames = build_sets(args.data, args.fer_limit, args.seed, args.clip_step)
+        sets, frames = build_sets(args.data, args.fer_limit, args.seed, args.clip_step, args.fer_only)
         if args.cache:
             with open(args.cache, "wb") as fh:
                 pickle.dump((sets, frames), fh, protocol=pickle.HIGHEST_PROTOCOL)
