@@ -457,7 +457,8 @@ def main() -> None:
     ap.add_argument("--video-aug", type=float, default=0.0,
                     help="probability that a training chip is re-cut as from a video frame (video_crop)")
     ap.add_argument("--val-video", action="store_true",
-                    help="choose the epoch on the mean of clean and video-style (seeded video_crop) validation accuracy")
+                    help="choose the epoch on the mean of clean and video-style (seeded video_crop) "
+                         "validation accuracy")
     args = ap.parse_args()
 
     import torch
