@@ -92,12 +92,17 @@ def stratified_split(y: np.ndarray, frac: float, seed: int) -> tuple[np.ndarray,
 
 
 # ------------------------------------------------------------------------------------- network
-def build_model(width: int = 32, fc: int = 256, drop: float = 0.3, inner: int = 48, drop2d: float = 0.0):
+def build_model(width: int = 32, fc: int = 256, drop: float = 0.3, inner: int = 48, drop2d: float = 0.0,
+                folded: bool = False):
+    """The network; ``folded``: convolutions with a bias and no batch norm, the form the exported
+    ONNX graph has (batch norm folded into the convolutions), so an exported model can be trained on."""
     import torch
     from torch import nn
     import torch.nn.functional as F
 
     def block(cin: int, cout: int) -> list:
+        if folded:
+            return [nn.Conv2d(cin, cout, 3, padding=1, bias=True), nn.ReLU(inplace=True)]
         return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
     class EmotionNet(nn.Module):
@@ -155,7 +160,91 @@ class TTAWrapper:
         return Export()
 
 
+def load_onnx_weights(model, path: Path) -> None:
+    """Copy the weights of an exported emotion graph (``emotion.onnx``) into a ``folded`` model.
+
+    The graph's convolutions (batch norm folded in), then MatMul -> BatchNormalization -> Gemm of
+    the head, in order; float16-stored initialisers are read back as float32.
+    """
+    import onnx
+    import torch
+    from onnx import helper, numpy_helper
+
+    g = onnx.load(str(path)).graph
+    arrays = {i.name: numpy_helper.to_array(i).astype(np.float32) for i in g.initializer}
+    for n in g.node:  # Cast(x_fp16) -> x
+        if n.op_type == "Cast" and n.input[0] in arrays:
+            arrays[n.output[0]] = arrays[n.input[0]]
+    convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
+    lin1, bn, lin2 = model.head[2], model.head[3], model.head[6]
+    ci = 0
+    with torch.no_grad():
+        for n in g.node:
+            if n.op_type == "Conv":
+                convs[ci].weight.copy_(torch.from_numpy(arrays[n.input[1]]))
+                convs[ci].bias.copy_(torch.from_numpy(arrays[n.input[2]]))
+                ci += 1
+            elif n.op_type == "MatMul":
+                lin1.weight.copy_(torch.from_numpy(arrays[n.input[1]].T.copy()))
+            elif n.op_type == "BatchNormalization":
+                for t, name in zip((bn.weight, bn.bias, bn.running_mean, bn.running_var), n.input[1:5]):
+                    t.copy_(torch.from_numpy(arrays[name]))
+            elif n.op_type == "Gemm":
+                trans = next((helper.get_attribute_value(a) for a in n.attribute if a.name == "transB"), 0)
+                w = arrays[n.input[1]]
+                lin2.weight.copy_(torch.from_numpy(w if trans else w.T.copy()))
+                lin2.bias.copy_(torch.from_numpy(arrays[n.input[2]]))
+    if ci != len(convs):
+        sys.exit(f"{path}: {ci} convolutions, the model has {len(convs)}")
+
+
 # -------------------------------------------------------------------------------- augmentation
+def video_crop(u8: np.ndarray, rng: np.random.Generator, jitter: float = 0.12, shift: float = 0.06) -> np.ndarray:
+    """A 64x64 training chip as the emotion path would cut it from a video frame.
+
+    The face is shown at a random size (32-140 px), with reflected context, gain and offset,
+    blur, lost resolution (down- and upscaling), sensor noise and JPEG compression, then a
+    jittered box (side x exp(N(0, jitter)), centre moved by N(0, shift) x side) is cut exactly as
+    :func:`faceforge.attributes.emotion_crop.emotion_chips` cuts a detection (the shipped recipe).
+    """
+    import cv2
+
+    from faceforge.attributes.emotion import RECIPE
+    from faceforge.attributes.emotion_crop import emotion_chips
+    from faceforge.types import Faces
+
+    s = int(round(math.exp(rng.uniform(math.log(32), math.log(140)))))
+    face = cv2.resize(u8, (s, s), interpolation=cv2.INTER_AREA if s < u8.shape[0] else cv2.INTER_LINEAR)
+    face = face.astype(np.float32) * rng.uniform(0.7, 1.15) + rng.uniform(-25, 25)
+    pad = s // 2 + 2
+    img = cv2.copyMakeBorder(face, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    sigma = rng.uniform(0.0, 1.2)
+    if sigma > 0.3:
+        img = cv2.GaussianBlur(img, (0, 0), sigma)
+    h, w = img.shape
+    if rng.random() < 0.5:
+        d = rng.uniform(1.0, 1.8)
+        img = cv2.resize(cv2.resize(img, (max(8, int(w / d)), max(8, int(h / d))), interpolation=cv2.INTER_AREA),
+                         (w, h), interpolation=cv2.INTER_LINEAR)
+    img = np.clip(img + rng.normal(0, rng.uniform(0, 4), img.shape), 0, 255).astype(np.uint8)
+    if rng.random() < 0.8:
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 91))])
+        img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+    side = s * math.exp(rng.normal(0, jitter))
+    cx, cy = pad + s / 2 + rng.normal(0, shift) * s, pad + s / 2 + rng.normal(0, shift) * s
+    faces = Faces(np.array([[cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2]], np.float32),
+                  np.ones(1, np.float32), None, (w, h), "yunet")
+    return emotion_chips(np.repeat(img[:, :, None], 3, axis=2), faces, SIZE, RECIPE.with_(rotate=False))[0]
+
+
+def video_batch(u8: np.ndarray, rng: np.random.Generator, p: float) -> np.ndarray:
+    """``u8`` chips, each replaced by :func:`video_crop` with probability ``p``."""
+    out = u8.copy()
+    for i in np.flatnonzero(rng.random(len(u8)) < p):
+        out[i] = video_crop(u8[i], rng)
+    return out
+
+
 def augment(x, gen, rot: float = 15.0, scale: float = 0.12, shift: float = 0.10, erase: float = 0.25,
             contrast: float = 0.3, brightness: float = 0.2):
     """Random mirror, rotation, scale, shift (one affine warp), brightness/contrast and erasing.
@@ -363,6 +452,13 @@ def main() -> None:
     ap.add_argument("--init", type=Path, default=None,
                     help="start from this PyTorch state dict (a --checkpoint of an earlier run): continue training")
     ap.add_argument("--checkpoint", type=Path, default=None, help="also save the best PyTorch state dict here")
+    ap.add_argument("--init-onnx", type=Path, default=None,
+                    help="start from an exported emotion.onnx (batch norm folded: the convolutions get biases)")
+    ap.add_argument("--video-aug", type=float, default=0.0,
+                    help="probability that a training chip is re-cut as from a video frame (video_crop)")
+    ap.add_argument("--val-video", action="store_true",
+                    help="choose the epoch on the mean of clean and video-style (seeded video_crop) "
+                         "validation accuracy")
     args = ap.parse_args()
 
     import torch
@@ -384,7 +480,11 @@ def main() -> None:
     print(f"train {len(x_tr)}  val {len(x_va)}  (from {args.data / 'train'}), "
           f"load {time.time() - t_start:.1f}s", flush=True)
 
-    model = build_model(args.width, args.fc, args.drop, args.inner, args.drop2d)
+    folded = args.init_onnx is not None
+    model = build_model(args.width, args.fc, args.drop, args.inner, args.drop2d, folded)
+    if args.init_onnx:
+        load_onnx_weights(model, args.init_onnx)
+        print(f"starting from {args.init_onnx}", flush=True)
     if args.init:
         model.load_state_dict(torch.load(args.init, map_location="cpu"))
         print(f"starting from {args.init}", flush=True)
@@ -393,7 +493,7 @@ def main() -> None:
           flush=True)
     ema = None
     if args.ema > 0:
-        ema = build_model(args.width, args.fc, args.drop, args.inner, args.drop2d)
+        ema = build_model(args.width, args.fc, args.drop, args.inner, args.drop2d, folded)
         ema.load_state_dict(model.state_dict())
         for p in ema.parameters():
             p.requires_grad_(False)
@@ -411,8 +511,25 @@ def main() -> None:
     x_tr_t = torch.from_numpy(to_input(x_tr))
     y_tr_t = torch.from_numpy(y_tr)
 
+    vrng = np.random.default_rng(args.seed + 1) if args.video_aug > 0 else None
+    x_va_video = video_batch(x_va, np.random.default_rng(args.seed + 2), 1.0) if args.val_video else None
+
+    def val_score(m) -> float:
+        """Validation accuracy (the mean of clean and video-style when --val-video)."""
+        clean = float(np.mean(evaluate_torch(m, x_va).argmax(1) == y_va))
+        if x_va_video is None:
+            return clean
+        video = float(np.mean(evaluate_torch(m, x_va_video).argmax(1) == y_va))
+        print(f"  val clean {clean:.4f}  video-style {video:.4f}", flush=True)
+        return (clean + video) / 2
+
     best = (-1.0, -1)
     best_state = None
+    if args.init_onnx or args.init:  # the starting point is a candidate too (epoch 0)
+        best = (val_score(ema if ema is not None else model), 0)
+        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        best_src = "init"
+        print(f"epoch   0  val {best[0]:.4f} (the starting weights)", flush=True)
     history = []
     t_train = time.time()
     step = 0
@@ -425,7 +542,9 @@ def main() -> None:
                    file=sys.stdout)
         for i in bar:
             idx = perm[i * args.batch:(i + 1) * args.batch]
-            xb = augment(x_tr_t[idx], gen, rot=args.rot, scale=args.scale, shift=args.shift, erase=args.erase,
+            xin = x_tr_t[idx] if vrng is None else torch.from_numpy(to_input(video_batch(x_tr[idx.numpy()], vrng,
+                                                                                               args.video_aug)))
+            xb = augment(xin, gen, rot=args.rot, scale=args.scale, shift=args.shift, erase=args.erase,
                          contrast=args.contrast, brightness=args.brightness)
             yb = y_tr_t[idx]
             logits = model(xb)
@@ -451,7 +570,7 @@ def main() -> None:
         evals = {"net": model} if ema is None else {"ema": ema}  # EMA weights: one evaluation per epoch
         accs = {}
         for k, m in evals.items():
-            accs[k] = float(np.mean(evaluate_torch(m, x_va).argmax(1) == y_va))
+            accs[k] = val_score(m)
         pick = max(accs, key=accs.get)
         row = {"epoch": epoch, "train_loss": tot / seen, "train_acc": correct / seen,
                "val_acc": accs[pick], "weights": pick, "lr": sched.get_last_lr()[0],
@@ -468,7 +587,7 @@ def main() -> None:
               f"{row['seconds']:.0f}s{mark}", flush=True)
     train_seconds = time.time() - t_train
 
-    final = build_model(args.width, args.fc, args.drop, args.inner, args.drop2d)
+    final = build_model(args.width, args.fc, args.drop, args.inner, args.drop2d, folded)
     final.load_state_dict(best_state)
     final.eval()
     if args.checkpoint:

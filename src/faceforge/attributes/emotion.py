@@ -7,19 +7,24 @@
 
 Both take the same input (the registry entries ``faceforge-emotion`` and ``fer-emotion`` give its
 size, scaling and classes): a grey square face crop, 64x64, scaled to [-1, 1]. The networks were
-trained on FER2013 (48x48 grey faces, upscaled to 64x64). ``fer`` feeds its network the Haar
-cascade's square box grown by 10 px a side; we take a square crop of :data:`MARGIN` times the
-detector's box (yunet boxes are already larger than the inner face). Whole-image faces (photos
-that are already face crops, like FER2013's) are used as they are.
+trained on FER2013 (48x48 grey faces, upscaled to 64x64). The crop is cut by a
+:class:`~faceforge.attributes.emotion_crop.CropRecipe` (:data:`RECIPE`): a square of the detector's
+box framed as FER2013's crops are, per detector (yunet's box as it is; BlazeFace's, the live
+detector's, enlarged, see :data:`~faceforge.attributes.emotion_crop.FRAMING`). Whole-image faces
+(photos that are already face crops, like FER2013's) are used as they are. ``mirror=False`` runs
+faceforge's network once per face instead of on the face and its mirror image.
 """
 
 from __future__ import annotations
 
+import os
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from faceforge.attributes.emotion_crop import FRAMING, CropRecipe, emotion_chips
 from faceforge.registry import ModelSpec, get_spec
 from faceforge.types import Faces, Prediction
 
@@ -27,6 +32,11 @@ from faceforge.types import Faces, Prediction
 #: (upscaled, found by yunet): 1.0 -> 55.0% accuracy, 1.1 -> 53.3%, 1.2 -> 51.8%, 1.5 -> 44.4%;
 #: the 48x48 crop used whole: 55.4%.
 MARGIN = 1.0
+#: Average each face's scores with its mirror image's (faceforge's network: the shipped graph
+#: does it; False runs a derived single-pass graph at half the cost).
+MIRROR = True
+#: How chips are cut (see :mod:`faceforge.attributes.emotion_crop`).
+RECIPE = CropRecipe(margin=MARGIN, framing=FRAMING)
 
 #: Backend -> registry name of its network (the registry entry ``emotion``), default first.
 NETWORKS: dict[str, str] = dict(get_spec("emotion").input["networks"])
@@ -62,22 +72,41 @@ class EmotionModel:
     """An emotion network as a face model: :meth:`predict_faces` gives a prediction per face.
 
     Args:
-        margin: square crop side as a multiple of the detector's box.
+        margin: square crop side as a multiple of the detector's box, for every detector
+            (default: :data:`RECIPE`, which frames each detector's box as FER2013's crops).
         backend: ``"faceforge"`` (faceforge's own network, the default), ``"fer"`` (fer's
             mini-Xception) or ``None`` (the default).
+        recipe: how the chips are cut (:class:`~faceforge.attributes.emotion_crop.CropRecipe`;
+            default :data:`RECIPE`).
+        mirror: faceforge's network only: average each face with its mirror image (default
+            :data:`MIRROR`); False halves the cost.
+        weights: faceforge's network only: another ``emotion.onnx`` with the same input and output
+            (e.g. one retrained by ``scripts/train_emotion.py``) instead of the shipped file.
     """
 
     name = "emotion"
     task = "classification"
     classes = CLASSES
 
-    def __init__(self, margin: float = MARGIN, backend: str | None = None) -> None:
+    def __init__(self, margin: float | None = None, backend: str | None = None,
+                 recipe: CropRecipe | None = None, mirror: bool | None = None,
+                 weights: str | os.PathLike | None = None) -> None:
         from faceforge.errors import ParameterError
 
-        self.margin = float(margin)
+        recipe = recipe or RECIPE
+        if margin is not None:  # an explicit margin: every detector's box, no per-detector framing
+            recipe = recipe.with_(margin=float(margin), shift=0.0, framing={})
+        self.recipe = recipe
+        self.margin = float(recipe.margin)
+        self.mirror = MIRROR if mirror is None else bool(mirror)
         self.backend = backend or default_backend()
         if self.backend not in BACKENDS:
             raise ParameterError(f"Unknown emotion backend {backend!r}; choose from {', '.join(BACKENDS)}.")
+        self.weights = None if weights is None else Path(weights)
+        if self.weights is not None and (self.backend != "faceforge" or not self.weights.is_file()):
+            raise ParameterError(f"weights={str(weights)!r}: expected an existing emotion.onnx for the faceforge "
+                                 f"backend, got backend {self.backend!r}; pass an .onnx file from "
+                                 f"scripts/train_emotion.py")
         self.spec = _network(self.backend)
         inp = self.spec.input
         self.input_size = self.spec.size or (0, 0)
@@ -100,17 +129,12 @@ class EmotionModel:
 
         The crops are grey and normalised as ``(pixel - mean) / std``, i.e. to [-1, 1].
         """
-        import cv2
-
-        from faceforge.align import align_faces
-
         w, h = self.input_size
         if not len(faces):
             return np.zeros((0, h, w), np.float32)
         # a whole-image face (a photo that is already a face crop) is always alone: use it as it is
         whole = bool(np.any(faces.data.get("whole_image", False)))
-        chips = align_faces(image, faces, template="margin", size=w, margin=1.0 if whole else self.margin)
-        grey = np.stack([cv2.cvtColor(c, cv2.COLOR_RGB2GRAY) for c in chips])
+        grey = emotion_chips(image, faces, w, self.recipe, whole=whole)
         return (grey.astype(np.float32) - np.float32(self._mean)) / np.float32(self._std)
 
     def predict_proba(self, crops: np.ndarray) -> np.ndarray:
@@ -121,7 +145,13 @@ class EmotionModel:
             if self._session is None:
                 from faceforge.registry import runtime, weight_path
 
-                self._session = runtime.onnx_session(weight_path(self.spec), threads=1)
+                from faceforge.attributes.emotion_graph import single_pass_onnx, single_pass_path
+
+                if self.weights is not None:
+                    graph: Any = self.weights if self.mirror else single_pass_onnx(self.weights)
+                else:
+                    graph = weight_path(self.spec) if self.mirror else single_pass_path(self.spec.name)
+                self._session = runtime.onnx_session(graph, threads=1)
             sess = self._session
             return sess.run(None, {sess.get_inputs()[0].name: np.ascontiguousarray(crops, np.float32)})[0]
         out = np.zeros((len(crops), len(CLASSES)), np.float32)
