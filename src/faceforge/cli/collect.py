@@ -22,6 +22,13 @@ from faceforge.cli.app import (
 from faceforge.errors import ParameterError
 
 
+INTO = typer.Option(..., "--into", help="The dataset: a folder of class folders (created when missing).")
+MODEL = typer.Option(None, "--model", "-m", help="A classifier that files unlabelled faces.")
+GALLERY = typer.Option(None, "--gallery", "-g", help="A gallery file that files unlabelled faces.")
+GALLERY_NAME = typer.Option("default", "--gallery-name", help="The gallery's name in the file.")
+MIN_CONFIDENCE = typer.Option(0.8, "--min-confidence", help="The model's score an unlabelled face needs to be filed.")
+
+
 def _options(model: Optional[Path], gallery: Optional[Path], gallery_name: str, min_confidence: float,
              engine: Optional[str], ray_address: Optional[str], workers: int) -> dict[str, Any]:
     if gallery is None and gallery_name != "default":
@@ -65,12 +72,8 @@ def print_report(rep: Any, as_json: bool = False) -> None:
 def ingest(
     inboxes: list[Path] = typer.Argument(..., help="Inbox folders (any layout: dated folders, class folders, loose "
                                                    "files), archives or photos; only read, never changed."),
-    into: Path = typer.Option(..., "--into", help="The dataset: a folder of class folders (created when missing)."),
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="A classifier that files unlabelled faces."),
-    gallery: Optional[Path] = typer.Option(None, "--gallery", "-g", help="A gallery file that files unlabelled faces."),
-    gallery_name: str = typer.Option("default", "--gallery-name", help="The gallery's name in the file."),
-    min_confidence: float = typer.Option(0.8, "--min-confidence",
-                                         help="The model's score an unlabelled face needs to be filed."),
+    into: Path = INTO, model: Optional[Path] = MODEL, gallery: Optional[Path] = GALLERY,
+    gallery_name: str = GALLERY_NAME, min_confidence: float = MIN_CONFIDENCE,
     workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
     engine: Optional[str] = engine_option(),
     ray_address: Optional[str] = ray_address_option(),
@@ -95,12 +98,8 @@ def ingest(
 @handle_errors
 def watch(
     inboxes: list[Path] = typer.Argument(..., help="Inbox folders to watch."),
-    into: Path = typer.Option(..., "--into", help="The dataset: a folder of class folders (created when missing)."),
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="A classifier that files unlabelled faces."),
-    gallery: Optional[Path] = typer.Option(None, "--gallery", "-g", help="A gallery file that files unlabelled faces."),
-    gallery_name: str = typer.Option("default", "--gallery-name", help="The gallery's name in the file."),
-    min_confidence: float = typer.Option(0.8, "--min-confidence",
-                                         help="The model's score an unlabelled face needs to be filed."),
+    into: Path = INTO, model: Optional[Path] = MODEL, gallery: Optional[Path] = GALLERY,
+    gallery_name: str = GALLERY_NAME, min_confidence: float = MIN_CONFIDENCE,
     settle: float = typer.Option(2.0, "--settle", help="Seconds without a change before new files are ingested."),
     workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
     engine: Optional[str] = engine_option(),
