@@ -81,36 +81,45 @@ def gallery_enrol(
     files = expand_paths(photos, videos=False, skipped=skipped)
     print_skipped(skipped)
     run = engine_arg(engine, ray_address, workers)
-    many = run is not None or workers or len(files) > FEW_PHOTOS  # worker start-up pays off above a few photos
+    many = _many(run, workers, len(files))
     rep = _open_gallery(file, name, create=True).enrol(
         person, files, engine=run if many else None, workers=workers if many else None,  # 0: one per core
         progress=f"enrol {person}" if many else None)
+    _say_enrolled(rep, f" stored in {file}")
+
+
+def _many(run: Any, workers: int, photos: int) -> bool:
+    """Embed on the batch runner? When asked (an engine, workers) or above a few photos (the
+    workers' start-up pays off there)."""
+    return bool(run is not None or workers or photos > FEW_PHOTOS)
+
+
+def _say_enrolled(rep: Any, where: str) -> None:
+    """An enrol report's problems, notes and counts."""
     print_skipped(rep.problems)
     for p in rep.several_faces:
         err.print(f"[yellow]note[/] {p}: several faces; the main one (large, near the centre) was enrolled",
                   highlight=False)
-    out.print(f"{person}: {len(rep.added)} photo(s) added, {len(rep.duplicates)} already there, "
-              f"{len(rep.problems)} skipped; {rep.faces} face(s) stored in {file}", highlight=False)
+    out.print(f"{rep.person}: {len(rep.added)} photo(s) added, {len(rep.duplicates)} already there, "
+              f"{len(rep.problems)} skipped; {rep.faces} face(s){where}", highlight=False)
 
 
 def _enrol_dataset(dataset: Path, file: Path, name: str, run: Any, workers: int) -> None:
     """``gallery enrol --from DATASET``: each class folder enrolled as a person, new photos only."""
     from faceforge.collect.split import class_photos
-    from faceforge.gallery.history import enrol_classes, group
+    from faceforge.gallery.history import enrol_classes
     from faceforge.sinks import check_output
 
     check_output(file, [dataset], what="gallery file")
     photos = class_photos(dataset)
     if not photos:
         raise ParameterError(f"{dataset}: no photos in class folders (DATASET/PERSON/photo.jpg); nothing to enrol.")
-    many = run is not None or workers or len(photos) > FEW_PHOTOS
+    many = _many(run, workers, len(photos))
     g = _open_gallery(file, name, create=True)
-    reports, skipped = enrol_classes(g, group(photos), engine=run if many else None,
-                                     workers=workers if many else None, progress=bool(many))
+    reports, skipped = enrol_classes(g, photos, engine=run if many else None,
+                                     workers=workers if many else None, progress=many)
     for rep in reports:
-        print_skipped(rep.problems)
-        out.print(f"{rep.person}: {len(rep.added)} photo(s) added, {len(rep.duplicates)} already there, "
-                  f"{len(rep.problems)} skipped; {rep.faces} face(s)", highlight=False)
+        _say_enrolled(rep, "")
     for label, why in skipped:
         err.print(f"[yellow]note[/] {label}: {why}" if label not in why else f"[yellow]note[/] {why}", highlight=False)
     out.print(f"{sum(len(r.added) for r in reports)} photo(s) of {len(reports)} people enrolled from {dataset} "

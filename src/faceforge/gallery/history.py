@@ -13,12 +13,10 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable
 
-from faceforge._fs import sha256_file
 
 #: The schema step that adds the events table (appended to the gallery file's migrations).
 EVENTS_MIGRATION = """
@@ -68,14 +66,14 @@ def enrolled_hashes(gallery: Any, person: str) -> set[str]:
     return {r[0] for r in rows}
 
 
-
-def enrol_classes(gallery: Any, classes: Mapping[str, Sequence[str | os.PathLike]], *, engine: Any = None,
-                  workers: int | None = None, progress: bool = False) -> tuple[list[Any], list[tuple[str, str]]]:
+def enrol_classes(gallery: Any, photos: Iterable[Any], *, engine: Any = None, workers: int | None = None,
+                  progress: bool = False) -> tuple[list[Any], list[tuple[str, str]]]:
     """Enrol each class as a person: only photos whose bytes are not enrolled for that person yet.
 
     Args:
         gallery: a :class:`~faceforge.gallery.Gallery`.
-        classes: ``{class name: photo paths}`` (e.g. from :func:`faceforge.collect.split.class_photos`).
+        photos: objects with ``label``, ``path`` and ``sha256`` (the SHA-256 of the file's bytes),
+            e.g. :func:`faceforge.collect.split.class_photos`'s (hashed there, not again here).
         engine, workers: as for :meth:`~faceforge.gallery.Gallery.enrol`.
         progress: show a progress bar per person (runner only).
 
@@ -87,9 +85,12 @@ def enrol_classes(gallery: Any, classes: Mapping[str, Sequence[str | os.PathLike
     from faceforge.errors import FaceforgeError
     from faceforge.gallery import check_name
 
+    classes: dict[str, list[Any]] = {}
+    for ph in photos:
+        classes.setdefault(str(ph.label), []).append(ph)
     reports: list[Any] = []
     skipped: list[tuple[str, str]] = []
-    for label, paths in sorted(classes.items()):
+    for label, members in sorted(classes.items()):
         try:
             person = check_name(label.replace("/", "-"), "person name")
         except FaceforgeError as e:
@@ -97,16 +98,10 @@ def enrol_classes(gallery: Any, classes: Mapping[str, Sequence[str | os.PathLike
             continue
         have = enrolled_hashes(gallery, person)
         new: list[str] = []
-        seen: set[str] = set()
-        for p in map(str, paths):
-            try:
-                sha = sha256_file(p)
-            except OSError as e:
-                skipped.append((p, f"cannot be read ({e.strerror or e})"))
-                continue
-            if sha not in have and sha not in seen:
-                seen.add(sha)
-                new.append(p)
+        for ph in members:
+            if ph.sha256 not in have:
+                have.add(ph.sha256)  # the same bytes twice in a class: enrolled once
+                new.append(str(ph.path))
         if not new:
             skipped.append((label, f"every photo of {label!r} is enrolled already"))
             continue
@@ -118,12 +113,4 @@ def enrol_classes(gallery: Any, classes: Mapping[str, Sequence[str | os.PathLike
     return reports, skipped
 
 
-def group(photos: Iterable[Any]) -> dict[str, list[str]]:
-    """``{label: [path, ...]}`` from objects with ``label`` and ``path`` (e.g. dataset photos)."""
-    out: dict[str, list[str]] = {}
-    for p in photos:
-        out.setdefault(str(p.label), []).append(str(p.path))
-    return out
-
-
-__all__ = ["ACTIONS", "EVENTS_MIGRATION", "enrol_classes", "enrolled_hashes", "events", "group", "record_event"]
+__all__ = ["ACTIONS", "EVENTS_MIGRATION", "enrol_classes", "enrolled_hashes", "events", "record_event"]
