@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from faceforge._fs import sha256_file
 from faceforge._fs import atomic_write, pid_alive
 from faceforge.collect import split as S
 from faceforge.collect import versions_store as V
@@ -340,7 +341,7 @@ def retrain(dataset: str | os.PathLike, model: str | os.PathLike, *, promote: st
             shutil.rmtree(work, ignore_errors=True)
         record: dict[str, Any] = {
             "version": name, "number": number, "created": V.now(), "file": f"{name}.ffm",
-            "sha256": V.sha256_of(folder / f"{name}.ffm"), "report": f"{name}.report.json",
+            "sha256": sha256_file(folder / f"{name}.ffm"), "report": f"{name}.report.json",
             "train_csv": f"{name}.train.csv", "validation_csv": f"{name}.validation.csv", "promoted": promoted,
             "decision": "promoted" if promoted else "kept", "reason": reason,
             "compared_with": current["version"] if current else None, "metrics": metrics,

@@ -79,10 +79,6 @@ def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def sha256_of(path: Path) -> str:
-    return sha256_file(path)
-
-
 def load(model: Path) -> list[dict[str, Any]]:
     path = versions_dir(model) / "history.json"
     try:
@@ -123,7 +119,7 @@ def current(model: Path, records: list[dict[str, Any]]) -> dict[str, Any] | None
     """The record whose bytes ``model`` holds (None: no model file, or one no version holds)."""
     if not model.is_file():
         return None
-    sha = sha256_of(model)
+    sha = sha256_file(model)
     order = stack(records)
     mine = [r for r in records if r.get("sha256") == sha]
     if not mine:
@@ -205,5 +201,5 @@ def settings_of(manifest: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in s.items() if v is not None or k == "target_far"}
 
 
-__all__ = ["adopt", "current", "find", "install", "load", "lock", "now", "push", "save", "settings_of", "sha256_of",
+__all__ = ["adopt", "current", "find", "install", "load", "lock", "now", "push", "save", "settings_of",
            "stack", "versions_dir"]
