@@ -11,6 +11,7 @@ from PIL import Image
 
 from conftest import shared_path
 from faceforge.attributes.emotion import MARGIN, EmotionModel
+from faceforge.attributes.emotion_crop import FRAMING
 from faceforge.embedders import get_embedder
 from faceforge.embedders.expression import CLASSES, FEATURES, LAYOUT, ExpressionEmbedder, onnx_path
 from faceforge.errors import ImageError
@@ -43,8 +44,10 @@ def test_registry_entry_and_attributes(emb):
     assert (spec.module, spec.file, spec.sha256, spec.license) == (net.module, net.file, net.sha256, net.license)
     assert "research use" in spec.license
     assert (emb.name, emb.dim, emb.input_size) == ("expression", DIM, (64, 64)) and FEATURES == 256
-    # the chips the emotion model cuts: a square crop of MARGIN x the detector's box, 64 px
-    assert emb.alignment == {"template": "margin", "margin": MARGIN, "size": 64}
+    # the chips the emotion model cuts: a square crop of MARGIN x the detector's box, 64 px, framed
+    # per detector as the emotion model frames it
+    framing = {k: list(v) for k, v in FRAMING.items()}
+    assert emb.alignment == {"template": "margin", "margin": MARGIN, "size": 64, "framing": framing}
     assert CLASSES == list(net.input["classes"]) and (spec.input["mean"], spec.input["std"]) == ([127.5], [127.5])
     assert emb.normalize_for_heads is False and emb.version == "1"
     assert LAYOUT["probs"] == slice(256, DIM)
@@ -86,12 +89,15 @@ def test_probabilities_are_the_shipped_networks_and_the_cut_feeds_its_classifier
     from onnx import numpy_helper
 
     model = EmotionModel(backend="faceforge")
-    for img in (astronaut, grace):
-        faces = pipe.detect(img)
-        chips = pipe.chips(img, faces)
-        crops = model.crops(img, faces)
-        np.testing.assert_array_equal(emb.net_input(chips), crops)  # the embedder sees the emotion model's input
-        np.testing.assert_allclose(emb(chips)[:, LAYOUT["probs"]], model.predict_proba(crops), atol=1e-6)
+    # the photo detector's faces and the live detector's (whose box is framed differently)
+    for p in (pipe, FacePipeline("live", emb)):
+        for img in (astronaut, grace):
+            faces = p.detect(img)
+            assert len(faces)
+            chips = p.chips(img, faces)
+            crops = model.crops(img, faces)
+            np.testing.assert_array_equal(emb.net_input(chips), crops)  # the embedder sees the emotion model's input
+            np.testing.assert_allclose(emb(chips)[:, LAYOUT["probs"]], model.predict_proba(crops), atol=1e-6)
     # a chip equal to its own mirror image: the averaged features are the classifier's input itself,
     # so the shipped classifier (Gemm + Softmax) on them gives the graph's probabilities
     g = onnx.load(str(onnx_path())).graph

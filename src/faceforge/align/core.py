@@ -7,6 +7,7 @@ any chip size.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -173,8 +174,17 @@ def _warp_downscaled(image: np.ndarray, m: np.ndarray, size: int, scale: float) 
     return cv2.warpAffine(small, m2, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+def _framed(faces: Faces, margin: float, framing: Mapping[str, Sequence[float]] | None) -> tuple[float, float]:
+    """``(margin, shift)`` of a box crop for ``faces``: their detector's entry in ``framing``, if any."""
+    if not framing or faces.detector not in framing or bool(np.any(faces.data.get("whole_image", False))):
+        return margin, 0.0
+    m, shift = framing[faces.detector]
+    return float(m), float(shift)
+
+
 def align_faces(image: np.ndarray, faces: Faces, template: str | Template = "arcface112",
-                size: int | None = None, margin: float | None = None) -> np.ndarray:
+                size: int | None = None, margin: float | None = None,
+                framing: Mapping[str, Sequence[float]] | None = None) -> np.ndarray:
     """Cut one aligned chip per face.
 
     Args:
@@ -186,6 +196,9 @@ def align_faces(image: np.ndarray, faces: Faces, template: str | Template = "arc
             (no rotation: the box enlarged by ``margin``, cropped square).
         size: chip side in pixels (default: the template's).
         margin: for ``"margin"`` only, the enlargement factor k (1.0 = the box itself).
+        framing: for ``"margin"`` only, detector name -> ``(margin, shift)`` for faces from that
+            detector (``shift``: the square's centre moved down by that fraction of the box
+            height); faces from other detectors, and whole-image faces, use ``margin``.
 
     Returns:
         ``(n, size, size, 3) uint8`` chips.
@@ -207,7 +220,8 @@ def align_faces(image: np.ndarray, faces: Faces, template: str | Template = "arc
         k = 1.0 if margin is None else float(margin)
         if k <= 0:
             raise ParameterError(f"margin must be > 0, got {margin}")
-        mats = np.stack([box_transform(b, size, k) for b in faces.xyxy]) if len(faces) else np.zeros((0, 2, 3))
+        k, shift = _framed(faces, k, framing)
+        mats = np.stack([box_transform(b, size, k, shift) for b in faces.xyxy]) if len(faces) else np.zeros((0, 2, 3))
     else:
         tpl = get_template(template)
         size = int(size or tpl.size)

@@ -17,6 +17,7 @@ from typing import Mapping
 
 import numpy as np
 
+from faceforge.registry import get_spec
 from faceforge.types import Faces
 
 #: FER2013's square as a function of each detector's box: side = margin x max(box side), centre
@@ -27,10 +28,10 @@ from faceforge.types import Faces
 #: faces, whose chin and forehead are cut off, so that figure was not used): 1.1 and 0.03 higher
 #: (measured: FER2013-as-video with the live detector 39.5% -> 40.1%, the hand-labelled photos
 #: as video 93.3% -> 95.8%; on the astronaut the two detectors' chips correlate 0.75 -> 0.86).
+#: The values live in the registry (``emotion``'s ``framing``), which the expression embedder's
+#: chips also follow, so its class scores equal this model's on every detector's faces.
 FRAMING: dict[str, tuple[float, float]] = {
-    "yunet": (1.0, 0.0),
-    "blazeface.full": (1.1, -0.03),
-    "blazeface.short": (1.1, -0.03),
+    name: (float(m), float(shift)) for name, (m, shift) in get_spec("emotion").input["framing"].items()
 }
 
 #: Contrast normalisations: ``none``, ``hist`` (histogram equalisation), ``clahe`` (contrast-limited

@@ -24,8 +24,9 @@ nothing measurable there but cost nothing and give a head the network's own answ
 kept.
 
 Chips are the emotion model's input: a square crop of the detector's box (registry
-``alignment``: ``template="margin"``, the emotion model's ``MARGIN``), 64x64, converted to grey
-here and scaled to [-1, 1] with the registry's ``mean`` / ``std``.
+``alignment``: ``template="margin"``, the emotion model's ``MARGIN`` and its per-detector
+``framing``, so the live detector's faces are cut as the emotion attribute cuts them), 64x64,
+converted to grey here and scaled to [-1, 1] with the registry's ``mean`` / ``std``.
 """
 
 from __future__ import annotations

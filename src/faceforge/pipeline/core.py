@@ -85,7 +85,7 @@ class FacePipeline:
         """Aligned chips for ``faces`` as this pipeline's embedder (or ``embedder``) expects them."""
         a = {**(embedder or self.embedder).alignment, **self.alignment}
         return align_faces(image, faces, template=a.get("template", "arcface112"), size=a.get("size"),
-                           margin=a.get("margin"))
+                           margin=a.get("margin"), framing=a.get("framing"))
 
     def embed_chips(self, image: np.ndarray, faces: Faces) -> np.ndarray:
         """``(n, dim) float32`` embeddings of ``faces`` (in ``image``'s pixels).

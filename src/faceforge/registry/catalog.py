@@ -25,6 +25,10 @@ _CYDRAL_PIXELS: ModelInput = {"colour": "RGB", "mean": [122.781998, 117.000999, 
 _DLIB5_CHIP = {"template": "dlib5", "margin": 0.2}
 #: Input of both emotion networks: a grey 64x64 face crop scaled to [-1, 1]; FER2013's 7
 #: classes in this order.
+#: How the emotion networks' square crop sits on each detector's box: name -> (side as a multiple of
+#: the box, centre shift down in box heights); other detectors use the box itself. Measured in
+#: faceforge.attributes.emotion_crop (FRAMING's comment); the expression embedder cuts the same crop.
+_EMOTION_FRAMING = {"yunet": [1.0, 0.0], "blazeface.full": [1.1, -0.03], "blazeface.short": [1.1, -0.03]}
 _EMOTION_INPUT: ModelInput = {
     "size": [64, 64], "colour": "grey", "mean": [127.5], "std": [127.5],
     "classes": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"],
@@ -189,7 +193,7 @@ SPECS: list[ModelSpec] = [
         "faceforge emotion CNN's penultimate features (256, mirror-averaged) + 7 class scores, 263-D, "
         "64x64 grey box crop",
         # the emotion model's input and crop (faceforge.attributes.emotion.MARGIN: the box itself)
-        {**_EMOTION_INPUT, "dim": 263, "metric": "euclidean", "alignment": {"template": "margin", "margin": 1.0}},
+        {**_EMOTION_INPUT, "dim": 263, "metric": "euclidean", "alignment": {"template": "margin", "margin": 1.0, "framing": _EMOTION_FRAMING}},
         cls="faceforge.embedders.expression:ExpressionEmbedder",
     ),
     # -- emotion networks --------------------------------------------------------------------------
@@ -234,7 +238,7 @@ SPECS: list[ModelSpec] = [
         "MIT (faceforge code); networks: see faceforge-emotion and fer-emotion", _FACEFORGE,
         "7-class facial expression: faceforge's FER2013 network (default) or fer's mini-Xception",
         {"networks": {"faceforge": "faceforge-emotion", "fer": "fer-emotion"},
-         "classes": _EMOTION_INPUT["classes"], "predicts": "classification"},
+         "classes": _EMOTION_INPUT["classes"], "predicts": "classification", "framing": _EMOTION_FRAMING},
         cls="faceforge.attributes.emotion:EmotionModel",
     ),
 ]

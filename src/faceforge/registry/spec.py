@@ -26,8 +26,10 @@ class ModelInput(TypedDict, total=False):
         classes: output classes in the network's order (classifiers).
         metric: how embeddings compare: ``"euclidean"`` or ``"cosine"`` (embedders).
         threshold: distance below which two faces are the same identity (identity embedders).
-        alignment: how chips are cut, ``{"template": ..., "margin": ...}`` as understood by
-            :func:`faceforge.align.align_faces`; the chip side is ``size[0]``.
+        alignment: how chips are cut, ``{"template": ..., "margin": ..., "framing": ...}`` as
+            understood by :func:`faceforge.align.align_faces`; the chip side is ``size[0]``.
+        framing: detector name -> ``[margin, shift]`` of a box crop for that detector's faces
+            (the emotion networks' crop: :mod:`faceforge.attributes.emotion_crop`).
         anchors: number of SSD anchors (BlazeFace); the decoder checks it.
         strides: SSD feature-map strides, one per layer (BlazeFace).
         interpolated: MediaPipe's ``interpolated_scale_aspect_ratio`` (1.0: two anchors per cell).
@@ -54,6 +56,7 @@ class ModelInput(TypedDict, total=False):
     metric: str
     threshold: float
     alignment: dict[str, Any]
+    framing: dict[str, list[float]]
     anchors: int
     strides: list[int]
     interpolated: float
