@@ -6,8 +6,13 @@ Faces come from EXPORT_DIR/detector.onnx when present, else from --landmarks (an
 output: [{"box": [x1, y1, x2, y2], "landmarks": [[x, y] x 5] or null}, ...]), else OpenCV's Haar
 cascade (boxes only: the sidecar's margin crop). Prints one line per face: box, label, score.
 """
-import argparse, json, pathlib
-import cv2, numpy as np, onnxruntime as ort
+import argparse
+import json
+import pathlib
+
+import cv2
+import numpy as np
+import onnxruntime as ort
 
 ap = argparse.ArgumentParser()
 ap.add_argument("export"), ap.add_argument("photo"), ap.add_argument("--landmarks")

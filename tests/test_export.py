@@ -1,4 +1,4 @@
-"""faceforge export: the ONNX graph matches faceforge on real faces, for every embedder and head; the sidecar; refusals."""
+"""faceforge export: the ONNX graph matches faceforge on real faces for every embedder and head; sidecar; refusals."""
 
 from __future__ import annotations
 
