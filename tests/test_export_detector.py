@@ -70,7 +70,7 @@ def test_section_describes_the_graph(exported, tmp_path):
     assert [i.name for i in sess.get_inputs()] == list(section["inputs"]) == ["image"]
     assert [o.name for o in sess.get_outputs()] == list(section["outputs"])
     assert "0.415" in section["landmark_rule"] and "letterbox" not in section["landmark_rule"]
-    assert "Apache" in section["license"]
+    assert "Apache" in section["licence"]
     json.dumps(section)  # goes into model.json as it is
 
 

@@ -233,7 +233,7 @@ def export_detector(out_dir: Path, kind: str = "short", min_score: float = 0.5,
         iou_threshold: merge overlap built into the graph.
 
     Returns:
-        The section: file, model, license, inputs, outputs, letterbox rule, landmark rule, defaults.
+        The section: file, model, licence, inputs, outputs, letterbox rule, landmark rule, defaults.
 
     Raises:
         ParameterError: an unknown ``kind`` or thresholds out of range.
@@ -262,7 +262,7 @@ def export_detector(out_dir: Path, kind: str = "short", min_score: float = 0.5,
         "sha256": _sha256(path),
         "bytes": path.stat().st_size,
         "model": f"blazeface.{kind}",
-        "license": spec.license,
+        "licence": spec.license,
         "source": f"{spec.package} ({spec.file}), converted to ONNX by faceforge",
         "opset": OPSET,
         "input_size": s,
