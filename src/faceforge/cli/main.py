@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from faceforge.cli import analyze, bootstrap, collect, faces, gallery, serve, train, versions
+from faceforge.cli import analyze, bootstrap, collect, export, faces, gallery, serve, train, versions
 from faceforge.cli.app import app, install_signal_handlers
 
 __all__ = ["app", "main"]
@@ -35,7 +35,7 @@ def _assemble() -> None:
     app.add_typer(versions.models_app, name="models")  # alone: the table of serve.models
     for command in (faces.detect, faces.embed, faces.verify, train.train, train.classify,
                     train.evaluate, analyze.analyze, analyze.live, bootstrap.cluster, bootstrap.autolabel,
-                    bootstrap.distil, collect.ingest, versions.retrain, collect.watch):
+                    bootstrap.distil, collect.ingest, versions.retrain, collect.watch, export.export):
         app.command()(command)
     app.add_typer(gallery.gallery_app, name="gallery")
     for command in (serve.serve, serve.demo):
