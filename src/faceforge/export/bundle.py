@@ -33,18 +33,18 @@ PAGE_FILES = ("index.html", "app.js")
 
 def _candidates() -> list[Path]:
     env = os.environ.get("FACEFORGE_ORT_WEB")
-    out = [Path(env)] if env else []
+    if env:
+        return [Path(env)]
     sub = Path(".cache") / "npm" / f"onnxruntime-web-{ORT_WEB_VERSION}"
     repo = Path(__file__).resolve().parents[3]  # src/faceforge/export/bundle.py -> the checkout
-    out += [repo / sub, Path.cwd() / sub]
-    return out
+    return [repo / sub, Path.cwd() / sub]
 
 
 def ort_web_files() -> dict[str, Path]:
     """Where the set-up put onnxruntime-web's files.
 
-    Looked for in ``$FACEFORGE_ORT_WEB`` (a folder holding :data:`ORT_WEB_FILES`), then in
-    ``.cache/npm/onnxruntime-web-1.30.0`` of the source checkout and of the current folder.
+    Looked for in ``$FACEFORGE_ORT_WEB`` when it is set (a folder holding :data:`ORT_WEB_FILES`),
+    else in ``.cache/npm/onnxruntime-web-1.30.0`` of the source checkout, then of the current folder.
 
     Returns:
         File name -> path, for each of :data:`ORT_WEB_FILES`.

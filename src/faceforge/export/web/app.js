@@ -87,7 +87,8 @@ async function load() {
       + 'from file:// pages. In this folder run: python3 -m http.server 8000, then open http://localhost:8000/');
   }
   ort.env.wasm.numThreads = 1; // no SharedArrayBuffer needed, any static server works
-  ort.env.wasm.wasmPaths = new URL('./', import.meta.url).href;
+  // the wasm beside this page; the loader inside ort.wasm.bundle.min.mjs is used as it is
+  ort.env.wasm.wasmPaths = { wasm: new URL('ort-wasm-simd-threaded.wasm', import.meta.url).href };
   sidecar = await (await fetch('model.json')).json();
   state.model = { labels: sidecar.labels, task: sidecar.task, name: sidecar.model && sidecar.model.name };
   $('model-name').textContent = (sidecar.model && sidecar.model.name) || 'model';
