@@ -203,7 +203,8 @@ def client(tmp_path):
 @needs_ort_web
 def test_bundle_route_returns_the_zip(client, model_file):
     with open(model_file, "rb") as f:
-        r = client.post("/api/models", files={"file": ("crew.ffm", f, "application/octet-stream")}, data={"name": "crew"})
+        r = client.post("/api/models", files={"file": ("crew.ffm", f, "application/octet-stream")},
+                        data={"name": "crew"})
     assert r.status_code == 201, r.text
     r = client.get("/api/models/crew/bundle")
     assert r.status_code == 200, r.text
@@ -230,3 +231,29 @@ def test_bundle_route_without_onnxruntime_web_says_how_to_set_it_up(client, mode
     monkeypatch.setenv("FACEFORGE_ORT_WEB", str(tmp_path / "empty"))
     r = client.get("/api/models/crew/bundle")
     assert r.status_code == 503 and "./run" in r.json()["detail"], r.text
+
+
+# -- the CLI ---------------------------------------------------------------------------------------------
+@needs_ort_web
+def test_cli_export_format_web_writes_the_zip(model_file, tmp_path):
+    from typer.testing import CliRunner
+
+    from faceforge.cli.main import app
+
+    out = tmp_path / "crew-web.zip"
+    r = CliRunner().invoke(app, ["export", str(model_file), "-o", str(out), "--format", "web"])
+    assert r.exit_code == 0, r.output
+    assert "crew-web.zip" in r.output and "MB" in r.output and "http.server" in r.output
+    with zipfile.ZipFile(out) as z:
+        assert set(z.namelist()) == BUNDLE_FILES
+
+
+@needs_ort_web
+def test_cli_export_format_web_refuses_to_overwrite_the_model(model_file):
+    from typer.testing import CliRunner
+
+    from faceforge.cli.main import app
+
+    r = CliRunner().invoke(app, ["export", str(model_file), "-o", str(model_file), "--format", "web"])
+    assert r.exit_code != 0 and "Refusing to overwrite the input file" in r.output
+    assert zipfile.ZipFile(model_file).namelist()  # still the model

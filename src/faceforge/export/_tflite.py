@@ -123,7 +123,7 @@ def convert(path: Path, prefix: str = "net/") -> Converted:
         elif fn == 1:
             node("Relu", [raw], [out])
         elif fn == 3:
-            node("Clip", [raw, init(np.float32(0), "lo"), init(np.float32(6), "hi")], [out])
+            node("Clip", [raw, init(np.array(0, np.float32), "lo"), init(np.array(6, np.float32), "hi")], [out])
         else:
             raise fail(f"fused activation {fn}")
 
@@ -222,9 +222,9 @@ def convert(path: Path, prefix: str = "net/") -> Converted:
             o = options(op, tfl.ResizeBilinearOptions)
             mode = ("align_corners" if o.AlignCorners() else
                     "half_pixel" if o.HalfPixelCenters() else "asymmetric")
-            n, _, _, c = shape(ins[0])
+            nb, _, _, ch = shape(ins[0])
             oh, ow = (int(v) for v in consts[ins[1]])
-            node("Resize", [name(ins[0]), "", "", init(np.array([n, c, oh, ow], np.int64), "sizes")], [name(out)],
+            node("Resize", [name(ins[0]), "", "", init(np.array([nb, ch, oh, ow], np.int64), "sizes")], [name(out)],
                  mode="linear", coordinate_transformation_mode=mode)
             layout[out] = "nchw"
         elif opname == "CONCATENATION":
