@@ -1,6 +1,9 @@
 """The browser bundle end to end: a real model exported with the detector, unzipped, served by a local
 ``http.server`` and run in headless Chromium (selenium) on a fake webcam playing the astronaut; the page's labels
-equal faceforge's own classification of the very frames the page classified. Also the bundle route of the service.
+equal faceforge's own classification of the very frames the page classified. Also the bundle route of the service,
+the Models tab's button and ``faceforge export --format web``.
+
+Set ``FACEFORGE_WEB_SCREENSHOTS=/some/dir`` to save a screenshot of the running page there.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import functools
 import http.server
 import io
 import json
+import os
 import threading
 import time
 import zipfile
@@ -153,6 +157,9 @@ def test_the_page_labels_the_webcam_as_faceforge_does(browser, served, model_fil
     _wait(d, "return window.faceforge.frames >= 5 && window.faceforge.faces.length > 0", 90,
           "5 frames classified with a face")
     d.execute_script("window.faceforge.stop()")
+    if os.environ.get("FACEFORGE_WEB_SCREENSHOTS"):
+        Path(os.environ["FACEFORGE_WEB_SCREENSHOTS"]).mkdir(parents=True, exist_ok=True)
+        d.save_screenshot(str(Path(os.environ["FACEFORGE_WEB_SCREENSHOTS"]) / "bundle-page.png"))
     time.sleep(0.5)  # a frame in flight finishes
     page = d.execute_script("return {faces: window.faceforge.faces, timing: window.faceforge.timing, "
                             "frames: window.faceforge.frames, png: window.faceforge.frameDataURL()}")
@@ -257,3 +264,63 @@ def test_cli_export_format_web_refuses_to_overwrite_the_model(model_file):
     r = CliRunner().invoke(app, ["export", str(model_file), "-o", str(model_file), "--format", "web"])
     assert r.exit_code != 0 and "Refusing to overwrite the input file" in r.output
     assert zipfile.ZipFile(model_file).namelist()  # still the model
+
+
+# -- the service's page: the Models tab's button ---------------------------------------------------------
+@pytest.fixture()
+def service(tmp_path, model_file):
+    """The service (a model "crew" stored) on a free port of 127.0.0.1, run by uvicorn in a thread."""
+    import socket
+    import urllib.request
+
+    import uvicorn
+
+    from faceforge.service import create_app
+
+    app = create_app(home=tmp_path / "home", run_jobs=False)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=sock.getsockname()[1], log_level="warning"))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, name="uvicorn-bundle", daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/api/health", timeout=2):
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                pytest.fail("the service did not answer /api/health within 30 s")
+            time.sleep(0.1)
+    boundary = "faceforgebundletest"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\ncrew\r\n--{boundary}\r\n"
+            f"Content-Disposition: form-data; name=\"file\"; filename=\"crew.ffm\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + model_file.read_bytes() + \
+        f"\r\n--{boundary}--\r\n".encode()
+    req = urllib.request.Request(f"{url}/api/models", data=body, method="POST",
+                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.status == 201
+    try:
+        yield url
+    finally:
+        srv.should_exit = True
+        thread.join(15)
+        sock.close()
+
+
+@needs_ort_web
+def test_models_tab_downloads_the_browser_bundle(browser, service):
+    from selenium.webdriver.common.by import By
+
+    d = browser
+    d.get(service + "/")
+    _wait(d, "return document.body.dataset.ready === '1'", 15, "the service page")
+    d.find_element(By.CSS_SELECTOR, "#tab-models").click()
+    _wait(d, "return document.querySelector('button.model-bundle[data-model=\"crew\"]')", 15, "the bundle button")
+    d.find_element(By.CSS_SELECTOR, 'button.model-bundle[data-model="crew"]').click()
+    status = _wait(d, "const t = document.querySelector('#models-status').textContent;"
+                      "return t.startsWith('Browser bundle of crew') && t", 120, "the bundle download")
+    assert "MB" in status and "http.server" in status
+    assert d.execute_script("return document.querySelector('#models-error').hidden")

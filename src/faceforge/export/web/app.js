@@ -196,16 +196,17 @@ async function loop() {
 }
 
 /** Stop the loop (the last results stay on window.faceforge). */
-state.stop = () => { state.running = false; status('stopped'); };
+state.stop = () => { state.running = false; status('stopped'); $('start').disabled = !state.ready; };
 /** The frame the last results are for, as a PNG data URL (lossless, for comparisons). */
 state.frameDataURL = () => snapshot.toDataURL('image/png');
 
 async function start() {
   $('start').disabled = true;
   try {
-    const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
-    video.srcObject = stream;
-    await video.play();
+    if (!video.srcObject) {
+      video.srcObject = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+      await video.play();
+    }
     state.running = true;
     status('running');
     loop();
