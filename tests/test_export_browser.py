@@ -324,3 +324,15 @@ def test_models_tab_downloads_the_browser_bundle(browser, service):
                       "return t.startsWith('Browser bundle of crew') && t", 120, "the bundle download")
     assert "MB" in status and "http.server" in status
     assert d.execute_script("return document.querySelector('#models-error').hidden")
+
+
+@needs_ort_web
+def test_bundle_with_the_full_range_detector(model_file, tmp_path):
+    import hashlib
+
+    build_bundle(model_file, tmp_path / "full.zip", detector="full")
+    with zipfile.ZipFile(tmp_path / "full.zip") as z:
+        side = json.loads(z.read("model.json"))
+        graph = z.read("detector.onnx")
+    assert side["detector"]["model"] == "blazeface.full" and side["detector"]["input_size"] == 192
+    assert side["files"]["detector.onnx"]["sha256"] == hashlib.sha256(graph).hexdigest()

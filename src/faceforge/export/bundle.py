@@ -105,7 +105,8 @@ def build_bundle(model: Any, out_zip: str | os.PathLike, *, detector: str = "sho
         side_path = folder / "model.json"
         side = json.loads(side_path.read_text())
         if not (folder / "detector.onnx").is_file() or detector != "short":
-            side["detector"] = export_detector(folder, kind=detector)
+            side["detector"] = sec = export_detector(folder, kind=detector)
+            side.setdefault("files", {})[sec["file"]] = {"sha256": sec["sha256"], "bytes": sec["bytes"]}
             side_path.write_text(json.dumps(side, indent=2) + "\n")
         buf = io.BytesIO()
         sizes: dict[str, int] = {}
