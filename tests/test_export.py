@@ -1,4 +1,4 @@
-"""faceforge export: the ONNX graph matches faceforge on real faces, for every embedder and head; the sidecar; refusals."""
+"""faceforge export: the ONNX graph matches faceforge on real faces for every embedder and head; sidecar; refusals."""
 
 from __future__ import annotations
 
@@ -50,20 +50,31 @@ def photos(tmp_path_factory, people):
 
 @pytest.fixture(scope="module")
 def models(photos, tmp_path_factory):
-    """``get(embedder, head)`` -> a trained model file, trained once per module."""
+    """``get(embedder, head, classes)`` -> a trained model file, trained once per module.
+
+    ``classes``: ``"three"`` people, ``"two"`` (astronaut and Grace: binary heads), or ``"me"``
+    (the two, with ``known=["astronaut"]``: Grace is the negatives class a stranger is called).
+    """
     out = tmp_path_factory.mktemp("export_models")
+    two = photos / "two"
+    if not two.exists():
+        for name in ("astronaut", "grace"):
+            (two / name).mkdir(parents=True)
+            for f in (photos / "classes" / name).iterdir():
+                (two / name / f.name).write_bytes(f.read_bytes())
     cache: dict = {}
 
-    def get(embedder: str, head: str):
-        key = (embedder, head)
+    def get(embedder: str, head: str, classes: str = "three"):
+        key = (embedder, head, classes)
         if key not in cache:
-            path = out / f"{embedder}_{head}.ffm"
+            path = out / f"{embedder}_{head}_{classes}.ffm"
+            kw = dict(embedder=embedder, val=0.0, learning_curve=False, workers=1, progress=False)
             if head == "ridge":
-                train(photos / "ages.csv", path, embedder=embedder, head="ridge", task="regression", val=0.0,
-                      learning_curve=False, workers=1, progress=False)
+                train(photos / "ages.csv", path, head="ridge", task="regression", **kw)
+            elif classes == "three":
+                train(photos / "classes", path, head=head, **kw)
             else:
-                train(photos / "classes", path, embedder=embedder, head=head, val=0.0, learning_curve=False,
-                      workers=1, progress=False)
+                train(two, path, head=head, known=["astronaut"] if classes == "me" else None, **kw)
             cache[key] = path
         return cache[key]
 
@@ -85,12 +96,16 @@ CASES = [
     ("dlib-resnet", "svm"), ("dlib-resnet", "knn"), ("dlib-resnet", "mlp"), ("dlib-resnet", "ridge"),
     # a non-linear head on a concatenation whose parts cut different chips
     ("gendernet+expression", "mlp"),
+    # binary heads (scikit-learn's one-column layouts), and "me / not me" (a named rejected label)
+    ("gendernet", "mlp", "two"), ("dlib-resnet", "svm", "two"), ("dlib-resnet", "logreg", "me"),
 ]
 
 
-@pytest.mark.parametrize("embedder,head", CASES)
-def test_exported_graph_matches_faceforge_on_real_faces(models, people, tmp_path, embedder, head):
-    clf = load_classifier(models(embedder, head))
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(c))
+def test_exported_graph_matches_faceforge_on_real_faces(models, people, tmp_path, case):
+    embedder, head = case[:2]
+    clf = load_classifier(models(*case))
+    people = {k: v for k, v in people.items() if k in clf.classes} if clf.task == "classification" else people
     res = export_model(clf, tmp_path / "out")
     chips = _chips(clf, res, people)
     got = run(res.classifier, chips, threads=1)
@@ -108,12 +123,14 @@ def test_exported_graph_matches_faceforge_on_real_faces(models, people, tmp_path
     if clf.openset is not None:
         np.testing.assert_allclose(got["unknown_score"], ref["unknown_score"], atol=TOL, rtol=0)
         assert got["accepted"].dtype == bool and np.array_equal(got["accepted"], ref["accepted"])
-        assert got["accepted"][:real].all() and not got["accepted"][real:].all()  # noise chips are strangers
+        known = [n in clf.known_classes for n in people for _ in range(2)]
+        assert list(got["accepted"][:real]) == known and not got["accepted"][real:].all()  # noise: strangers
         # the label rule of FaceClassifier.predict_embeddings, from the graph's outputs alone
         preds = clf.predict_embeddings(ref["embedding"], top_k=1)
         labels = [clf.classes[int(np.argmax(p))] if a else res.sidecar["rejected_label"]
                   for p, a in zip(P, got["accepted"])]
         assert labels == [p.label for p in preds]
+        assert res.sidecar["rejected_label"] == clf.rejected_label == ("grace" if case[2:] == ("me",) else "unknown")
     else:
         assert set(got) == {"probabilities"}
     if embedder.startswith("dlib"):
@@ -255,7 +272,7 @@ def test_cli_export_prints_files_sizes_and_parity(models, tmp_path, people):
 
 
 @pytest.mark.parametrize("args,match", [
-    (["MISSING.ffm", "-o", "OUT"], "MISSING.ffm"),
+    (["MISSING.ffm", "-o", "OUT"], "missing.ffm: no such model file"),
     (["MODEL", "-o", "OUT", "--format", "tflite"], "tflite"),
 ])
 def test_cli_export_bad_input(models, tmp_path, args, match):

@@ -100,7 +100,7 @@ def _gender(g: Graph, x_nchw: str, p: str) -> list[str]:
     from faceforge.embedders.agegender import _NETS, _OUTPUTS
     from faceforge.registry import get_spec
 
-    w, h = get_spec(_NETS["gender"]).size
+    w, h = get_spec(_NETS["gender"]).size or (32, 32)
     model = _load_with_outputs(_NETS["gender"], _OUTPUTS["gender"])
     # cv2.resize(..., INTER_AREA) by an exact factor: the block mean, rounded half up (uint8)
     kh, kw = _factor(g, h), _factor(g, w)
@@ -113,7 +113,7 @@ def _gender(g: Graph, x_nchw: str, p: str) -> list[str]:
 def _factor(g: Graph, size: int) -> int:
     from faceforge.registry import get_spec
 
-    chip = int(get_spec("agegender").size[0])
+    chip = int(get_spec("agegender").input["size"][0])
     if chip % int(size):
         raise ParameterError(f"the gender net's input ({size}) does not divide the chip ({chip}); cannot export it")
     return chip // int(size)

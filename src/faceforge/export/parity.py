@@ -68,7 +68,8 @@ def compare(clf: Any, result: Any, chips: dict[str, np.ndarray]) -> dict[str, An
              for k in ("probabilities", "value", "unknown_score") if k in ref}
     rep: dict[str, Any] = {"faces": int(len(next(iter(chips.values())))), "max_abs_diff": diffs}
     if "probabilities" in ref:
-        rep["labels_agree"] = bool(np.array_equal(np.argmax(got["probabilities"], 1), np.argmax(ref["probabilities"], 1)))
+        top_got, top_ref = np.argmax(got["probabilities"], 1), np.argmax(ref["probabilities"], 1)
+        rep["labels_agree"] = bool(np.array_equal(top_got, top_ref))
     if "accepted" in ref:
         rep["accepted_agree"] = bool(np.array_equal(got["accepted"], ref["accepted"]))
     return rep

@@ -48,7 +48,7 @@ def part_alignment(part: str, override: Any) -> dict[str, Any]:
     from faceforge.align import get_template
     from faceforge.embedders.base import embedder_class
 
-    a = dict(embedder_class(part).alignment)
+    a = dict(getattr(embedder_class(part), "alignment", {}))
     if isinstance(override, str):
         a["template"] = override
     elif isinstance(override, dict):
@@ -94,7 +94,8 @@ def input_entry(name: str, part: str, override: Any) -> dict[str, Any]:
     inp = spec.input
     return {"name": name, "embedder": part, "shape": ["N", size, size, 3], "dtype": "uint8", "layout": "NHWC",
             "colour": "RGB", "range": [0, 255],
-            "normalisation_in_graph": {"colour": inp.get("colour", "RGB"), "mean": inp.get("mean"), "std": inp.get("std"),
+            "normalisation_in_graph": {"colour": inp.get("colour", "RGB"), "mean": inp.get("mean"),
+                                       "std": inp.get("std"),
                                        "note": "done inside the graph: feed raw uint8 RGB pixels"},
             "alignment": align}
 
