@@ -10,7 +10,7 @@ import typer
 from faceforge.cli.app import handle_errors, out
 from faceforge.errors import ParameterError
 
-FORMATS = ("onnx",)
+FORMATS = ("onnx", "web")
 
 
 def _size(n: int) -> str:
@@ -21,7 +21,8 @@ def _size(n: int) -> str:
 def export(
     model: Path = typer.Argument(..., help="A model file from `faceforge train`."),
     output: Path = typer.Option(..., "-o", "--output", help="Folder to write classifier.onnx and model.json to."),
-    format: str = typer.Option("onnx", "--format", help="Export format (onnx)."),
+    format: str = typer.Option("onnx", "--format",
+                               help="Export format: onnx, or web (a zip for the browser; -o names the zip)."),
     with_detector: bool = typer.Option(False, "--with-detector",
                                        help="Also write detector.onnx (image in, faces and landmarks out)."),
     opset: int = typer.Option(17, "--opset", help="Lowest ONNX opset to write (17-21)."),
@@ -35,6 +36,13 @@ def export(
 
     if format not in FORMATS:
         raise ParameterError(f"--format {format!r} is not supported; choose one of: {', '.join(FORMATS)}.")
+    if format == "web":  # the browser bundle (faceforge.export.bundle): one zip, the detector inside
+        from faceforge.export.bundle import build_bundle
+
+        info = build_bundle(model, output)
+        out.print(f"{info['path']}  {_size(info['bytes'])}  (unzip, run `python3 -m http.server` in it, open "
+                  "http://localhost:8000/)", highlight=False)
+        return
     clf, _ = load_model(model)
     res = export_model(clf, output, with_detector=with_detector, opset=opset)
     for name, n in res.sizes.items():

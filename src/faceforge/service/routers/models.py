@@ -1,4 +1,4 @@
-"""The service's model files: list, upload, download, delete."""
+"""The service's model files: list, upload, download (as .ffm or as a browser bundle), delete."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 
 from faceforge.service.deps import ApiKey, EngineDep, HomeDep, SettingsDep
 from faceforge.service.inputs import client_name, read_limited
 from faceforge.service.safety import RequestError
-from faceforge.service.schemas import Deleted, ModelInfo, Models
+from faceforge.service.schemas import Deleted, Error, ModelInfo, Models
 
 router = APIRouter(prefix="/api/models", tags=["models"], dependencies=[ApiKey])
 
@@ -60,6 +60,43 @@ def download_model(name: str, home: HomeDep) -> Any:
     path = home.public_model_file(name)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
     return FileResponse(path, media_type="application/zip", filename=f"{safe}.ffm")
+
+
+_BUNDLE: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the browser bundle (a zip: index.html, app.js, the ONNX graphs, model.json, onnxruntime-web)",
+          "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
+    404: {"model": Error, "description": "no such model"},
+    422: {"model": Error, "description": "the model cannot be exported (its embedder or head)"},
+    503: {"model": Error, "description": "onnxruntime-web is not set up on the server (run ./run once)"},
+}
+
+
+@router.get("/{name}/bundle", response_class=Response, responses=_BUNDLE)
+async def download_bundle(name: str, home: HomeDep) -> Any:
+    """The model for the browser: unzip, serve the folder (``python3 -m http.server``), open it; the page
+    classifies the webcam with onnxruntime-web, nothing fetched from outside."""
+    import tempfile
+    from pathlib import Path
+
+    from faceforge.errors import ModelNotFoundError
+    from faceforge.export.bundle import build_bundle, ort_web_files
+
+    path = await run_in_threadpool(home.public_model_file, name)
+    try:
+        ort_web_files()
+    except ModelNotFoundError as e:
+        raise RequestError(f"The server cannot build browser bundles yet: {e}", 503) from e
+
+    def build() -> bytes:
+        with tempfile.TemporaryDirectory(prefix="faceforge-bundle-") as tmp:
+            out = Path(tmp) / "bundle.zip"
+            build_bundle(path, out)
+            return out.read_bytes()
+
+    data = await run_in_threadpool(build)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return Response(data, media_type="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="{safe}-web.zip"'})
 
 
 @router.delete("/{name}", response_model=Deleted)

@@ -1,4 +1,4 @@
-/* faceforge web page: The Models tab: list, download, upload and delete model files. */
+/* faceforge web page: The Models tab: list, download (as .ffm or for the browser), upload and delete model files. */
 
 import { $, checkName, confirmClick, h, pct, showError, toast } from './util.js';
 import { api, refreshModels, store } from './api.js';
@@ -23,6 +23,10 @@ async function modelsShow() {
   for (const m of store.models) {
     const dl = h('button', { class: 'btn small model-download', dataset: { model: m.name } }, 'Download');
     dl.addEventListener('click', () => downloadModel(m.name));
+    const web = h('button', { class: 'btn small ghost model-bundle', dataset: { model: m.name },
+      title: 'A zip to run this model in a browser, offline: unzip, run "python3 -m http.server" in it, open the page' },
+    'Download for the browser');
+    web.addEventListener('click', () => downloadBundle(m.name, web));
     const del = h('button', { class: 'btn danger ghost small model-delete', dataset: { model: m.name } }, 'Delete');
     confirmClick(del, async () => {
       try {
@@ -43,7 +47,7 @@ async function modelsShow() {
       h('td', { class: 'muted' }, m.embedder || ''),
       h('td', { class: 'muted' }, m.size ? `${(m.size / 1024).toFixed(0)} KB` : ''),
       h('td', { class: 'muted small' }, m.created ? new Date(m.created * 1000).toLocaleString() : ''),
-      h('td', { class: 'right nowrap' }, dl, ' ', del)));
+      h('td', { class: 'right nowrap' }, dl, ' ', web, ' ', del)));
   }
   table.append(body);
 }
@@ -60,6 +64,28 @@ async function downloadModel(name) {
     setTimeout(() => URL.revokeObjectURL(url), 10000);
   } catch (e) {
     showError($('#models-error'), e);
+  }
+}
+
+async function downloadBundle(name, button) {
+  const status = $('#models-status');
+  button.disabled = true;
+  status.textContent = `Building the browser bundle of ${name}…`;
+  try {
+    const res = await api(`/api/models/${encodeURIComponent(name)}/bundle`, { raw: true });
+    const blob = await res.blob();
+    const url = URL.createObjectURL(blob);
+    const a = h('a', { href: url, download: `${name.replace(/[^A-Za-z0-9._-]/g, '_')}-web.zip` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+    status.textContent = `Browser bundle of ${name}: ${(blob.size / 1048576).toFixed(1)} MB. Unzip it, run "python3 -m http.server" in the folder and open http://localhost:8000/.`;
+  } catch (e) {
+    status.textContent = '';
+    showError($('#models-error'), e);
+  } finally {
+    button.disabled = false;
   }
 }
 
