@@ -19,10 +19,12 @@ ap.add_argument("export"), ap.add_argument("photo"), ap.add_argument("--landmark
 args = ap.parse_args()
 d, img = pathlib.Path(args.export), cv2.cvtColor(cv2.imread(args.photo), cv2.COLOR_BGR2RGB)
 side = json.loads((d / "model.json").read_text())
+detector = None  # the faceforge name of the detector the boxes come from, if known
 if args.landmarks:
     faces = [(f["box"], f.get("landmarks")) for f in json.loads(pathlib.Path(args.landmarks).read_text())]
 elif (d / "detector.onnx").exists():
     faces = list(zip(*ort.InferenceSession(str(d / "detector.onnx")).run(["boxes", "landmarks"], {"image": img})))
+    detector = side["detector"]["model"]
 else:
     haar = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
     grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
@@ -39,9 +41,10 @@ def chip(al, box, lm):  # faceforge's alignment: a least-squares similarity to t
         m = np.array([[a, -b, tx], [b, a, ty]])
     else:
         fb = al if al["method"] == "box" else al["fallback"]
+        margin, shift = fb.get("framing", {}).get(detector, (fb["margin"], fb["shift"]))  # per-detector crop
         x1, y1, x2, y2 = map(float, box)
-        k = s / (max(x2 - x1, y2 - y1, 1.0) * fb["margin"])
-        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2 + fb["shift"] * (y2 - y1)
+        k = s / (max(x2 - x1, y2 - y1, 1.0) * margin)
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2 + shift * (y2 - y1)
         m = np.array([[k, 0, s / 2 - k * cx], [0, k, s / 2 - k * cy]])
     return cv2.warpAffine(img, m, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 

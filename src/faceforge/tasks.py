@@ -102,8 +102,8 @@ class DetectTask(_Task):
         faces = self._finder.find(image)
         faces = faces.with_meta(**_meta(image, item, t0, detector=self.detector))
         if self.crops is not None and len(faces):
-            margin = {"margin": 1.4} if self.crop_template == "margin" else {}
-            chips = align_faces(image, faces, self.crop_template, self.crop_size, **margin)
+            margin = 1.4 if self.crop_template == "margin" else None
+            chips = align_faces(image, faces, self.crop_template, self.crop_size, margin=margin)
             stem = output_stem(item.source, item.index)
             for i, chip in enumerate(chips):
                 save_image(Path(self.crops) / f"{stem}_face{i}.png", chip, self.protect)

@@ -57,9 +57,10 @@ def part_alignment(part: str, override: Any) -> dict[str, Any]:
     if template == "margin":
         size = int(a.get("size") or 224)
         k = 1.0 if a.get("margin") is None else float(a["margin"])
-        out = {"method": "box", "template": "margin", "size": size, "margin": k, "shift": 0.0, "warp": WARP,
-               "how": "square of side margin * max(box width, box height), centred on the box centre "
-                      "(moved down by shift * box height), scaled to size x size"}
+        how = ("square of side margin * max(box width, box height), centred on the box centre (moved down by "
+               "shift * box height), scaled to size x size")
+        out: dict[str, Any] = {"method": "box", "template": "margin", "size": size, "margin": k, "shift": 0.0,
+                               "warp": WARP, "how": how}
         if a.get("framing"):  # per detector [margin, shift] (the emotion networks' crop)
             out["framing"] = {str(d): [float(v) for v in ms] for d, ms in a["framing"].items()}
             out["how"] += "; framing gives margin and shift for boxes from the named detectors"

@@ -193,7 +193,8 @@ SPECS: list[ModelSpec] = [
         "faceforge emotion CNN's penultimate features (256, mirror-averaged) + 7 class scores, 263-D, "
         "64x64 grey box crop",
         # the emotion model's input and crop (faceforge.attributes.emotion.MARGIN: the box itself)
-        {**_EMOTION_INPUT, "dim": 263, "metric": "euclidean", "alignment": {"template": "margin", "margin": 1.0, "framing": _EMOTION_FRAMING}},
+        {**_EMOTION_INPUT, "dim": 263, "metric": "euclidean",
+         "alignment": {"template": "margin", "margin": 1.0, "framing": _EMOTION_FRAMING}},
         cls="faceforge.embedders.expression:ExpressionEmbedder",
     ),
     # -- emotion networks --------------------------------------------------------------------------

@@ -74,7 +74,10 @@ export function warp(src, w, h, m, size, out, offset) {
 }
 
 function chipTransform(align, face) {
-  if (align.method === 'box') return boxTransform(face.box, align.size, align.margin ?? 1.0, align.shift ?? 0.0);
+  if (align.method === 'box') { // a per-detector crop (framing) for the bundle's own detector, if the model has one
+    const [margin, shift] = (align.framing || {})[sidecar.detector?.model] ?? [align.margin ?? 1.0, align.shift ?? 0.0];
+    return boxTransform(face.box, align.size, margin, shift);
+  }
   return similarity(face.landmarks, align.reference_points); // 'similarity', and dlib5's approximation
 }
 
