@@ -76,13 +76,17 @@ class Analyzer:
         top_k: labels kept per classification model.
         crops: ``"auto"`` (an image with no detected face is taken as one face crop), or
             ``False`` (images without a face give no result).
+        quality: ``"fast"`` (default) or ``"accurate"`` (see :mod:`faceforge._quality`).
     """
 
     def __init__(self, attributes: Sequence[str] = DEFAULT_ATTRIBUTES,
                  models: Sequence[Any] | dict[str, Any] = (), detector: str = "photo", top_k: int = 3,
-                 crops: str | bool = "auto") -> None:
+                 crops: str | bool = "auto", quality: str = "fast") -> None:
+        from faceforge._quality import check_quality
         from faceforge.pipeline import FaceFinder
         from faceforge.train import load_classifier
+
+        self.quality = check_quality(quality)
 
         self.models: dict[str, FaceModel] = {}
         for a in attributes:
