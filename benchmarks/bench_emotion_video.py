@@ -127,10 +127,9 @@ def camera(frame: np.ndarray, rng: np.random.Generator) -> bytes:
 #: continuation fades into the background, so the face square the detector and the emotion crop
 #: see holds the FER2013 crop alone, as a real frame holds the face with its hair, neck and
 #: shoulders around it. ``soft`` (the render before this option): the fade lies inside the square,
-#: blending the background into its outer 7-10%; on 600 faces with no blur, resizing, noise or
-#: JPEG at all that cost 4.0 points through the photo detector (59.2% against the same faces'
-#: 63.2% through analyze; ``surround``: 62.4%), a loss no camera causes, so ``soft`` measured the
-#: paste more than the video.
+#: blending the background into its outer 7-10%, which no camera does. Through the photo detector
+#: the soft paste cost 2.9 points on the main 1,200 faces and 0.4-1.0 on 600 others (``--pastes``;
+#: docs/benchmarks.md).
 PASTES = ("surround", "soft")
 
 
