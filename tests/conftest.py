@@ -148,3 +148,38 @@ def serve_image(body: bytes, hits: list | None = None):
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv.server_address[1], srv.shutdown
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+def chromium(window: str = "1360,1000", camera: Path | None = None):
+    """A headless Chromium driven by selenium (skips without selenium, Chromium or chromedriver).
+
+    Args:
+        window: the window size, ``"W,H"``.
+        camera: a ``.y4m`` clip the fake webcam plays (the page's camera permission is granted), or None.
+
+    Returns:
+        The ``selenium`` Chrome driver (the caller quits it), with the browser log captured.
+    """
+    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install 'faceforge[test]')")
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip(f"needs Chromium at {CHROMIUM} and chromedriver at {CHROMEDRIVER} "
+                    "(Debian: apt-get install chromium chromium-driver)")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    args = ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={window}", "--disable-gpu",
+            "--mute-audio", "--no-first-run", "--disable-extensions", "--disable-background-networking"]
+    if camera is not None:
+        args += ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                 f"--use-file-for-fake-video-capture={camera}"]
+    for arg in args:
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    return driver

@@ -37,8 +37,6 @@ except ModelNotFoundError as _e:  # pragma: no cover - a checkout without ./run'
     HAVE_ORT_WEB, _WHY = False, str(_e)
 needs_ort_web = pytest.mark.skipif(not HAVE_ORT_WEB, reason="onnxruntime-web is not set up (run ./run once)")
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 BUNDLE_FILES = {"classifier.onnx", "detector.onnx", "model.json", "README.txt", *PAGE_FILES, *ORT_WEB_FILES}
 
 
@@ -107,25 +105,10 @@ def served(bundle, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory, astronaut):
-    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install 'faceforge[test]')")
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip(f"needs Chromium at {CHROMIUM} and chromedriver at {CHROMEDRIVER} "
-                    "(Debian: apt-get install chromium chromium-driver)")
-    from selenium.webdriver.chrome.service import Service
-
+    from conftest import chromium
     from test_web import write_y4m
 
-    clip = write_y4m(tmp_path_factory.mktemp("cam") / "astronaut.y4m", astronaut)
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1000,900",
-                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-video-capture={clip}", "--disable-gpu", "--mute-audio",
-                "--no-first-run", "--disable-extensions", "--disable-background-networking"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(30)
+    driver = chromium("1000,900", write_y4m(tmp_path_factory.mktemp("cam") / "astronaut.y4m", astronaut))
     try:
         yield driver
     finally:

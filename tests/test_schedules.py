@@ -380,11 +380,10 @@ def collect_page(tmp_path):
     import threading
     import urllib.request
 
-    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install 'faceforge[test]')")
-    if not (Path("/usr/bin/chromium").exists() and Path("/usr/bin/chromedriver").exists()):
-        pytest.skip("needs Chromium and chromedriver in /usr/bin (Debian: apt-get install chromium chromium-driver)")
+    from conftest import chromium
+
+    pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install 'faceforge[test]')")
     import uvicorn
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.support.ui import WebDriverWait
 
     app = create_app(home=tmp_path, run_jobs=False)
@@ -403,13 +402,7 @@ def collect_page(tmp_path):
             if time.time() > end:
                 pytest.fail("the service did not answer /api/health within 30 s")
             time.sleep(0.1)
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1360,1000", "--disable-gpu",
-                "--no-first-run", "--disable-extensions", "--disable-background-networking"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver = chromium("1360,1000")
     try:
         driver.get(url + "/")
         WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.body.dataset.ready === '1'"))

@@ -18,10 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import shared_path
+from conftest import CHROMEDRIVER, CHROMIUM, chromium, shared_path
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install 'faceforge[test]')")
 if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
@@ -29,7 +27,6 @@ if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
                 "(Debian: apt-get install chromium chromium-driver)", allow_module_level=True)
 
 from selenium.common.exceptions import TimeoutException  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
@@ -62,16 +59,7 @@ def webcam_clip(tmp_path_factory, astronaut) -> Path:
 
 @pytest.fixture(scope="module")
 def browser(webcam_clip):
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1360,1000",
-                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-video-capture={webcam_clip}", "--disable-gpu", "--mute-audio",
-                "--no-first-run", "--disable-extensions", "--disable-background-networking"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(30)
+    driver = chromium("1360,1000", webcam_clip)
     try:
         yield driver
     finally:
