@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from faceforge.registry.onnx_build import GraphBuilder
 from faceforge.registry.runtime import LazySession
 
 from faceforge.embedders.base import Embedder
@@ -39,35 +40,6 @@ def _same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
     out = -(-size // stride)
     total = max((out - 1) * stride + kernel - size, 0)
     return total // 2, total - total // 2
-
-
-class _GraphBuilder:
-    """Tiny helper around :mod:`onnx.helper` that names nodes and collects initialisers."""
-
-    def __init__(self) -> None:
-        import onnx  # noqa: F401 - fail early with ImportError if missing
-
-        self.nodes: list[Any] = []
-        self.inits: list[Any] = []
-        self._n = 0
-
-    def name(self, prefix: str) -> str:
-        self._n += 1
-        return f"{prefix}_{self._n}"
-
-    def const(self, array: np.ndarray, prefix: str = "c") -> str:
-        from onnx import numpy_helper
-
-        name = self.name(prefix)
-        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
-        return name
-
-    def op(self, op_type: str, inputs: list[str], prefix: str | None = None, **attrs: Any) -> str:
-        from onnx import helper
-
-        out = self.name(prefix or op_type.lower())
-        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
-        return out
 
 
 def _fold_bn(sd: dict[str, np.ndarray], conv: str, bn: str) -> tuple[np.ndarray, np.ndarray]:
@@ -109,7 +81,7 @@ def _build(sd: dict[str, np.ndarray], helper: Any, TensorProto: Any, checker: An
     from faceforge.registry import get_spec
 
     spec = get_spec("effnet-lite0")  # input size, normalisation and feature width
-    g = _GraphBuilder()
+    g = GraphBuilder()
     size = side = int(spec.input["size"][0])
     dim = int(spec.input["dim"])
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from faceforge.errors import ParameterError
+from faceforge.registry.onnx_build import GraphBuilder
 
 #: Opsets the exported graphs can be written in.
 MIN_OPSET, MAX_OPSET = 17, 21
@@ -88,7 +89,7 @@ def at_opset(model: Any, opset: int) -> Any:
                              f"or higher.") from e
 
 
-class Graph:
+class Graph(GraphBuilder):
     """Collects nodes, initialisers, inputs and outputs of one ONNX graph at a fixed opset.
 
     Args:
@@ -96,36 +97,10 @@ class Graph:
     """
 
     def __init__(self, opset: int) -> None:
+        super().__init__()
         self.opset = int(opset)
-        self.nodes: list[Any] = []
-        self.inits: list[Any] = []
         self.inputs: list[Any] = []
         self.outputs: list[Any] = []
-        self._n = 0
-
-    def name(self, prefix: str) -> str:
-        self._n += 1
-        return f"{prefix}_{self._n}"
-
-    def const(self, array: Any, prefix: str = "c", dtype: Any = np.float32) -> str:
-        """An initialiser holding ``array`` (cast to ``dtype``); returns its name."""
-        from onnx import numpy_helper
-
-        name = self.name(prefix)
-        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(np.asarray(array, dtype)), name))
-        return name
-
-    def ints(self, values: Any, prefix: str = "i") -> str:
-        return self.const(np.asarray(values, np.int64), prefix, np.int64)
-
-    def op(self, op_type: str, inputs: list[str], prefix: str | None = None, out: str | None = None,
-           **attrs: Any) -> str:
-        """Add one node; returns its (single) output's name (``out`` when given)."""
-        from onnx import helper
-
-        name = out or self.name(prefix or op_type.lower())
-        self.nodes.append(helper.make_node(op_type, inputs, [name], name=name, **attrs))
-        return name
 
     def reduce(self, op: str, x: str, axes: list[int], keepdims: bool) -> str:
         """``Reduce*`` over ``axes``: axes as an attribute before opset 18 (ReduceSum: 13), as an input from then on."""
