@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -183,3 +184,43 @@ def chromium(window: str = "1360,1000", camera: Path | None = None):
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(30)
     return driver
+
+
+@contextlib.contextmanager
+def serve_app(app, name: str = "uvicorn-test"):
+    """Run an ASGI ``app`` with uvicorn on a free port of 127.0.0.1 in a thread; yields its base URL.
+
+    Waits until ``/api/health`` answers (fails the test after 30 s) and stops the server at exit.
+    """
+    import socket
+    import threading
+    import time
+    import urllib.request
+
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, name=name, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/api/health", timeout=2):
+                break
+        except OSError:
+            pass
+        if time.monotonic() > deadline or not thread.is_alive():
+            srv.should_exit = True
+            pytest.fail("the service did not answer /api/health within 30 s")
+        time.sleep(0.1)
+    try:
+        yield url
+    finally:
+        srv.should_exit = True
+        thread.join(15)
+        sock.close()

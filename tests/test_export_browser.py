@@ -253,44 +253,22 @@ def test_cli_export_format_web_refuses_to_overwrite_the_model(model_file):
 @pytest.fixture()
 def service(tmp_path, model_file):
     """The service (a model "crew" stored) on a free port of 127.0.0.1, run by uvicorn in a thread."""
-    import socket
     import urllib.request
 
-    import uvicorn
-
+    from conftest import serve_app
     from faceforge.service import create_app
 
-    app = create_app(home=tmp_path / "home", run_jobs=False)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=sock.getsockname()[1], log_level="warning"))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, name="uvicorn-bundle", daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/api/health", timeout=2):
-                break
-        except OSError:
-            if time.monotonic() > deadline:
-                pytest.fail("the service did not answer /api/health within 30 s")
-            time.sleep(0.1)
-    boundary = "faceforgebundletest"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\ncrew\r\n--{boundary}\r\n"
-            f"Content-Disposition: form-data; name=\"file\"; filename=\"crew.ffm\"\r\n"
-            f"Content-Type: application/octet-stream\r\n\r\n").encode() + model_file.read_bytes() + \
-        f"\r\n--{boundary}--\r\n".encode()
-    req = urllib.request.Request(f"{url}/api/models", data=body, method="POST",
-                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        assert r.status == 201
-    try:
+    with serve_app(create_app(home=tmp_path / "home", run_jobs=False), "uvicorn-bundle") as url:
+        boundary = "faceforgebundletest"
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\ncrew\r\n--{boundary}\r\n"
+                f"Content-Disposition: form-data; name=\"file\"; filename=\"crew.ffm\"\r\n"
+                f"Content-Type: application/octet-stream\r\n\r\n").encode() + model_file.read_bytes() + \
+            f"\r\n--{boundary}--\r\n".encode()
+        req = urllib.request.Request(f"{url}/api/models", data=body, method="POST",
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            assert r.status == 201
         yield url
-    finally:
-        srv.should_exit = True
-        thread.join(15)
-        sock.close()
 
 
 @needs_ort_web

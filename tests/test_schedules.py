@@ -376,43 +376,20 @@ def test_ingest_then_retrain_runs_twice(tmp_path):
 def collect_page(tmp_path):
     """The page of a real service (uvicorn on a free port; jobs not run, so runs stay queued) in
     headless Chromium, on the Collect tab."""
-    import socket
-    import threading
-    import urllib.request
-
-    from conftest import chromium
+    from conftest import chromium, serve_app
 
     pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install 'faceforge[test]')")
-    import uvicorn
     from selenium.webdriver.support.ui import WebDriverWait
 
-    app = create_app(home=tmp_path, run_jobs=False)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    end = time.time() + 30
-    while True:
+    with serve_app(create_app(home=tmp_path, run_jobs=False)) as url:
+        driver = chromium("1360,1000")
         try:
-            urllib.request.urlopen(f"{url}/api/health", timeout=2).close()
-            break
-        except OSError:
-            if time.time() > end:
-                pytest.fail("the service did not answer /api/health within 30 s")
-            time.sleep(0.1)
-    driver = chromium("1360,1000")
-    try:
-        driver.get(url + "/")
-        WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.body.dataset.ready === '1'"))
-        driver.find_element("css selector", "#tab-collect").click()
-        yield driver, url
-    finally:
-        driver.quit()
-        srv.should_exit = True
-        thread.join(15)
-        sock.close()
+            driver.get(url + "/")
+            WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.body.dataset.ready === '1'"))
+            driver.find_element("css selector", "#tab-collect").click()
+            yield driver, url
+        finally:
+            driver.quit()
 
 
 def test_the_collect_tab_creates_runs_and_deletes_a_schedule(collect_page):

@@ -6,11 +6,8 @@ Set ``FACEFORGE_WEB_SCREENSHOTS=/some/dir`` to save screenshots of the steps the
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import socket
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -18,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import CHROMEDRIVER, CHROMIUM, chromium, shared_path
+from conftest import CHROMEDRIVER, CHROMIUM, chromium, serve_app, shared_path
 
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install 'faceforge[test]')")
@@ -69,37 +66,10 @@ def browser(webcam_clip):
 @pytest.fixture()
 def server(tmp_path):
     """The service on a free port of 127.0.0.1 (its home in tmp_path), run by uvicorn in a thread."""
-    import uvicorn
-
     from faceforge.service import create_app
 
-    app = create_app(home=tmp_path / "home")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, name="uvicorn-test", daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/api/health", timeout=2) as r:
-                if json.load(r)["status"] == "ok":
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline or not thread.is_alive():
-            srv.should_exit = True
-            pytest.fail("the service did not answer /api/health within 30 s")
-        time.sleep(0.1)
-    try:
+    with serve_app(create_app(home=tmp_path / "home")) as url:
         yield url
-    finally:
-        srv.should_exit = True
-        thread.join(15)
-        sock.close()
 
 
 @pytest.fixture()
