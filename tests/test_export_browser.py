@@ -191,7 +191,7 @@ def client(tmp_path):
 
 
 @needs_ort_web
-def test_bundle_route_returns_the_zip(client, model_file):
+def test_bundle_route_returns_the_zip(client, model_file, tmp_path):
     with open(model_file, "rb") as f:
         r = client.post("/api/models", files={"file": ("crew.ffm", f, "application/octet-stream")},
                         data={"name": "crew"})
@@ -202,6 +202,21 @@ def test_bundle_route_returns_the_zip(client, model_file):
     assert 'filename="crew-web.zip"' in r.headers["content-disposition"]
     with zipfile.ZipFile(io.BytesIO(r.content)) as z:
         assert set(z.namelist()) == BUNDLE_FILES
+    # built once: the second download is the kept file; a replaced model gets a new bundle, the old goes
+    kept = list((tmp_path / "home" / "bundles").glob("crew.*.zip"))
+    assert len(kept) == 1 and kept[0].read_bytes() == r.content
+    mtime = kept[0].stat().st_mtime_ns
+    assert client.get("/api/models/crew/bundle").content == r.content and kept[0].stat().st_mtime_ns == mtime
+    from faceforge.heads.bundle import read_manifest, replace_manifest
+
+    other = replace_manifest(model_file, tmp_path / "crew2.ffm", {**read_manifest(model_file), "note": "retrained"})
+    with open(other, "rb") as f:
+        r2 = client.post("/api/models", files={"file": ("crew.ffm", f, "application/octet-stream")},
+                         data={"name": "crew", "replace": "true"})
+    assert r2.status_code in (200, 201), r2.text
+    assert client.get("/api/models/crew/bundle").status_code == 200
+    now = list((tmp_path / "home" / "bundles").glob("crew.*.zip"))
+    assert len(now) == 1 and now[0] != kept[0]
 
 
 @pytest.mark.parametrize("name, status, match", [

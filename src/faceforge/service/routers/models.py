@@ -74,29 +74,36 @@ _BUNDLE: dict[int | str, dict[str, Any]] = {
 @router.get("/{name}/bundle", response_class=Response, responses=_BUNDLE)
 async def download_bundle(name: str, home: HomeDep) -> Any:
     """The model for the browser: unzip, serve the folder (``python3 -m http.server``), open it; the page
-    classifies the webcam with onnxruntime-web, nothing fetched from outside."""
-    import tempfile
-    from pathlib import Path
+    classifies the webcam with onnxruntime-web, nothing fetched from outside.
 
+    A bundle is built once per model file (and faceforge / onnxruntime-web version) and kept in the
+    service home's ``bundles/``; replacing the model builds a new one and drops the old.
+    """
+    from faceforge import __version__
+    from faceforge._fs import sha256_file
     from faceforge.errors import ModelNotFoundError
-    from faceforge.export.bundle import build_bundle, ort_web_files
+    from faceforge.export.bundle import ORT_WEB_VERSION, build_bundle, ort_web_files
 
     path = await run_in_threadpool(home.public_model_file, name)
     try:
         ort_web_files()
     except ModelNotFoundError as e:
         raise RequestError(f"The server cannot build browser bundles yet: {e}", 503) from e
-
-    def build() -> bytes:
-        with tempfile.TemporaryDirectory(prefix="faceforge-bundle-") as tmp:
-            out = Path(tmp) / "bundle.zip"
-            build_bundle(path, out)
-            return out.read_bytes()
-
-    data = await run_in_threadpool(build)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-    return Response(data, media_type="application/zip",
-                    headers={"Content-Disposition": f'attachment; filename="{safe}-web.zip"'})
+
+    def cached() -> Any:
+        folder = home.path / "bundles"
+        folder.mkdir(exist_ok=True)
+        out = folder / f"{safe}.{sha256_file(path)[:20]}-{__version__}-ort{ORT_WEB_VERSION}.zip"
+        if not out.is_file():
+            build_bundle(path, out)  # written atomically
+            for old in folder.glob(f"{safe}.*.zip"):
+                if old != out:
+                    old.unlink(missing_ok=True)
+        return out
+
+    out = await run_in_threadpool(cached)
+    return FileResponse(out, media_type="application/zip", filename=f"{safe}-web.zip")
 
 
 @router.delete("/{name}", response_model=Deleted)
