@@ -7,9 +7,11 @@ and its variants (mirror image, small scale / shift / rotation jitters;
 
 * the shipped gender and age heads on the fixed held-out fifth (``scripts/train_attributes.py``
   never trains on it) with each averaging: the embeddings' mean, or the heads' outputs' mean;
-* an age calibration (a monotone piecewise-linear map fitted by isotonic regression on
-  out-of-fold ridge predictions of the *training* photos only, as ``RidgeHead(calibrate=True)``
-  fits it) applied to the shipped head's output, alone and after each averaging;
+* the same averagings on development data only (out-of-fold heads on the training photos):
+  what chose the preset (:data:`faceforge.attributes.tta.ACCURATE_JITTERS`);
+* age calibrations fitted on out-of-fold predictions of the *training* photos only (isotonic,
+  and two maps that invert the bias conditional on the true age), applied to the shipped head's
+  output on the held-out fifth;
 * MAE overall and by age band, gender accuracy (overall, adults, under 13), per-face cost.
 
     nice python benchmarks/bench_accurate_attributes.py [--limit N] [--cache /tmp/utk_tta.npz]
@@ -86,32 +88,84 @@ def variant_index(flip: bool, jitters: tuple[str, ...]) -> list[int]:
     return idx + [i + len(names) for i in idx] if flip else idx
 
 
+def _band(lo: int, hi: int) -> str:
+    return f"{lo}-{hi - 1}" if hi < 200 else f"{lo}+"
+
+
 def gender_age(g_true: np.ndarray, g_pred: np.ndarray, a_true: np.ndarray, a_pred: np.ndarray) -> dict[str, Any]:
     err = np.abs(a_true - a_pred)
     return {"age_mae": float(err.mean()),
             "age_bias": float(np.mean(a_pred - a_true)),
-            "age_mae_by_band": {f"{lo}-{hi - 1}" if hi < 200 else f"{lo}+": float(err[(a_true >= lo) & (a_true < hi)].mean())
-                                for lo, hi in BANDS},
-            "age_bias_by_band": {f"{lo}-{hi - 1}" if hi < 200 else f"{lo}+":
-                                 float((a_pred - a_true)[(a_true >= lo) & (a_true < hi)].mean()) for lo, hi in BANDS},
+            "age_mae_by_band": {_band(lo, hi): float(err[(a_true >= lo) & (a_true < hi)].mean()) for lo, hi in BANDS},
+            "age_bias_by_band": {_band(lo, hi): float((a_pred - a_true)[(a_true >= lo) & (a_true < hi)].mean())
+                                 for lo, hi in BANDS},
             "gender_accuracy": float(np.mean(g_true == g_pred)),
             "gender_balanced_accuracy": float(np.mean([np.mean(g_pred[g_true == c] == c) for c in np.unique(g_true)])),
             "gender_accuracy_adults": float(np.mean((g_true == g_pred)[a_true >= 18])),
             "gender_accuracy_under_13": float(np.mean((g_true == g_pred)[a_true < 13]))}
 
 
-def oof_calibration(E_train: np.ndarray, y: np.ndarray, idx: list[int], knots: int | None = None) -> Any:
-    """The calibration ``RidgeHead(calibrate=True)`` fits (as the shipped age head: no L2
-    normalisation, standardised), on the training photos' (averaged) embeddings."""
-    from faceforge.heads import regression as R
+def oof_predictions(E: np.ndarray, age: np.ndarray, gender: np.ndarray, configs: dict[str, Any]) -> dict[str, Any]:
+    """Development data only: 5-fold out-of-fold ridge (alpha 10, the shipped model's choice) and
+    logistic (C 0.1, balanced) heads on the fast embeddings of the training photos, read on each
+    averaging of the held-back fold; returns per config the age and male-probability predictions."""
+    from sklearn.linear_model import LogisticRegression, Ridge
 
-    old = R.CALIBRATION_KNOTS
-    R.CALIBRATION_KNOTS = knots or old
-    try:
-        head = R.RidgeHead(calibrate=True, normalize=False).fit(E_train[:, idx].mean(axis=1), y)
-    finally:
-        R.CALIBRATION_KNOTS = old
-    return head.arrays_["calib_x"], head.arrays_["calib_y"], head.fit_info_
+    from faceforge.heads.splits import internal_folds
+
+    g = (gender == "male").astype(int)
+    out = {k: (np.zeros(len(age)), np.zeros(len(age))) for k in configs}
+    for tr, te in internal_folds(age, None, 0, max_folds=5):
+        x0 = E[tr, 0].astype(np.float64)
+        mu, sd = x0.mean(0), x0.std(0) + 1e-12
+        r = Ridge(alpha=10.0).fit((x0 - mu) / sd, age[tr])
+        lg = LogisticRegression(C=0.1, class_weight="balanced", max_iter=1000).fit((x0 - mu) / sd, g[tr])
+        for k, (flip, jit) in configs.items():
+            z = (E[te][:, variant_index(flip, jit)].mean(axis=1) - mu) / sd
+            out[k][0][te], out[k][1][te] = r.predict(z), lg.predict_proba(z)[:, 1]
+    return out
+
+
+def piecewise(values: np.ndarray, kx: np.ndarray, ky: np.ndarray) -> np.ndarray:
+    """Piecewise-linear map through the knots, slope 1 past the ends."""
+    v = np.asarray(values, np.float64)
+    out = np.interp(v, kx, ky)
+    return np.where(v < kx[0], ky[0] + v - kx[0], np.where(v > kx[-1], ky[-1] + v - kx[-1], out))
+
+
+def calibrations(oof: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Age maps fitted on out-of-fold predictions ``oof`` of the training photos (never the held-out fifth).
+
+    * isotonic: E[age | prediction], monotone, read at 16 quantile knots (what a regression
+      calibration does; a ridge is already close to it);
+    * linear inverse: fit prediction = a + b * age, predict (prediction - a) / b (removes the
+      bias conditional on the true age, the "regression to the mean" at both ends);
+    * binned inverse: mean prediction per sixth of the ages, inverted piecewise-linearly.
+    """
+    from sklearn.isotonic import IsotonicRegression
+
+    iso = IsotonicRegression(out_of_bounds="clip").fit(oof, y)
+    kx = np.unique(np.quantile(oof, np.linspace(0, 1, 16)))
+    maps: dict[str, Any] = {"isotonic (16 knots)": (lambda p, kx=kx, ky=iso.predict(kx): piecewise(p, kx, ky))}
+    b, a = np.polyfit(y, oof, 1)
+    maps[f"linear inverse (b={b:.2f})"] = lambda p, a=a, b=b: (p - a) / b
+    qs = np.quantile(y, np.linspace(0, 1, 7))
+    ys = np.array([np.median(y[(y >= qs[i]) & (y <= qs[i + 1])]) for i in range(6)])
+    gs = np.array([np.mean(oof[(y >= qs[i]) & (y <= qs[i + 1])]) for i in range(6)])
+    gs = np.maximum.accumulate(gs) + np.arange(6) * 1e-6
+    maps["binned inverse (6 bins)"] = lambda p, gs=gs, ys=ys: piecewise(p, gs, ys)
+    return maps
+
+
+def row(name: str, r: dict[str, Any]) -> list[Any]:
+    return [name, r.get("chips_per_face", 1), f"{r['age_mae']:.2f}",
+            *[f"{x:.2f}" for x in r["age_mae_by_band"].values()],
+            f"{r['age_bias_by_band']['60+']:+.2f}", C.fmt_pct(r["gender_accuracy"]),
+            C.fmt_pct(r["gender_accuracy_adults"]), C.fmt_pct(r["gender_accuracy_under_13"])]
+
+
+HEADERS = ["setting", "chips", "MAE", *[f"MAE {_band(lo, hi)}" for lo, hi in BANDS],
+           "bias 60+", "gender %", "adults %", "<13 %"]
 
 
 def main() -> None:
@@ -119,76 +173,73 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=C.DATA)
     ap.add_argument("--limit", type=int, default=None, help="only the first N photos of labels.csv")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/faceforge_utk_tta.npz"))
+    ap.add_argument("--runs", type=int, default=30)
     args, info = C.start(ap, "Gender and age: test-time augmentation and age calibration (UTKFace held out)")
     from faceforge.attributes import load_attribute
+    from faceforge.attributes.tta import ACCURATE_FLIP, ACCURATE_JITTERS
 
     z = embed_all(args.data, args.limit, args.cache)
-    held = z["held"]
-    E, age, gender = z["E"], z["age"], z["gender"]
+    held, E, age, gender = z["held"], z["E"], z["age"], z["gender"]
     g_head, a_head = load_attribute("gender").head, load_attribute("age").head
     classes = np.array(load_attribute("gender").classes)
-    g_true, a_true = gender[held], age[held]
-    Et = E[held]
-    configs = {"fast (chip)": (False, ()), "flip": (True, ()),
+    configs = {"fast (the chip)": (False, ()), "flip": (True, ()),
                **{f"jitter {k}": (False, (k,)) for k in JITTERS},
                "shift x4": (False, ("left", "right", "up", "down")),
                "flip + shift x4": (True, ("left", "right", "up", "down")),
                "flip + scale x2": (True, ("scale0.95", "scale1.05")),
                "flip + rot x2": (True, ("rot-5", "rot+5")),
                "flip + all 8": (True, tuple(JITTERS))}
-    calib_cache: dict[tuple[int, ...], Any] = {}
-    res: dict[str, Any] = {}
-    for name, (flip, jit) in configs.items():
+    chosen = next(k for k, (f, j) in configs.items()
+                  if f == ACCURATE_FLIP and [JITTERS[x] for x in j] == [tuple(v) for v in ACCURATE_JITTERS])
+
+    # 1. development data: out-of-fold on the training photos (what chose the preset)
+    dev = {}
+    oof = oof_predictions(E[~held], age[~held], gender[~held], configs)
+    for k, (a_p, m_p) in oof.items():
+        dev[k] = {"chips_per_face": len(variant_index(*configs[k])),
+                  **gender_age(gender[~held], np.where(m_p > 0.5, "male", "female"), age[~held], a_p)}
+    print("## development data (out-of-fold, training photos)")
+    print(C.md_table(HEADERS, [row(k, r) for k, r in dev.items()]))
+
+    # 2. the held-out fifth, the shipped heads
+    Et, g_true, a_true = E[held], gender[held], age[held]
+    test: dict[str, Any] = {}
+    for k, (flip, jit) in configs.items():
         idx = variant_index(flip, jit)
         mean_emb = Et[:, idx].mean(axis=1)
-        n, v = Et.shape[0], len(idx)
-        flat = Et[:, idx].reshape(n * v, -1)
-        modes = {"embedding mean": (g_head.predict_proba(mean_emb), a_head.predict(mean_emb)),
-                 "output mean": (g_head.predict_proba(flat).reshape(n, v, -1).mean(axis=1),
-                                 a_head.predict(flat).reshape(n, v).mean(axis=1))}
-        for mode, (gp, ap_) in modes.items():
-            if v == 1 and mode == "output mean":
-                continue
-            key = name if v == 1 else f"{name}, {mode}"
-            res[key] = {"chips_per_face": v, **gender_age(g_true, classes[gp.argmax(1)], a_true, ap_)}
-            for cal_name, cal_idx in (("fast", [0]), ("same", idx)):
-                if cal_name == "same" and v == 1:
-                    continue
-                ck = tuple(cal_idx)
-                if ck not in calib_cache:
-                    calib_cache[ck] = oof_calibration(E[~held], age[~held], cal_idx)
-                cx, cy, _ = calib_cache[ck]
-                from faceforge.heads.regression import apply_calibration
+        test[k] = {"chips_per_face": len(idx), **gender_age(g_true, classes[g_head.predict_proba(mean_emb).argmax(1)],
+                                                           a_true, a_head.predict(mean_emb))}
+        if len(idx) > 1:  # the heads' outputs averaged instead (the same for the linear age head)
+            n, v = len(Et), len(idx)
+            p = g_head.predict_proba(Et[:, idx].reshape(n * v, -1)).reshape(n, v, -1).mean(axis=1)
+            test[k]["gender_accuracy_output_mean"] = float(np.mean(classes[p.argmax(1)] == g_true))
+    print("\n## held-out fifth (shipped heads, embedding mean)")
+    print(C.md_table(HEADERS, [row(k, r) for k, r in test.items()]))
 
-                label = " + calibration" + ("" if v == 1 else f" (fitted on {cal_name})")
-                res[key + label] = {"chips_per_face": v, **gender_age(g_true, classes[gp.argmax(1)], a_true,
-                                                                      apply_calibration(ap_, cx, cy))}
-    from faceforge.heads.regression import apply_calibration
+    # 3. age calibrations fitted on development data, applied on the held-out fifth
+    cal: dict[str, Any] = {}
+    for k in ("fast (the chip)", chosen):
+        maps = calibrations(oof[k][0], age[~held])
+        idx = variant_index(*configs[k])
+        base = a_head.predict(Et[:, idx].mean(axis=1))
+        g_pred = classes[g_head.predict_proba(Et[:, idx].mean(axis=1)).argmax(1)]
+        cal[k] = test[k]
+        for m, f in maps.items():
+            cal[f"{k} + {m}"] = {"chips_per_face": len(idx), **gender_age(g_true, g_pred, a_true, f(base))}
+    print("\n## age calibrations (fitted out-of-fold on the training photos), held-out fifth")
+    print(C.md_table(HEADERS, [row(k, r) for k, r in cal.items()]))
 
-    base = a_head.predict(Et[:, 0])
-    knots = {}
-    for k in (4, 8, 16, 32, 64):
-        cx, cy, _ = oof_calibration(E[~held], age[~held], [0], k)
-        knots[k] = float(np.mean(np.abs(apply_calibration(base, cx, cy) - a_true)))
-    print("held-out MAE of the fast head + calibration, by knots:", knots)
-    cost = float(np.median(z["secs"]) * 1e3)
-    res_cost = {"all 18 variants: chip transforms + warps + agegender embedding, median ms per face": cost}
-    res_cost.update(per_face_cost())
-    headers = ["setting", "chips", "MAE", *[f"MAE {lo}-{hi - 1}" if hi < 200 else f"MAE {lo}+" for lo, hi in BANDS],
-               "bias 60+", "gender", "adults", "<13"]
-    rows = [[k, r["chips_per_face"], f"{r['age_mae']:.2f}", *[f"{x:.2f}" for x in r["age_mae_by_band"].values()],
-             f"{r['age_bias_by_band']['60+']:+.2f}", C.fmt_pct(r["gender_accuracy"]),
-             C.fmt_pct(r["gender_accuracy_adults"]), C.fmt_pct(r["gender_accuracy_under_13"])] for k, r in res.items()]
-    print(C.md_table(headers, rows))
-    print(res_cost)
-    _, _, fit_info = calib_cache[(0,)]
-    C.write_json("accurate_attributes", {**info, "held_out_faces": int(held.sum()), "train_faces": int((~held).sum()),
-                                         "jitters": JITTERS, "results": res, "cost": res_cost,
-                                         "calibration_fit_info": fit_info,
-                                         "calibration_knots_heldout_mae": knots}, args.out)
+    cost = {"chips: transforms + warps + agegender embedding of all 18 variants, median ms per face":
+            round(float(np.median(z["secs"]) * 1e3), 2), **per_face_cost(args.runs)}
+    print(cost)
+    warn = C.other_load_warning()
+    C.write_json("accurate_attributes", {**info, "load_warning": warn, "held_out_faces": int(held.sum()),
+                                         "train_faces": int((~held).sum()), "jitters": JITTERS, "chosen": chosen,
+                                         "development": dev, "held_out": test, "calibration": cal, "cost": cost},
+                 args.out)
 
 
-def per_face_cost(runs: int = 30) -> dict[str, Any]:
+def per_face_cost(runs: int) -> dict[str, Any]:
     """Gender + age per face on the astronaut photo: fast vs accurate (``Analyzer``'s own path)."""
     from skimage import data as skdata
 
@@ -201,7 +252,7 @@ def per_face_cost(runs: int = 30) -> dict[str, Any]:
         an = Analyzer(["gender", "age"], quality=q)
         faces, det, _ = an.finder.find_scaled(img)
         out[f"gender + age, {q} (ms per face)"] = C.stats_ms(C.time_calls(
-            lambda an=an: run_models(det, faces, an.models), runs))
+            lambda an=an, det=det, faces=faces: run_models(det, faces, an.models), runs))
     return out
 
 

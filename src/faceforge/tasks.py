@@ -411,8 +411,8 @@ def analyze_files(paths: Sequence[PathLike], *, attributes: Sequence[str] = ("ge
         top_k: labels kept per face and model.
         annotate: folder for labelled copies of the images, or None.
         every, workers, progress, skipped, engine: as for :func:`detect_files`.
-        quality: ``"fast"`` (default) or ``"accurate"``: gender and age average the chip and its
-            mirror image (see :class:`~faceforge.attributes.Analyzer`).
+        quality: ``"fast"`` (default) or ``"accurate"``: gender and age average the chip, its
+            mirror image and small rotations (see :class:`~faceforge.attributes.Analyzer`).
 
     Raises:
         ParameterError: unknown attribute, clashing model names, no such gallery file, unknown quality.

@@ -80,10 +80,12 @@ class Analyzer:
         crops: ``"auto"`` (an image with no detected face is taken as one face crop), or
             ``False`` (images without a face give no result).
         quality: ``"fast"`` (default) or ``"accurate"`` (see :mod:`faceforge._quality`):
-            the built-in gender and age read the mean ``agegender`` embedding of the chip and its
-            mirror image (:class:`~faceforge.attributes.tta.AugmentedModel`; about twice their
-            embedding cost). Emotion is the same in both (its network already averages the face
-            and its mirror image); your own models always run as trained.
+            the built-in gender and age read the mean ``agegender`` embedding of 6 chips: the chip,
+            its rotations by -5 / +5 degrees and the mirror images of the three
+            (:class:`~faceforge.attributes.tta.AugmentedModel`; age MAE on held-out UTKFace 6.03 ->
+            5.70 years, about 2.5x the gender + age cost per face). Emotion is the same in both
+            (its network already averages the face and its mirror image); your own models always
+            run as trained.
     """
 
     def __init__(self, attributes: Sequence[str] = DEFAULT_ATTRIBUTES,

@@ -39,8 +39,9 @@ def analyze(
     gallery: Optional[Path] = typer.Option(None, "--gallery", "-g", help="A gallery file (`faceforge gallery enrol`): "
                                            "who each face is, reported as 'identity'."),
     gallery_name: str = typer.Option("default", "--gallery-name", help="The gallery's name inside the file."),
-    accurate: bool = typer.Option(False, "--accurate", help="Gender and age from the face and its mirror image "
-                                  "averaged (lower age error, about twice their cost; emotion already does it)."),
+    accurate: bool = typer.Option(False, "--accurate", help="Gender and age averaged over the face, its mirror "
+                                  "image and small rotations (lower age error, about 2.5x their cost; emotion "
+                                  "already averages the mirror image)."),
 ) -> None:
     """Gender, age and emotion (and your own models, and who it is) for every face in every image or frame."""
     from faceforge.tasks import analyze_files

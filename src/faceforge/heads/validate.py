@@ -23,7 +23,6 @@ HEAD_SHAPES: dict[str, tuple[str | int, ...]] = {
     "present": ("m",), "mean": ("d",), "scale": ("d",), "W": ("d", "m"), "b": ("m",), "temperature": (1,),
     "gallery": ("n", "d"), "gallery_y": ("n",), "class_weight": ("m",), "n_neighbors": (1,),
     "W1": ("d", "h"), "b1": ("h",), "W2": ("h", "o"), "b2": ("o",), "coef": ("d",), "intercept": (1,),
-    "calib_x": ("k",), "calib_y": ("k",),
 }
 #: Arrays holding indices or counts (integers); every other array holds floats.
 INTEGER_ARRAYS = {"present", "gallery_y", "n_neighbors"}
@@ -222,12 +221,6 @@ def _check_values(arrays: dict[str, np.ndarray], sizes: dict[str, int], task: st
         raise _bad(name, "array 'head.gallery_y' holds class indices outside the classes trained on")
     if "n_neighbors" in arrays and not 1 <= int(arrays["n_neighbors"][0]) <= max(sizes.get("n", 1), 1):
         raise _bad(name, "array 'head.n_neighbors' must be between 1 and the number of gallery rows")
-    if ("calib_x" in arrays) != ("calib_y" in arrays):
-        raise _bad(name, "the calibration needs both arrays 'head.calib_x' and 'head.calib_y', but only one is there")
-    if "calib_x" in arrays and (len(arrays["calib_x"]) < 2 or not (np.diff(arrays["calib_x"]) > 0).all()
-                                or not (np.diff(arrays["calib_y"]) >= 0).all()):
-        raise _bad(name, "the calibration map must have at least 2 knots, 'head.calib_x' strictly increasing and "
-                         "'head.calib_y' non-decreasing")
     if "gallery" in arrays and sizes.get("n", 0) < 1:
         raise _bad(name, "array 'head.gallery' is empty")
 
