@@ -205,13 +205,17 @@ class AnalyzeTask(_Task):
         gallery: ``(file, name)`` of a gallery (reported as ``identity``), or None.
         annotate: folder for labelled copies of the images, or None.
         protect: paths that outputs must never overwrite.
+        quality: ``"fast"`` (default) or ``"accurate"`` (see :class:`~faceforge.attributes.Analyzer`).
     """
 
     _cached = ("_an",)
 
     def __init__(self, attributes: Sequence[str] = ("gender", "age", "emotion"), models: Sequence[PathLike] = (),
                  detector: str = "photo", top_k: int = 3, *, gallery: tuple[str, str] | None = None,
-                 annotate: PathLike | None = None, protect: Sequence[str] = ()) -> None:
+                 annotate: PathLike | None = None, protect: Sequence[str] = (), quality: str = "fast") -> None:
+        from faceforge._quality import check_quality
+
+        self.quality = check_quality(quality)
         self.attributes, self.models = list(attributes), [str(m) for m in models]
         self.detector, self.top_k, self.gallery = detector, int(top_k), gallery
         self.annotate, self.protect = annotate, list(protect)
@@ -222,7 +226,7 @@ class AnalyzeTask(_Task):
 
         if self._an is None:
             self._an = Analyzer(self.attributes, face_models(self.models, self.gallery), detector=self.detector,
-                                top_k=self.top_k)
+                                top_k=self.top_k, quality=self.quality)
         t0 = time.perf_counter()
         faces = self._an.analyze(image).with_meta(**_meta(image, item, t0))
         if self.annotate is not None:
@@ -395,7 +399,7 @@ def analyze_files(paths: Sequence[PathLike], *, attributes: Sequence[str] = ("ge
                   models: Sequence[PathLike] = (), gallery: tuple[PathLike, str] | None = None,
                   detector: str = "photo", top_k: int = 3, annotate: PathLike | None = None, every: int = 1,
                   workers: int | None = None, progress: str | bool | None = None,
-                  skipped: Skipped | None = None, engine: Any = None) -> Iterator[Faces]:
+                  skipped: Skipped | None = None, engine: Any = None, quality: str = "fast") -> Iterator[Faces]:
     """Attributes, your own models and who it is for every face of many images (``faceforge analyze``).
 
     Args:
@@ -407,9 +411,11 @@ def analyze_files(paths: Sequence[PathLike], *, attributes: Sequence[str] = ("ge
         top_k: labels kept per face and model.
         annotate: folder for labelled copies of the images, or None.
         every, workers, progress, skipped, engine: as for :func:`detect_files`.
+        quality: ``"fast"`` (default) or ``"accurate"``: gender and age average the chip, its
+            mirror image and small rotations (see :class:`~faceforge.attributes.Analyzer`).
 
     Raises:
-        ParameterError: unknown attribute, clashing model names, no such gallery file.
+        ParameterError: unknown attribute, clashing model names, no such gallery file, unknown quality.
         BundleError: a bad model file. SourceError: bad inputs.
         OutputError: ``annotate`` is, holds or lies inside an input, model or gallery file.
     """
@@ -417,10 +423,11 @@ def analyze_files(paths: Sequence[PathLike], *, attributes: Sequence[str] = ("ge
 
     attrs, model_files = list(attributes), [str(m) for m in models]
     gal = (str(gallery[0]), gallery[1]) if gallery else None
-    Analyzer(attrs, face_models(model_files, gal), detector=detector)  # fail fast: attribute names, model files
+    Analyzer(attrs, face_models(model_files, gal), detector=detector,
+             quality=quality)  # fail fast: attribute names, model files, quality
     protect = model_files + ([gal[0]] if gal else [])
     check_outputs([(annotate, "folder", "annotated images folder")], [*paths, *protect])
     return run_files(lambda files: AnalyzeTask(attrs, model_files, detector, top_k, gallery=gal, annotate=annotate,
-                                               protect=files + protect),
+                                               protect=files + protect, quality=quality),
                      paths, every=every, workers=workers, progress=_progress(progress, "analyze"),
                      skipped=skipped, engine=engine)
