@@ -109,9 +109,9 @@ class AugmentedModel:
     def __init__(self, model: Any, flip: bool = ACCURATE_FLIP, jitters: Sequence[Jitter] = ACCURATE_JITTERS) -> None:
         self.model = model
         self.flip = bool(flip)
-        self.jitters = tuple(tuple(float(v) for v in j) for j in jitters)
+        self.jitters: tuple[Jitter, ...] = tuple(tuple(float(v) for v in j) for j in jitters)  # type: ignore[misc]
         for j in self.jitters:
-            jitter_matrix(8, j)  # type: ignore[arg-type]  # validates now
+            jitter_matrix(8, j)  # validates now
         self.task = model.task
         self.name = getattr(model, "name", "model")
         pipe = model.pipeline
