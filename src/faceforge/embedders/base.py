@@ -62,16 +62,26 @@ class Embedder:
         cls.metric = str(inp.get("metric", "euclidean"))
         cls.threshold = None if inp.get("threshold") is None else float(inp["threshold"])
 
-    def embed(self, chips: np.ndarray) -> np.ndarray:
+    def embed(self, chips: np.ndarray, tta: str = "none") -> np.ndarray:
         """Embed aligned chips.
 
         Args:
             chips: ``(n, H, W, 3) uint8`` RGB chips of size :attr:`input_size`, or one
                 ``(H, W, 3)`` chip.
+            tta: test-time augmentation: ``"none"`` (default: one run per chip, the raw model
+                output) or ``"flip"`` (each chip and its mirror image embedded, the two
+                averaged; twice the model time; see :mod:`faceforge.embedders.tta`).
 
         Returns:
-            ``(n, dim) float32`` embeddings (raw model output; see :attr:`metric`).
+            ``(n, dim) float32`` embeddings (raw model output, or its flip average; see :attr:`metric`).
+
+        Raises:
+            ImageError: chips of another shape or dtype.
+            ParameterError: an unknown ``tta``.
         """
+        from faceforge.embedders.tta import check_tta, flip_average
+
+        tta = check_tta(tta)
         chips = np.asarray(chips)
         if chips.ndim == 3:
             chips = chips[None]
@@ -83,6 +93,8 @@ class Embedder:
             )
         if len(chips) == 0:
             return np.zeros((0, self.dim), np.float32)
+        if tta == "flip":
+            return flip_average(self._embed, chips)
         return self._embed(chips)
 
     __call__ = embed
