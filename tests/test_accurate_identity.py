@@ -96,6 +96,7 @@ def test_verify_uses_the_accurate_embeddings_and_says_so(pipes, astronaut, grace
     f = verify(astronaut, shifted, pipeline=pipes[0])
     a = verify(astronaut, shifted, quality="accurate")
     assert f.quality == "fast" and a.quality == "accurate" and a.to_dict()["quality"] == "accurate"
+    assert (f.threshold, f.far) == (0.6, 0.01) and (a.threshold, a.far) == (0.59, 0.01)  # each preset's calibration
     assert a.same and f.same and a.distance != f.distance
     assert not verify(astronaut, grace, quality="accurate").same
     with pytest.raises(ParameterError, match="pipeline given embeds with quality='fast'"):
@@ -138,6 +139,7 @@ def test_a_gallery_keeps_its_preset_and_refuses_the_other(tmp_path, astronaut, g
     acc = Gallery(path, "crew-accurate", quality="accurate")
     acc.enrol("eileen", variants(astronaut, 2))
     assert (fast.quality, acc.quality) == ("fast", "accurate")
+    assert (fast.threshold, acc.threshold) == (0.46, 0.45) and acc.expected_far == 0.01
     assert Gallery(path, "crew-accurate").quality == "accurate"  # reopened: the stored preset
     assert fast.embedding_key == "dlib-resnet" and acc.embedding_key == 'dlib-resnet{"quality":"accurate"}'
     query = np.roll(astronaut, 40, axis=1)
@@ -147,7 +149,8 @@ def test_a_gallery_keeps_its_preset_and_refuses_the_other(tmp_path, astronaut, g
     # the stored embeddings are the preset's own: accurate rows are flip averages
     stored_acc, stored_fast = acc._stored()[2], fast._stored()[2]
     assert not np.allclose(stored_acc, stored_fast)
-    for call in (lambda: fast.identify(query, quality="accurate"), lambda: fast.verify(query, "eileen", quality="accurate"),
+    for call in (lambda: fast.identify(query, quality="accurate"),
+                 lambda: fast.verify(query, "eileen", quality="accurate"),
                  lambda: Gallery(path, "crew", quality="accurate"), lambda: acc.identify(query, quality="fast")):
         with pytest.raises(ParameterError, match="was enrolled with quality"):
             call()
@@ -229,10 +232,11 @@ def test_api_quality_field_reaches_the_gallery_and_the_analyzer(tmp_path, astron
             "crew": "accurate", "fastcrew": "fast"}
         photo = {"file": ("q.jpg", jpeg(np.roll(astronaut, 40, axis=1)), "image/jpeg")}
         r = c.post("/api/galleries/crew/identify", files=photo).json()
-        assert r["quality"] == "accurate" and r["faces"][0]["label"] == "eileen"
+        assert r["quality"] == "accurate" and r["faces"][0]["label"] == "eileen" and r["threshold"] == 0.45
         r = c.post("/api/galleries/crew/verify", files=photo, data={"person": "eileen", "quality": "accurate"})
         assert r.status_code == 200 and r.json()["same"] and r.json()["quality"] == "accurate"
-        for route, data in (("identify", {"quality": "accurate"}), ("verify", {"person": "eileen", "quality": "accurate"})):
+        for route, data in (("identify", {"quality": "accurate"}),
+                            ("verify", {"person": "eileen", "quality": "accurate"})):
             r = c.post(f"/api/galleries/fastcrew/{route}", files=photo, data=data)
             assert r.status_code == 422 and "was enrolled with quality 'fast'" in r.json()["detail"]
         r = c.post("/api/galleries/fastcrew/people/eileen/photos", files=files, data={"quality": "accurate"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import typer
@@ -91,7 +91,7 @@ def embed(
     for faces in embed_files(paths, embedder=embedder, detector=detector, all_faces=all_faces,
                              whole_image=whole_image, workers=workers_arg(workers), progress=f"embed ({embedder})",
                              skipped=skipped, engine=engine_arg(engine, ray_address, workers),
-                             **({"quality": "accurate"} if accurate else {})):
+                             quality="accurate" if accurate else "fast"):
         n_img += 1
         if len(faces):
             recs.append(faces)
@@ -109,12 +109,16 @@ def embed(
         import io
 
         buf = io.BytesIO()
-        np.savez(buf, embeddings=np.array([f.embedding[i] for f, i, _ in rows], np.float32).reshape(-1, emb.dim),
-                 files=np.array([f.meta["source"] for f, _, _ in rows]),
-                 frames=np.array([f.meta["frame"] for f, _, _ in rows]),
-                 boxes=np.array([d["box"] for _, _, d in rows], np.float32).reshape(-1, 4),
-                 whole_image=np.array([bool(f.whole_image[i]) for f, i, _ in rows]), embedder=np.array(embedder),
-                 **({"quality": np.array("accurate")} if accurate else {}))
+        arrays: dict[str, Any] = {
+            "embeddings": np.array([f.embedding[i] for f, i, _ in rows], np.float32).reshape(-1, emb.dim),
+            "files": np.array([f.meta["source"] for f, _, _ in rows]),
+            "frames": np.array([f.meta["frame"] for f, _, _ in rows]),
+            "boxes": np.array([d["box"] for _, _, d in rows], np.float32).reshape(-1, 4),
+            "whole_image": np.array([bool(f.whole_image[i]) for f, i, _ in rows]),
+            "embedder": np.array(embedder)}
+        if accurate:  # fast files stay as they were
+            arrays["quality"] = np.array("accurate")
+        np.savez(buf, **arrays)
         atomic_write(output, buf.getvalue())
     print_skipped(skipped)
     err.print(f"{len(rows)} embedding(s) of {emb.dim} dims from {len(recs)} image(s) -> {output}; "

@@ -39,8 +39,9 @@ class FacePipeline:
             ``upscale`` are ignored).
         quality: ``"fast"`` (default: one embedding per chip) or ``"accurate"``: each chip and its
             mirror image are embedded and averaged (:mod:`faceforge.embedders.tta`), about twice
-            the embedding time (~1.5x per face with detection) for higher verification accuracy
-            (docs/benchmarks.md, "Accurate identity (issue 19)"). Accurate embeddings are a
+            the embedding time (~1.35x per face with detection), for more same-person pairs
+            accepted at a given false-accept rate (docs/benchmarks.md, "Accurate identity
+            (issue 19)"). Accurate embeddings are a
             different embedding: they have their own :attr:`embedding_key`, and never mix with
             fast ones in caches, galleries or models.
 
