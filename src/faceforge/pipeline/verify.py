@@ -165,7 +165,8 @@ class Verification:
         faces: the main face found in each image.
         far: the false-accept rate expected at ``threshold`` (share of pairs of different people
             taken for the same person), from the embedder's calibration; ``None`` when unknown.
-        quality: the preset the two faces were embedded with (``"fast"`` or ``"accurate"``).
+        quality: the preset the two faces were embedded with (``"fast"`` or ``"accurate"``;
+            :meth:`to_dict` names it only when it is not ``"fast"``, so fast answers read as before).
     """
 
     same: bool
@@ -178,7 +179,7 @@ class Verification:
 
     def to_dict(self) -> dict[str, Any]:
         return {"same": self.same, "distance": round(self.distance, 4), "threshold": self.threshold,
-                "far": self.far, "embedder": self.embedder, "quality": self.quality,
+                "far": self.far, "embedder": self.embedder, **_quality_field(self.quality),
                 "faces": [self.faces[0].to_dicts()[0], self.faces[1].to_dicts()[0]]}
 
 
@@ -214,6 +215,11 @@ def verify(a: ImageLike, b: ImageLike, threshold: float | None = None,
     fb, eb = pipe.main_face(b, _name(b, "second image"))
     d = float(emb.distance(ea[None], eb[None])[0])
     return Verification(d <= thr, d, thr, emb.name, (fa, fb), far, pipe.quality)
+
+
+def _quality_field(quality: str) -> dict[str, str]:
+    """``{"quality": quality}`` for a preset other than ``"fast"``; ``{}`` for fast (answers as of old)."""
+    return {} if quality == DEFAULT_QUALITY else {"quality": quality}
 
 
 def _name(x: Any, default: str) -> str:

@@ -44,12 +44,17 @@ QualityField = Annotated[Quality | None, Form(description="fast or accurate (eac
                                                           "must be the gallery's (default: the gallery's)")]
 
 
-@router.get("", response_model=Galleries)
+def _quality(g: Any) -> dict[str, str]:
+    """``{"quality": "accurate"}`` for an accurate gallery; nothing for a fast one (answers as of old)."""
+    return {} if g.quality == "fast" else {"quality": g.quality}
+
+
+@router.get("", response_model=Galleries, response_model_exclude_unset=True)
 def galleries(home: HomeDep, engine: EngineDep) -> dict[str, Any]:
-    """Every gallery and how many people it holds."""
+    """Every gallery, how many people it holds and (when not fast) its quality preset."""
     from faceforge.gallery import list_galleries
 
-    return {"galleries": [{"name": g, "people": len((gal := engine.gallery(g)).people()), "quality": gal.quality}
+    return {"galleries": [{"name": g, "people": len((gal := engine.gallery(g)).people()), **_quality(gal)}
                           for g in list_galleries(home.galleries_path)]}
 
 
@@ -102,7 +107,7 @@ async def enrol(gallery: str, person: str, settings: SettingsDep, engine: Engine
         rep.problems.extend(bad)
         return rep
 
-    return {**(await run_in_threadpool(run)).to_dict(), "quality": g.quality}
+    return {**(await run_in_threadpool(run)).to_dict(), **_quality(g)}
 
 
 @router.delete("/{gallery}/people/{person}", response_model=DeletedPerson)
@@ -124,8 +129,7 @@ async def identify(gallery: str, settings: SettingsDep, engine: EngineDep, file:
     img, _, size = await image_input(file, url, settings)
     res = in_original(await run_in_threadpool(infer, engine, g.identify, img, top_k, threshold=threshold,
                                               target_far=target_far), img, size)
-    return {"gallery": gallery, "threshold": thr, "far": far, "quality": g.quality,
-            "faces": res.to_dicts(flatten=g.name)}
+    return {"gallery": gallery, "threshold": thr, "far": far, **_quality(g), "faces": res.to_dicts(flatten=g.name)}
 
 
 @router.post("/{gallery}/verify", response_model=Verified, response_model_exclude_unset=True)
@@ -139,4 +143,4 @@ async def verify(gallery: str, settings: SettingsDep, engine: EngineDep, person:
     g.decision(threshold, target_far)  # a target_far outside the calibrated range fails before the upload is read
     img, _, _size = await image_input(file, url, settings)
     res = await run_in_threadpool(infer, engine, g.verify, img, person, threshold=threshold, target_far=target_far)
-    return {**res.to_dict(), "quality": g.quality}
+    return {**res.to_dict(), **_quality(g)}
