@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from faceforge import registry
+from faceforge.embedders.tta import check_tta, flip_average
 from faceforge.errors import ImageError, ParameterError
 
 #: name -> "module:Class": a live view of the registry's embedders (for code that reads the
@@ -79,8 +80,6 @@ class Embedder:
             ImageError: chips of another shape or dtype.
             ParameterError: an unknown ``tta``.
         """
-        from faceforge.embedders.tta import check_tta, flip_average
-
         tta = check_tta(tta)
         chips = np.asarray(chips)
         if chips.ndim == 3:

@@ -41,9 +41,8 @@ class FacePipeline:
             mirror image are embedded and averaged (:mod:`faceforge.embedders.tta`), about twice
             the embedding time (~1.35x per face with detection), for more same-person pairs
             accepted at a given false-accept rate (docs/benchmarks.md, "Accurate identity
-            (issue 19)"). Accurate embeddings are a
-            different embedding: they have their own :attr:`embedding_key`, and never mix with
-            fast ones in caches, galleries or models.
+            (issue 19)"). Accurate embeddings are a different embedding: they have their own
+            :attr:`embedding_key`, and never mix with fast ones in caches, galleries or models.
 
     Raises:
         ParameterError: an unknown ``quality``.
