@@ -120,13 +120,14 @@ class EmbedTask(_Task):
         embedder: embedder name (``"dlib-resnet"`` for identity, ``"effnet-lite0"``...).
         whole_image: use the whole image as the face when none is found (photos that are face crops).
         all_faces: embed every face, not only the main one (:func:`faceforge.types.main_face_order`).
+        quality: ``"fast"`` or ``"accurate"`` (see :class:`faceforge.pipeline.FacePipeline`).
     """
 
     _cached = ("_pipe",)
 
     def __init__(self, detector: str = "photo", embedder: str = "dlib-resnet", *, whole_image: bool = False,
-                 all_faces: bool = False) -> None:
-        self.detector, self.embedder = detector, embedder
+                 all_faces: bool = False, quality: str = "fast") -> None:
+        self.detector, self.embedder, self.quality = detector, embedder, quality
         self.whole_image, self.all_faces = bool(whole_image), bool(all_faces)
         self._pipe: Any = None
 
@@ -134,7 +135,8 @@ class EmbedTask(_Task):
         from faceforge.pipeline import FacePipeline
 
         if self._pipe is None:
-            self._pipe = FacePipeline(self.detector, self.embedder, whole_image_fallback=self.whole_image)
+            self._pipe = FacePipeline(self.detector, self.embedder, whole_image_fallback=self.whole_image,
+                                      quality=self.quality)
         t0 = time.perf_counter()
         faces = self._pipe.embed(image, main_only=not self.all_faces)
         return faces.with_meta(**_meta(image, item, t0))
@@ -331,7 +333,7 @@ def detect_files(paths: Sequence[PathLike], *, detector: str = "photo", min_scor
 def embed_files(paths: Sequence[PathLike], *, embedder: str = "dlib-resnet", detector: str = "photo",
                 all_faces: bool = False, whole_image: bool = False, every: int = 1, workers: int | None = None,
                 progress: str | bool | None = None, skipped: Skipped | None = None,
-                engine: Any = None) -> Iterator[Faces]:
+                engine: Any = None, quality: str = "fast") -> Iterator[Faces]:
     """Find and embed the faces of many images and video frames (what ``faceforge embed`` runs).
 
     Args:
@@ -342,6 +344,7 @@ def embed_files(paths: Sequence[PathLike], *, embedder: str = "dlib-resnet", det
         whole_image: the whole image is the face when none is found (face crops).
         every: for videos, keep every n-th frame.
         workers, progress, skipped, engine: as for :func:`detect_files`.
+        quality: ``"fast"`` or ``"accurate"`` (see :class:`faceforge.pipeline.FacePipeline`).
 
     Returns:
         An iterator of :class:`Faces` with ``faces.embedding`` (``(n, dim) float32``); images
@@ -354,9 +357,13 @@ def embed_files(paths: Sequence[PathLike], *, embedder: str = "dlib-resnet", det
     from faceforge.detectors import get_detector
     from faceforge.embedders import get_embedder
 
+    from faceforge._quality import check_quality
+
     get_embedder(embedder)
     get_detector(detector)
-    return run_files(lambda files: EmbedTask(detector, embedder, whole_image=whole_image, all_faces=all_faces),
+    check_quality(quality)
+    return run_files(lambda files: EmbedTask(detector, embedder, whole_image=whole_image, all_faces=all_faces,
+                                             quality=quality),
                      paths, every=every, workers=workers, progress=_progress(progress, f"embed ({embedder})"),
                      skipped=skipped, engine=engine)
 

@@ -30,6 +30,11 @@ THRESHOLD = typer.Option(None, "--threshold", help="Distance at or below which a
 TARGET_FAR = typer.Option(None, "--target-far", help="False-accept rate wanted: the share of strangers taken for "
                                                      "someone enrolled (default 0.01 = 1%; the threshold is "
                                                      "calibrated for it).")
+ACCURATE = typer.Option(False, "--accurate",
+                        help="Accurate preset (each face and its mirror image embedded and averaged; its own "
+                             "thresholds). A gallery keeps the preset it was created with: --accurate on enrol "
+                             "creates an accurate gallery; on an existing gallery it must match (without it, "
+                             "the gallery's own preset is used).")
 
 #: ``gallery enrol`` embeds this many photos or fewer in its own process (workers cost a start-up).
 FEW_PHOTOS = 10
@@ -41,12 +46,13 @@ def describe(threshold: float, far: float | None) -> str:
     return f"threshold {threshold:.3f}, expected false-accept rate {rate}"
 
 
-def _open_gallery(path: Path, name: str, create: bool = False) -> Any:
+def _open_gallery(path: Path, name: str, create: bool = False, accurate: bool = False) -> Any:
+    """The gallery (``accurate``: it must be, or be created, an ``"accurate"`` one)."""
     from faceforge.gallery import Gallery, list_galleries
 
     if not create and name not in list_galleries(path):
         raise ParameterError(f"{path}: no gallery {name!r} there; create it with `faceforge gallery enrol`.")
-    return Gallery(path, name)
+    return Gallery(path, name, quality="accurate" if accurate else None)
 
 
 @gallery_app.command("enrol")
@@ -62,6 +68,7 @@ def gallery_enrol(
                                         "here unless --workers or --engine is given."),
     engine: Optional[str] = engine_option(),
     ray_address: Optional[str] = ray_address_option(),
+    accurate: bool = ACCURATE,
 ) -> None:
     """Add photos of a person to a gallery (the main face of each photo), or every class of a dataset (--from)."""
     from faceforge.sinks import check_output
@@ -71,7 +78,7 @@ def gallery_enrol(
         if person is not None or photos:
             raise ParameterError("--from DATASET enrols the dataset's class folders as people; give no PERSON or "
                                  "PHOTOS with it (or drop --from to enrol one person).")
-        _enrol_dataset(dataset, file, name, engine_arg(engine, ray_address, workers), workers)
+        _enrol_dataset(dataset, file, name, engine_arg(engine, ray_address, workers), workers, accurate)
         return
     if person is None or not photos:
         raise ParameterError("Give a PERSON and their PHOTOS (`faceforge gallery enrol anna anna/*.jpg`), or "
@@ -82,7 +89,7 @@ def gallery_enrol(
     print_skipped(skipped)
     run = engine_arg(engine, ray_address, workers)
     many = _many(run, workers, len(files))
-    rep = _open_gallery(file, name, create=True).enrol(
+    rep = _open_gallery(file, name, create=True, accurate=accurate).enrol(
         person, files, engine=run if many else None, workers=workers if many else None,  # 0: one per core
         progress=f"enrol {person}" if many else None)
     _say_enrolled(rep, f" stored in {file}")
@@ -104,7 +111,7 @@ def _say_enrolled(rep: Any, where: str) -> None:
               f"{len(rep.problems)} skipped; {rep.faces} face(s){where}", highlight=False)
 
 
-def _enrol_dataset(dataset: Path, file: Path, name: str, run: Any, workers: int) -> None:
+def _enrol_dataset(dataset: Path, file: Path, name: str, run: Any, workers: int, accurate: bool = False) -> None:
     """``gallery enrol --from DATASET``: each class folder enrolled as a person, new photos only."""
     from faceforge.collect.split import class_photos
     from faceforge.gallery.history import enrol_classes
@@ -115,7 +122,7 @@ def _enrol_dataset(dataset: Path, file: Path, name: str, run: Any, workers: int)
     if not photos:
         raise ParameterError(f"{dataset}: no photos in class folders (DATASET/PERSON/photo.jpg); nothing to enrol.")
     many = _many(run, workers, len(photos))
-    g = _open_gallery(file, name, create=True)
+    g = _open_gallery(file, name, create=True, accurate=accurate)
     reports, skipped = enrol_classes(g, photos, engine=run if many else None,
                                      workers=workers if many else None, progress=many)
     for rep in reports:
@@ -165,6 +172,7 @@ def gallery_identify(
     top_k: int = typer.Option(3, "--top-k"),
     jsonl: Optional[Path] = typer.Option(None, "--jsonl", help="Write one JSON record per image here."),
     threshold: Optional[float] = THRESHOLD, target_far: Optional[float] = TARGET_FAR,
+    accurate: bool = ACCURATE,
 ) -> None:
     """Who is each face of each image (or ``unknown``)."""
     from faceforge.sinks import check_output
@@ -172,7 +180,7 @@ def gallery_identify(
 
     if jsonl:
         check_output(jsonl, [*images, file], what="JSONL file")
-    g = _open_gallery(file, name)
+    g = _open_gallery(file, name, accurate=accurate)
     thr, far = g.decision(threshold, target_far)
     err.print(describe(thr, far), highlight=False)
     skipped: list[tuple[str, str]] = []
@@ -201,9 +209,10 @@ def gallery_identify(
 def gallery_verify(person: str = typer.Argument(...), image: Path = typer.Argument(...),
                    file: Path = GALLERY_FILE, name: str = GALLERY_NAME,
                    threshold: Optional[float] = THRESHOLD, target_far: Optional[float] = TARGET_FAR,
+                   accurate: bool = ACCURATE,
                    as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Is the main face of IMAGE this person? Exit code 0: yes, 1: no."""
-    v = _open_gallery(file, name).verify(image, person, threshold=threshold, target_far=target_far)
+    v = _open_gallery(file, name, accurate=accurate).verify(image, person, threshold=threshold, target_far=target_far)
     if as_json:
         print(json.dumps(v.to_dict()))
     else:

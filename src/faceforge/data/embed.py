@@ -141,8 +141,9 @@ class _Result:
 _PIPELINES: dict[tuple, Any] = {}
 
 
-def _pipeline(detector: str, embedder: str, alignment: str, crops: Any = "auto", upscale: int | None = UPSCALE) -> Any:
-    key = (detector, embedder, alignment, crops, upscale)
+def _pipeline(detector: str, embedder: str, alignment: str, crops: Any = "auto", upscale: int | None = UPSCALE,
+              quality: str = "fast") -> Any:
+    key = (detector, embedder, alignment, crops, upscale, quality)
     pipe = _PIPELINES.get(key)
     if pipe is None:
         if os.environ.get("FACEFORGE_THREADS") == "1":
@@ -154,7 +155,8 @@ def _pipeline(detector: str, embedder: str, alignment: str, crops: Any = "auto",
         from faceforge.pipeline import FacePipeline
 
         pipe = FacePipeline(detector if detector != "-" else "photo", embedder,
-                            alignment=json.loads(alignment) if alignment else None, crops=crops, upscale=upscale)
+                            alignment=json.loads(alignment) if alignment else None, crops=crops, upscale=upscale,
+                            quality=quality)
         _PIPELINES[key] = pipe
     return pipe
 
@@ -171,6 +173,7 @@ class _EmbedTask:
     crops: str | bool
     alignment: str
     upscale: int | None
+    quality: str = "fast"
 
     def __call__(self, order: _Order, item: Any) -> _Result:
         from faceforge.data.checks import fingerprint
@@ -180,7 +183,7 @@ class _EmbedTask:
             img = load_image(order.path)
         except ImageError as e:
             return _Result(error=str(e))
-        pipe = _pipeline(self.detector, self.embedder, self.alignment, self.crops, self.upscale)
+        pipe = _pipeline(self.detector, self.embedder, self.alignment, self.crops, self.upscale, self.quality)
         recs = {a: embed_image(augment_image(img, a), pipe) for a in order.augs}
         return _Result(recs, fingerprint(img))
 
@@ -200,7 +203,8 @@ def _single_openmp(cfg: dict[str, Any]) -> Any:
     except ImportError:  # pragma: no cover - scikit-learn brings it
         return contextlib.nullcontext()
     if cfg["crops"] is not True:
-        pipe = _pipeline(cfg["detector"], cfg["embedder"], cfg["alignment"], cfg["crops"], cfg["upscale"])
+        pipe = _pipeline(cfg["detector"], cfg["embedder"], cfg["alignment"], cfg["crops"], cfg["upscale"],
+                         cfg.get("quality", "fast"))
         _ = pipe.detector  # builds the detector, which loads its OpenMP library
     return threadpool_limits(1, user_api="openmp")
 
@@ -221,12 +225,17 @@ def _augment_ids(augment: bool | Sequence[str]) -> tuple[str, ...]:
 
 
 def face_config(embedder: str = "dlib-resnet", detector: str = "photo", crops: str | bool = "auto",
-                alignment: str | dict[str, Any] | None = None, upscale: int | None = UPSCALE) -> dict[str, Any]:
+                alignment: str | dict[str, Any] | None = None, upscale: int | None = UPSCALE,
+                quality: str = "fast") -> dict[str, Any]:
     """The settings that decide an embedding, with names resolved (``"photo"`` -> ``"yunet"``).
 
+    ``quality`` other than ``"fast"`` is part of the settings (so of the cache key); ``"fast"``
+    leaves them as they always were, so fast embeddings cached before keep their keys.
+
     Raises:
-        ParameterError: unknown embedder, or ``crops`` not one of ``"auto"``, True, False.
+        ParameterError: unknown embedder or ``quality``, or ``crops`` not one of ``"auto"``, True, False.
     """
+    from faceforge._quality import check_quality
     from faceforge.embedders.base import EMBEDDERS, available_embedders, embedder_version
 
     if not isinstance(embedder, str) or embedder not in EMBEDDERS:
@@ -253,7 +262,8 @@ def face_config(embedder: str = "dlib-resnet", detector: str = "photo", crops: s
             "crops": "auto" if crops == "auto" else bool(crops),
             "alignment": json.dumps(alignment, sort_keys=True) if alignment else "",
             "upscale": upscale if crops is not True else None, "rules": FACE_RULES_VERSION,
-            "faceforge": __version__}  # a new release may find or crop faces differently
+            "faceforge": __version__,  # a new release may find or crop faces differently
+            **({} if check_quality(quality) == "fast" else {"quality": quality})}
 
 
 def cache_key(file_sha256: str, config: dict[str, Any], augmentation: str = "") -> str:
@@ -266,7 +276,7 @@ def embed_dataset(dataset: Dataset, *, embedder: str = "dlib-resnet", detector: 
                   crops: str | bool = "auto", augment: bool | Sequence[str] = False,
                   cache: EmbeddingCache | str | os.PathLike | None = None, workers: int | None = None,
                   progress: bool = True, alignment: str | dict[str, Any] | None = None,
-                  upscale: int | None = UPSCALE, engine: Any = None) -> EmbeddedDataset:
+                  upscale: int | None = UPSCALE, engine: Any = None, quality: str = "fast") -> EmbeddedDataset:
     """Embed the main face of every image (cached), giving the matrix a head trains on.
 
     Args:
@@ -289,6 +299,8 @@ def embed_dataset(dataset: Dataset, *, embedder: str = "dlib-resnet", detector: 
         engine: where cache misses are embedded: None (today's: worker processes here, or this
             process for few misses), or an engine name (``"local"``, ``"ray"``) or engine (see
             :func:`faceforge.runner.get_engine`); the cache is written here either way.
+        quality: ``"fast"`` or ``"accurate"`` (flip-averaged embeddings, see
+            :class:`faceforge.pipeline.FacePipeline`; cached under their own keys).
 
     Returns:
         :class:`EmbeddedDataset`. Several faces in an image: the largest is used (an
@@ -304,12 +316,15 @@ def embed_dataset(dataset: Dataset, *, embedder: str = "dlib-resnet", detector: 
     if split_name(embedder) is not None:  # "a+b": each part embedded (and cached) alone, then joined
         from faceforge.data.concat import embed_concat
 
+        if quality != "fast":
+            raise ParameterError(f"quality={quality!r} is not available for the concatenation {embedder!r}; embed "
+                                 f"it with quality='fast', or a single embedder with {quality!r}.")
         return embed_concat(dataset, embedder, detector=detector, crops=crops, augment=augment, cache=cache,
                             workers=workers, progress=progress, alignment=alignment, upscale=upscale,
                             engine=engine)
     t0 = time.perf_counter()
     augs = ("",) + _augment_ids(augment)
-    cfg = face_config(embedder, detector, crops, alignment, upscale)
+    cfg = face_config(embedder, detector, crops, alignment, upscale, quality)
     if isinstance(cache, EmbeddingCache):
         return _embed(dataset, cfg, augs, cache, workers, progress, t0, engine)
     db = EmbeddingCache(cache)
@@ -358,7 +373,8 @@ def _embed(ds: Dataset, cfg: dict[str, Any], augs: tuple[str, ...], db: Embeddin
             workers = max(1, min(int(workers), len(orders)))
         elif workers is not None:  # another engine: as many workers as asked (None: its own default)
             workers = max(1, min(int(workers), len(orders)))
-        task = _EmbedTask(cfg["embedder"], cfg["detector"], cfg["crops"], cfg["alignment"], cfg["upscale"])
+        task = _EmbedTask(cfg["embedder"], cfg["detector"], cfg["crops"], cfg["alignment"], cfg["upscale"],
+                          cfg.get("quality", "fast"))
         items = (WorkItem(samples[i].path, image=_Order(samples[i].path, a)) for i, a in orders)
         notes: list[tuple[str, str, tuple[int, bytes] | None, str | None]] = []
         with contextlib.ExitStack() as stack:

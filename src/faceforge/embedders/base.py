@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from faceforge import registry
+from faceforge.embedders.tta import check_tta, flip_average
 from faceforge.errors import ImageError, ParameterError
 
 #: name -> "module:Class": a live view of the registry's embedders (for code that reads the
@@ -62,16 +63,24 @@ class Embedder:
         cls.metric = str(inp.get("metric", "euclidean"))
         cls.threshold = None if inp.get("threshold") is None else float(inp["threshold"])
 
-    def embed(self, chips: np.ndarray) -> np.ndarray:
+    def embed(self, chips: np.ndarray, tta: str = "none") -> np.ndarray:
         """Embed aligned chips.
 
         Args:
             chips: ``(n, H, W, 3) uint8`` RGB chips of size :attr:`input_size`, or one
                 ``(H, W, 3)`` chip.
+            tta: test-time augmentation: ``"none"`` (default: one run per chip, the raw model
+                output) or ``"flip"`` (each chip and its mirror image embedded, the two
+                averaged; twice the model time; see :mod:`faceforge.embedders.tta`).
 
         Returns:
-            ``(n, dim) float32`` embeddings (raw model output; see :attr:`metric`).
+            ``(n, dim) float32`` embeddings (raw model output, or its flip average; see :attr:`metric`).
+
+        Raises:
+            ImageError: chips of another shape or dtype.
+            ParameterError: an unknown ``tta``.
         """
+        tta = check_tta(tta)
         chips = np.asarray(chips)
         if chips.ndim == 3:
             chips = chips[None]
@@ -83,6 +92,8 @@ class Embedder:
             )
         if len(chips) == 0:
             return np.zeros((0, self.dim), np.float32)
+        if tta == "flip":
+            return flip_average(self._embed, chips)
         return self._embed(chips)
 
     __call__ = embed

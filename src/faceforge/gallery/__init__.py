@@ -19,6 +19,11 @@ Example:
     >>> for box, who in zip(faces.xyxy, faces.predictions[g.name]):  # doctest: +SKIP
     ...     print(box, who.label, who.distance)
 
+A gallery is enrolled at one quality preset (``quality="fast"``, the default, or ``"accurate"``:
+flip-averaged embeddings, :class:`~faceforge.pipeline.FacePipeline`), stored with it, and always
+identifies with it, at the thresholds calibrated for that preset; asking a gallery for the other
+preset is refused (its stored faces cannot be re-embedded: the photos are not kept).
+
 A gallery is also a :class:`~faceforge.types.FaceModel`: :class:`~faceforge.attributes.Analyzer` and
 ``faceforge live`` show who each face is beside the attributes.
 """
@@ -32,18 +37,20 @@ import re
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from faceforge._quality import check_quality
 from faceforge._sqlite import Transaction, check_file, connect, migrate
 from faceforge.errors import FaceforgeError, ImageError, ParameterError
 from faceforge.gallery.history import EVENTS_MIGRATION, events, record_event
 from faceforge.gallery.index import open_index
+from faceforge.gallery.records import EnrolReport, GalleryVerification, Person
+from faceforge.pipeline.core import quality_key
 from faceforge.pipeline.verify import DEFAULT_TARGET_FAR, decision_threshold
-from faceforge.types import UNKNOWN, Faces, Prediction, embedding_key
+from faceforge.types import UNKNOWN, Faces, Prediction
 
 #: Names of people and galleries: letters, digits, space, ``_ . -``; 1-64 characters.
 NAME_RE = re.compile(r"^[^\W_][\w .\-]{0,63}$")
@@ -59,7 +66,9 @@ CREATE TABLE IF NOT EXISTS faces (id INTEGER PRIMARY KEY,
     embedding BLOB NOT NULL, sha256 TEXT NOT NULL, source TEXT NOT NULL, box TEXT,
     created REAL NOT NULL, UNIQUE (person, sha256));
 CREATE INDEX IF NOT EXISTS faces_person ON faces(person);
-""", EVENTS_MIGRATION]
+""", EVENTS_MIGRATION,
+    # issue 19: the quality preset the faces were embedded with (galleries of old: "fast")
+    "ALTER TABLE galleries ADD COLUMN quality TEXT NOT NULL DEFAULT 'fast';"]
 
 
 class GalleryError(FaceforgeError, KeyError):
@@ -77,49 +86,6 @@ def check_name(name: str, what: str = "name") -> str:
     return name.strip()
 
 
-@dataclass
-class EnrolReport:
-    """What :meth:`Gallery.enrol` did with each photo."""
-
-    person: str
-    added: list[str] = field(default_factory=list)
-    duplicates: list[str] = field(default_factory=list)
-    problems: list[tuple[str, str]] = field(default_factory=list)  # (photo, message)
-    several_faces: list[str] = field(default_factory=list)  # photos with more than one face (largest used)
-    faces: int = 0  # faces stored for the person after enrolment
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"person": self.person, "added": self.added, "duplicates": self.duplicates,
-                "problems": [{"photo": p, "message": m} for p, m in self.problems],
-                "several_faces": self.several_faces, "faces": self.faces}
-
-
-@dataclass
-class Person:
-    name: str
-    faces: int
-    created: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "faces": self.faces, "created": self.created}
-
-
-@dataclass
-class GalleryVerification:
-    """Is the main face of an image the enrolled ``person``?"""
-
-    person: str
-    same: bool
-    distance: float
-    threshold: float
-    face: Faces
-    far: float | None = None  # false-accept rate expected at ``threshold`` (None: not calibrated)
-
-    def to_dict(self, ndigits: int = 4) -> dict[str, Any]:
-        return {"person": self.person, "same": self.same, "distance": round(self.distance, ndigits),
-                "threshold": self.threshold, "far": self.far, "face": self.face.to_dicts()[0]}
-
-
 class Gallery:
     """A named gallery of enrolled people in an SQLite file (created on first use).
 
@@ -132,16 +98,22 @@ class Gallery:
         target_far: the false-accept rate wanted (default 1%): the share of strangers' faces taken
             for someone enrolled. The threshold comes from the embedder's calibration for it
             (embedders without one use their fixed threshold).
+        quality: the preset faces are embedded with: ``"fast"`` or ``"accurate"`` (fixed when the
+            gallery is created, like the embedder). Default None: the stored one (``"fast"`` for
+            a new gallery). Each preset has its own calibrated thresholds.
 
     Raises:
-        ParameterError: ``target_far`` outside the calibrated range (0.001-0.1 for dlib-resnet).
+        ParameterError: ``target_far`` outside the calibrated range (0.001-0.1 for dlib-resnet),
+            an unknown ``quality``, or a ``quality`` other than the one the gallery was created with.
 
     Safe to use from several threads; each call opens its own connection.
     """
 
     def __init__(self, path: str | os.PathLike, name: str = "default", *, embedder: str = "dlib-resnet",
                  detector: str = "photo", threshold: float | None = None,
-                 target_far: float | None = DEFAULT_TARGET_FAR) -> None:
+                 target_far: float | None = DEFAULT_TARGET_FAR, quality: str | None = None) -> None:
+        if quality is not None:
+            check_quality(quality)
         self.path = Path(path)
         self.name = check_name(name, "gallery name")
         self.detector = detector
@@ -155,14 +127,16 @@ class Gallery:
         finally:
             db.close()
         with self._db() as db:
-            row = db.execute("SELECT embedder, embedder_version FROM galleries WHERE name=?", (self.name,)).fetchone()
+            row = db.execute("SELECT embedder, embedder_version, quality FROM galleries WHERE name=?",
+                             (self.name,)).fetchone()
             if row is None:
                 from faceforge.embedders.base import embedder_version
 
-                db.execute("INSERT INTO galleries VALUES (?,?,?,?)",
-                           (self.name, embedder, embedder_version(embedder), time.time()))
-                row = (embedder, embedder_version(embedder))
-        self.embedder_name, self.embedder_version = row
+                row = (embedder, embedder_version(embedder), quality or "fast")
+                db.execute("INSERT INTO galleries (name, embedder, embedder_version, created, quality) "
+                           "VALUES (?,?,?,?,?)", (self.name, row[0], row[1], time.time(), row[2]))
+        self.embedder_name, self.embedder_version, self.quality = row
+        self.check_quality(quality)
         self._index = open_index(self.path, self.name)  # FAISS search, synced with the file (gallery/index.py)
         self._threshold = threshold
         self.target_far = target_far
@@ -183,8 +157,22 @@ class Gallery:
                     f"Gallery {self.name!r} in {self.path} was built with {self.embedder_name} version "
                     f"{self.embedder_version}, but version {embedder_version(self.embedder_name)} is installed; "
                     f"its faces cannot be compared. Re-enrol the people in a new gallery.")
-            self._pipeline = FacePipeline(self.detector, self.embedder_name)
+            self._pipeline = FacePipeline(self.detector, self.embedder_name, quality=self.quality)
         return self._pipeline
+
+    def check_quality(self, quality: str | None) -> str:
+        """The gallery's quality preset; ``quality`` (None: any) must be it.
+
+        Raises:
+            ParameterError: an unknown ``quality``, or another preset than the gallery's.
+        """
+        if quality is not None and check_quality(quality) != self.quality:
+            raise ParameterError(
+                f"Gallery {self.name!r} in {self.path} was enrolled with quality {self.quality!r}, so it "
+                f"identifies with {self.quality!r} embeddings only, got quality={quality!r}. Leave the quality "
+                f"out (or pass {self.quality!r}), or enrol the people again in a new gallery created with "
+                f"quality={quality!r}.")
+        return self.quality
 
     def decision(self, threshold: float | None = None, target_far: float | None = None) -> tuple[float, float | None]:
         """``(threshold in force, its expected false-accept rate)`` for this gallery's size.
@@ -206,7 +194,8 @@ class Gallery:
             fallback = None
         with self._db() as db:
             size = int(db.execute("SELECT COUNT(*) FROM people WHERE gallery=?", (self.name,)).fetchone()[0])
-        return decision_threshold(self.embedder_name, fallback, threshold, target_far, "gallery", size)
+        return decision_threshold(self.embedder_name, fallback, threshold, target_far, "gallery", size,
+                                  quality=self.quality)
 
     @property
     def threshold(self) -> float:
@@ -259,7 +248,7 @@ class Gallery:
             self.pipeline  # noqa: B018 -- a gallery built with another embedder version fails here, before the work
             for i, (_, face, error) in zip(files, embed_on_engine([str(photos[i]) for i in files], self.detector,
                                                                  self.embedder_name, engine=engine, workers=workers,
-                                                                 progress=progress)):
+                                                                 progress=progress, quality=self.quality)):
                 found[i] = error if face is None else face
         for i, src in enumerate(photos):
             if i not in found:
@@ -397,7 +386,7 @@ class Gallery:
         return out
 
     def identify(self, image: Any, top_k: int = 3, *, threshold: float | None = None,
-                 target_far: float | None = None) -> Faces:
+                 target_far: float | None = None, quality: str | None = None) -> Faces:
         """Every face of ``image`` (path, bytes or RGB array), main face first, with who it is.
 
         Args:
@@ -405,6 +394,7 @@ class Gallery:
             top_k: how many nearest people to list per face.
             threshold: a distance threshold for this call (wins over ``target_far``).
             target_far: a target false-accept rate for this call (default: the gallery's).
+            quality: None, or the gallery's preset (another is refused: see :meth:`check_quality`).
 
         Returns:
             :class:`~faceforge.types.Faces` with ``predictions[self.name]``: per face the nearest
@@ -413,6 +403,7 @@ class Gallery:
         """
         from faceforge.sources import load_image
 
+        self.check_quality(quality)
         self.decision(threshold, target_far)  # bad options fail before any work
         img = load_image(image)
         with self._lock:
@@ -421,19 +412,20 @@ class Gallery:
         return faces.with_predictions(self.name, preds)
 
     def verify(self, image: Any, person: str, *, threshold: float | None = None,
-               target_far: float | None = None) -> GalleryVerification:
+               target_far: float | None = None, quality: str | None = None) -> GalleryVerification:
         """Is the main face of ``image`` the enrolled ``person``?
 
         The gallery's threshold applies (its expected false-accept rate is an upper bound here:
         one person is compared, not the whole gallery); ``threshold`` / ``target_far`` override it
-        for this call.
+        for this call; ``quality`` may only be the gallery's (see :meth:`check_quality`).
 
         Raises:
             GalleryError: no such person. ImageError: no face in the image.
-            ParameterError: a bad ``threshold`` or ``target_far``.
+            ParameterError: a bad ``threshold``, ``target_far`` or ``quality``.
         """
         from faceforge.sources import load_image
 
+        self.check_quality(quality)
         thr, far = self.decision(threshold, target_far)
         if person not in self:
             raise GalleryError(f"No person {person!r} in gallery {self.name!r}.")
@@ -452,8 +444,8 @@ class Gallery:
 
     @property
     def embedding_key(self) -> str:
-        """Which embedding the gallery compares (shared with models of the same embedder)."""
-        return embedding_key(self.embedder_name)
+        """Which embedding the gallery compares (shared with models of the same embedder and quality)."""
+        return quality_key(self.embedder_name, None, self.quality)
 
     def embed(self, image: np.ndarray, faces: Faces) -> np.ndarray:
         """``(n, d)`` embeddings of ``faces`` in RGB ``image``."""
@@ -469,7 +461,8 @@ class Gallery:
         return self._predictions(emb, top_k) if len(faces) else []
 
     def __repr__(self) -> str:
-        return f"Gallery({str(self.path)!r}, name={self.name!r}, embedder={self.embedder_name!r})"
+        return (f"Gallery({str(self.path)!r}, name={self.name!r}, embedder={self.embedder_name!r}, "
+                f"quality={self.quality!r})")
 
 
 def list_galleries(path: str | os.PathLike) -> list[str]:

@@ -46,10 +46,11 @@ class EnrolTask:
     Args:
         detector: the gallery's detector.
         embedder: the gallery's embedder.
+        quality: the gallery's quality preset.
     """
 
-    def __init__(self, detector: str, embedder: str) -> None:
-        self.detector, self.embedder = detector, embedder
+    def __init__(self, detector: str, embedder: str, quality: str = "fast") -> None:
+        self.detector, self.embedder, self.quality = detector, embedder, quality
         self._pipe: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -59,13 +60,13 @@ class EnrolTask:
         from faceforge.pipeline import FacePipeline
 
         if self._pipe is None:
-            self._pipe = FacePipeline(self.detector, self.embedder)
+            self._pipe = FacePipeline(self.detector, self.embedder, quality=self.quality)
         sha = sha256_file(item.source)
         return photo_face(self._pipe.embed(image, main_only=True), sha)
 
 
 def embed_on_engine(files: Sequence[str], detector: str, embedder: str, *, engine: Any = None,
-                    workers: int | None = None, progress: str | None = None
+                    workers: int | None = None, progress: str | None = None, quality: str = "fast"
                     ) -> Iterator[tuple[str, PhotoFace | None, str | None]]:
     """``(file, face, error)`` for every file, in order, embedded on the batch runner.
 
@@ -75,10 +76,11 @@ def embed_on_engine(files: Sequence[str], detector: str, embedder: str, *, engin
         engine: ``"local"``, ``"serial"``, ``"ray"`` or an engine (None: ``$FACEFORGE_ENGINE``, else local).
         workers: processes (None: one per core).
         progress: a progress bar's description, or None.
+        quality: the gallery's quality preset.
     """
     from faceforge.runner import WorkItem, run_items
 
-    r = run_items(EnrolTask(detector, embedder), [WorkItem(str(f)) for f in files], engine=engine,
+    r = run_items(EnrolTask(detector, embedder, quality), [WorkItem(str(f)) for f in files], engine=engine,
                   workers=workers, progress=progress, total=len(files))
     for res in r:
         yield res.item.source, res.value, res.error

@@ -6,9 +6,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from faceforge._quality import DEFAULT_QUALITY, check_quality
 from faceforge.align import align_faces
 from faceforge.detectors import DEFAULT_PHOTO_DETECTOR, Detector
 from faceforge.embedders import DEFAULT_EMBEDDER, Embedder, get_embedder
+from faceforge.embedders.tta import tta_for
 from faceforge.errors import ImageError, ParameterError
 from faceforge.pipeline.finder import UPSCALE, FaceFinder, rescale_faces
 from faceforge.sources import load_image
@@ -35,6 +37,15 @@ class FacePipeline:
         upscale: see :class:`~faceforge.pipeline.finder.FaceFinder`.
         finder: a ready :class:`FaceFinder` (then ``detector``, ``min_face``, ``crops`` and
             ``upscale`` are ignored).
+        quality: ``"fast"`` (default: one embedding per chip) or ``"accurate"``: each chip and its
+            mirror image are embedded and averaged (:mod:`faceforge.embedders.tta`), about twice
+            the embedding time (~1.35x per face with detection), for more same-person pairs
+            accepted at a given false-accept rate (docs/benchmarks.md, "Accurate identity
+            (issue 19)"). Accurate embeddings are a different embedding: they have their own
+            :attr:`embedding_key`, and never mix with fast ones in caches, galleries or models.
+
+    Raises:
+        ParameterError: an unknown ``quality``.
 
     Example:
         >>> from skimage import data
@@ -48,7 +59,9 @@ class FacePipeline:
                  embedder: str | Embedder | None = DEFAULT_EMBEDDER, min_face: float = 0.0,
                  whole_image_fallback: bool = False, detector_options: dict[str, Any] | None = None,
                  alignment: str | dict[str, Any] | None = None, *, crops: Any = None,
-                 upscale: int | None = UPSCALE, finder: FaceFinder | None = None) -> None:
+                 upscale: int | None = UPSCALE, finder: FaceFinder | None = None,
+                 quality: str = DEFAULT_QUALITY) -> None:
+        self.quality = check_quality(quality)
         if crops is None:
             crops = "auto" if whole_image_fallback else False
         self.finder = finder or FaceFinder(detector, crops=crops, min_face=min_face, upscale=upscale,
@@ -75,7 +88,7 @@ class FacePipeline:
         See :func:`~faceforge.types.embedding_key`.
         """
         name = self._embedder_arg if isinstance(self._embedder_arg, str) else self.embedder.name
-        return embedding_key(name, self.alignment)
+        return quality_key(name, self.alignment, self.quality)
 
     def detect(self, image: ImageLike) -> Faces:
         """Find the faces of an image (path, bytes or array), main face first."""
@@ -96,10 +109,13 @@ class FacePipeline:
         emb: Any = self.embedder
         if not len(faces):
             return np.zeros((0, emb.dim), np.float32)
+        # fast: exactly the call of old (no tta argument), so embedders outside faceforge keep working
+        extra = {} if self.quality == "fast" else {"tta": tta_for(self.quality)}
         parts = getattr(emb, "parts", None)
         if parts is not None:
-            return emb.combine([np.asarray(p.embed(self.chips(image, faces, p)), np.float32) for p in parts])
-        return np.asarray(emb.embed(self.chips(image, faces)), np.float32)
+            return emb.combine([np.asarray(p.embed(self.chips(image, faces, p), **extra), np.float32)
+                                for p in parts])
+        return np.asarray(emb.embed(self.chips(image, faces), **extra), np.float32)
 
     def embed(self, image: ImageLike, faces: Faces | None = None, main_only: bool = False) -> Faces:
         """Find (unless ``faces`` is given), align and embed every face (or only the main one).
@@ -138,7 +154,24 @@ class FacePipeline:
 
     # -- as a face model's embedding provider ------------------------------------------------------
     def __repr__(self) -> str:
-        return f"FacePipeline({self.finder!r}, embedder={self.embedding_key!r})"
+        return f"FacePipeline({self.finder!r}, embedder={self.embedding_key!r}, quality={self.quality!r})"
+
+
+def quality_key(embedder: str, alignment: Mapping[str, Any] | str | None = None,
+                quality: str = DEFAULT_QUALITY) -> str:
+    """The :func:`~faceforge.types.embedding_key` of ``embedder``'s embeddings at quality ``quality``.
+
+    ``"fast"`` gives exactly the key of old (``"dlib-resnet"``); another preset adds itself to the
+    key (``'dlib-resnet{"quality":"accurate"}'``), so models and galleries of one preset never read
+    the other's embeddings.
+
+    Raises:
+        ParameterError: an unknown ``quality``.
+    """
+    if check_quality(quality) == DEFAULT_QUALITY:
+        return embedding_key(embedder, alignment)
+    a = {"template": alignment} if isinstance(alignment, str) else dict(alignment or {})
+    return embedding_key(embedder, {**a, "quality": quality})
 
 
 def run_models(image: np.ndarray, faces: Faces, models: Mapping[str, FaceModel], top_k: int = 3) -> Faces:
@@ -180,6 +213,8 @@ def detect(image: ImageLike, detector: str = DEFAULT_PHOTO_DETECTOR, **options: 
     return FaceFinder(detector, detector_options=options).find(load_image(image))
 
 
-def embed(image: ImageLike, detector: str = DEFAULT_PHOTO_DETECTOR, embedder: str = DEFAULT_EMBEDDER) -> Faces:
-    """Find and embed every face of one image; embeddings in ``faces.embedding``."""
-    return FacePipeline(detector, embedder).embed(image)
+def embed(image: ImageLike, detector: str = DEFAULT_PHOTO_DETECTOR, embedder: str = DEFAULT_EMBEDDER,
+          quality: str = DEFAULT_QUALITY) -> Faces:
+    """Find and embed every face of one image; embeddings in ``faces.embedding`` (``quality``: see
+    :class:`FacePipeline`)."""
+    return FacePipeline(detector, embedder, quality=quality).embed(image)

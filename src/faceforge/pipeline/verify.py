@@ -6,6 +6,11 @@ embedder's registry entry carries the measured tables (``input["pair_far_thresho
 pair, ``input["far_thresholds"]`` for a gallery of ``input["far_gallery_size"]`` people), fitted
 by ``benchmarks/calibrate_gallery.py`` on development identities; see ``docs/benchmarks.md``,
 "Gallery calibration (issue 13)". Between the table's rows, FAR is interpolated on a log scale.
+
+The ``"accurate"`` preset's embeddings (flip averages, :mod:`faceforge.embedders.tta`) lie
+closer together than single ones, for strangers too, so they have their own tables
+(:data:`ACCURATE_TABLES`), fitted the same way on the same identities
+(``benchmarks/bench_accurate_identity.py --calibrate``).
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
+from faceforge._quality import DEFAULT_QUALITY, check_quality
 from faceforge.errors import ParameterError
 from faceforge.pipeline.core import FacePipeline, ImageLike
 from faceforge.types import Faces
@@ -22,25 +28,48 @@ from faceforge.types import Faces
 #: the default target false-accept rate of ``verify`` and galleries
 DEFAULT_TARGET_FAR = 0.01
 
+#: embedder -> the calibration of its ``"accurate"`` embeddings, with the keys of the registry's
+#: ``input`` (``pair_far_thresholds``, ``far_thresholds``, ``far_gallery_size``). Fitted by
+#: ``benchmarks/bench_accurate_identity.py`` with calibrate_gallery.py's procedure and photos (81
+#: development identities; galleries of 30 people x 3 photos), which reproduces the shipped fast
+#: tables exactly (results/accurate_identity.json, "calibration"). Flip averages are closer for
+#: strangers too: the 1% pair threshold is 0.59 (fast 0.60), the gallery one 0.45 (fast 0.46).
+ACCURATE_TABLES: dict[str, dict[str, Any]] = {
+    "dlib-resnet": {
+        "pair_far_thresholds": [[0.001, 0.5], [0.002, 0.52], [0.005, 0.56], [0.01, 0.59], [0.02, 0.62],
+                                [0.05, 0.66], [0.1, 0.69]],
+        "far_thresholds": [[0.001, 0.4], [0.002, 0.4], [0.005, 0.43], [0.01, 0.45], [0.02, 0.47], [0.05, 0.5],
+                           [0.1, 0.54]],
+        "far_gallery_size": 30,
+    },
+}
 
-def far_table(embedder: str, kind: str = "pair") -> tuple[list[tuple[float, float]], int]:
+
+def far_table(embedder: str, kind: str = "pair",
+              quality: str = DEFAULT_QUALITY) -> tuple[list[tuple[float, float]], int]:
     """The calibrated ``[(far, threshold), ...]`` of an embedder (FAR ascending) and the gallery
     size it holds for (1 for pairs).
 
     Args:
         embedder: registry name of the embedder.
         kind: ``"pair"`` (one-to-one verification) or ``"gallery"`` (nearest face of a gallery).
+        quality: the preset the embeddings were made with (``"accurate"``: :data:`ACCURATE_TABLES`).
 
     Returns:
-        ``([], 1)`` when the embedder has no calibration (its fixed threshold is then used).
+        ``([], 1)`` when the embedder has no calibration for that preset (its fixed threshold is
+        then used).
     """
     from faceforge.errors import ModelNotFoundError
     from faceforge.registry import get_spec
 
-    try:
-        inp = get_spec(embedder).input
-    except ModelNotFoundError:
-        return [], 1
+    inp: Mapping[str, Any]
+    if check_quality(quality) != DEFAULT_QUALITY:
+        inp = ACCURATE_TABLES.get(embedder, {})
+    else:
+        try:
+            inp = get_spec(embedder).input
+        except ModelNotFoundError:
+            return [], 1
     if kind == "gallery":
         rows, size = inp.get("far_thresholds") or [], int(inp.get("far_gallery_size", 1))
     else:
@@ -88,7 +117,7 @@ def far_at_threshold(table: list[tuple[float, float]], threshold: float) -> floa
 
 def decision_threshold(embedder: str, fallback: float | None, threshold: float | None = None,
                        target_far: float | None = DEFAULT_TARGET_FAR, kind: str = "pair",
-                       comparisons: int = 1) -> tuple[float, float | None]:
+                       comparisons: int = 1, quality: str = DEFAULT_QUALITY) -> tuple[float, float | None]:
     """``(threshold in force, its expected false-accept rate)``.
 
     An explicit ``threshold`` wins (its FAR is read from the table); else the threshold of
@@ -103,11 +132,12 @@ def decision_threshold(embedder: str, fallback: float | None, threshold: float |
         comparisons: for galleries, the number of people enrolled. The table holds for its
             calibrated size; a larger gallery compares a stranger with more people, so its FAR is
             taken to grow in proportion (a stricter threshold keeps the target).
+        quality: the preset the embeddings were made with (see :func:`far_table`).
 
     Raises:
         ParameterError: a negative threshold, or ``target_far`` outside the calibrated range.
     """
-    table, size = far_table(embedder, kind)
+    table, size = far_table(embedder, kind, quality)
     scale = max(1.0, comparisons / size) if kind == "gallery" else 1.0
     if threshold is not None:
         if not float(threshold) >= 0:
@@ -135,6 +165,8 @@ class Verification:
         faces: the main face found in each image.
         far: the false-accept rate expected at ``threshold`` (share of pairs of different people
             taken for the same person), from the embedder's calibration; ``None`` when unknown.
+        quality: the preset the two faces were embedded with (``"fast"`` or ``"accurate"``;
+            :meth:`to_dict` names it only when it is not ``"fast"``, so fast answers read as before).
     """
 
     same: bool
@@ -143,15 +175,17 @@ class Verification:
     embedder: str
     faces: tuple[Faces, Faces]
     far: float | None = None
+    quality: str = DEFAULT_QUALITY
 
     def to_dict(self) -> dict[str, Any]:
         return {"same": self.same, "distance": round(self.distance, 4), "threshold": self.threshold,
-                "far": self.far, "embedder": self.embedder,
+                "far": self.far, "embedder": self.embedder, **_quality_field(self.quality),
                 "faces": [self.faces[0].to_dicts()[0], self.faces[1].to_dicts()[0]]}
 
 
 def verify(a: ImageLike, b: ImageLike, threshold: float | None = None,
-           pipeline: FacePipeline | None = None, target_far: float | None = DEFAULT_TARGET_FAR) -> Verification:
+           pipeline: FacePipeline | None = None, target_far: float | None = DEFAULT_TARGET_FAR,
+           quality: str | None = None) -> Verification:
     """Decide whether the main faces of two images are the same person.
 
     Args:
@@ -161,18 +195,31 @@ def verify(a: ImageLike, b: ImageLike, threshold: float | None = None,
         target_far: the false-accept rate wanted (default 1%): the threshold is read from the
             embedder's calibration (``dlib-resnet``: 0.60 for 1%). Embedders without one use
             their fixed threshold.
+        quality: ``"fast"`` or ``"accurate"`` (flip-averaged embeddings and their own calibration;
+            see :class:`FacePipeline`). Default: the pipeline's (``"fast"`` without one).
 
     Raises:
         ImageError: an image is unreadable or holds no face.
-        ParameterError: ``target_far`` outside the calibrated range, or a negative threshold.
+        ParameterError: ``target_far`` outside the calibrated range, a negative threshold, an
+            unknown ``quality``, or a ``quality`` other than the given pipeline's.
     """
-    pipe = pipeline or FacePipeline()
+    if quality is not None:
+        check_quality(quality)
+    pipe = pipeline or FacePipeline(quality=quality or DEFAULT_QUALITY)
+    if quality is not None and quality != pipe.quality:
+        raise ParameterError(f"quality={quality!r} but the pipeline given embeds with quality={pipe.quality!r}; "
+                             f"pass FacePipeline(..., quality={quality!r}) or leave quality out.")
     emb = pipe.embedder
-    thr, far = decision_threshold(emb.name, emb.threshold, threshold, target_far, "pair")
+    thr, far = decision_threshold(emb.name, emb.threshold, threshold, target_far, "pair", quality=pipe.quality)
     fa, ea = pipe.main_face(a, _name(a, "first image"))
     fb, eb = pipe.main_face(b, _name(b, "second image"))
     d = float(emb.distance(ea[None], eb[None])[0])
-    return Verification(d <= thr, d, thr, emb.name, (fa, fb), far)
+    return Verification(d <= thr, d, thr, emb.name, (fa, fb), far, pipe.quality)
+
+
+def _quality_field(quality: str) -> dict[str, str]:
+    """``{"quality": quality}`` for a preset other than ``"fast"``; ``{}`` for fast (answers as of old)."""
+    return {} if quality == DEFAULT_QUALITY else {"quality": quality}
 
 
 def _name(x: Any, default: str) -> str:

@@ -98,16 +98,16 @@ class Engine:
         return out
 
     def analyzer(self, attributes: Sequence[str], models: Sequence[str], gallery: str | None,
-                 detector: str = "photo", top_k: int = 3) -> Any:
+                 detector: str = "photo", top_k: int = 3, quality: str = "fast") -> Any:
         from faceforge.attributes import Analyzer
 
-        key = (tuple(attributes), tuple(models), gallery or "", detector, int(top_k))
+        key = (tuple(attributes), tuple(models), gallery or "", detector, int(top_k), quality)
         fm = self.face_models(attributes, models, gallery)  # validates and reloads replaced models
         with self._guard:
             an = self._analyzers.get(key)
             if an is None or any(an.models.get(k) is not v for k, v in fm.items()):
                 if not fm:
                     raise RequestError("Nothing to analyse: give attributes, models or a gallery.", 422)
-                an = Analyzer(attributes=(), models=fm, detector=detector, top_k=top_k)
+                an = Analyzer(attributes=(), models=fm, detector=detector, top_k=top_k, quality=quality)
                 self._analyzers[key] = an
             return an

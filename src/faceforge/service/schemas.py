@@ -14,6 +14,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
+#: the quality presets (``faceforge._quality.QUALITIES``): "accurate" trades time for accuracy
+Quality = Literal["fast", "accurate"]
+
+
 class Open(BaseModel):
     """A model whose unknown keys pass through unchanged."""
 
@@ -134,6 +138,8 @@ class Jobs(BaseModel):
 class GalleryInfo(BaseModel):
     name: str
     people: int
+    quality: Quality | None = Field(None, description="the preset the gallery's faces were enrolled with "
+                                                      "(absent: fast)")
 
 
 class Galleries(BaseModel):
@@ -165,12 +171,16 @@ class Enrolled(Open):
     problems: list[Problem] | None = None
     several_faces: list[str] | None = Field(None, description="photos with more than one face (one was used)")
     faces: int | None = Field(None, description="faces stored for the person now")
+    quality: Quality | None = Field(None, description="the gallery's preset, when not fast (its faces are "
+                                                      "embedded with it)")
 
 
 class Identified(BaseModel):
     gallery: str
     threshold: float | None = Field(None, description="the distance threshold in force")
     far: float | None = Field(None, description="its expected false-accept rate (null: not calibrated)")
+    quality: Quality | None = Field(None, description="the preset the faces were embedded with (the "
+                                                      "gallery's), when not fast")
     faces: list[Face]
 
 
@@ -181,6 +191,8 @@ class Verified(Open):
     same: bool
     distance: float | None = None
     threshold: float | None = None
+    quality: Quality | None = Field(None, description="the preset the face was embedded with (the "
+                                                      "gallery's), when not fast")
     face: Face | None = None
 
 

@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from faceforge.service.deps import ApiKey, EngineDep, SettingsDep
 from faceforge.service.inputs import FileField, TopK, UrlField, image_input, in_original, infer, split
-from faceforge.service.schemas import Analysed, Classified, Detected
+from faceforge.service.schemas import Analysed, Classified, Detected, Quality
 
 router = APIRouter(prefix="/api", tags=["faces"], dependencies=[ApiKey])
 
@@ -31,10 +31,14 @@ async def analyze(settings: SettingsDep, engine: EngineDep, file: FileField = No
                   attributes: AttributesField = "gender,age,emotion",
                   models: Annotated[str, Form(description="comma-separated model names")] = "",
                   gallery: Annotated[str, Form(description="a gallery to identify people in")] = "",
-                  top_k: TopK = 3) -> dict[str, Any]:
+                  top_k: TopK = 3,
+                  quality: Annotated[Quality, Form(description="fast, or accurate (test-time augmentation: "
+                                                               "slower, more accurate; a gallery identifies "
+                                                               "with its own preset)")] = "fast") -> dict[str, Any]:
     """Every face with built-in attributes, your models' labels and (with a gallery) who it is."""
     img, _, size = await image_input(file, url, settings)
-    an = await run_in_threadpool(engine.analyzer, split(attributes), split(models), gallery or None, "photo", top_k)
+    an = await run_in_threadpool(engine.analyzer, split(attributes), split(models), gallery or None, "photo", top_k,
+                                 quality)
     res = in_original(await run_in_threadpool(infer, engine, an.analyze, img), img, size)
     return {"width": size[0], "height": size[1], "faces": res.to_dicts()}
 

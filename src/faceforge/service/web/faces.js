@@ -3,6 +3,14 @@
 import { $, $$, ATTRIBUTES, h, pct } from './util.js';
 import { store } from './api.js';
 
+// --------------------------------------------------------------------- the quality preset
+/** An "Accurate (slower)" checkbox (id ``id``): ticked, the request says ``quality=accurate``. */
+export function accurateCheck(id, title) {
+  return h('label', { class: 'check', title: title || 'Test-time augmentation: each face and its mirror image are ' +
+                                                     'embedded and averaged; about twice the embedding time.' },
+    h('input', { id, type: 'checkbox', value: 'accurate' }), h('span', {}, 'Accurate (slower)'));
+}
+
 // --------------------------------------------------------------------- model / gallery pickers
 export function fillModelChecks(box, prefix, preselect) {
   const prev = new Set($$('input:checked', box).map((x) => x.value));

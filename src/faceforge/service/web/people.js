@@ -4,6 +4,7 @@ import { $, checkName, confirmClick, h, NAME_RE, show, showError, toast } from '
 import { api, refreshGalleries, store } from './api.js';
 import { camera, grab, isImageFile } from './camera.js';
 import { panels } from './tabs.js';
+import { accurateCheck } from './faces.js';
 
 // ---------------------------------------------------------------------------------- People
 const people = { pending: [], loadTimer: null, shownGallery: null };
@@ -26,6 +27,7 @@ async function peopleShow() {
 }
 
 async function loadPeople() {
+  syncAccurate();
   const g = galleryName();
   const table = $('#people-list');
   const empty = $('#people-empty');
@@ -105,6 +107,8 @@ async function enrol() {
   }
   const fd = new FormData();
   for (const p of people.pending) fd.append('files', p.blob, p.name);
+  // a new gallery is created with the preset; an existing one keeps its own (a mismatch is refused)
+  if ($('#people-accurate').checked) fd.append('quality', 'accurate');
   const button = $('#people-enrol');
   button.disabled = true;
   button.textContent = 'Enrolling…';
@@ -137,10 +141,21 @@ async function enrol() {
 
 // ------------------------------------------------------------------ Check a photo (identify)
 /** "threshold 0.46 · expected false-accept rate 1%": what every answer is decided with. */
-export function decisionText(threshold, far) {
+export function decisionText(threshold, far, quality) {
   if (threshold === null || threshold === undefined) return '';
   const rate = far === null || far === undefined ? 'not calibrated' : `${+(100 * far).toPrecision(2)}%`;
-  return `threshold ${Number(threshold).toFixed(2)} · expected false-accept rate ${rate}`;
+  return `threshold ${Number(threshold).toFixed(2)} · expected false-accept rate ${rate}` +
+         (quality ? ` · ${quality}` : '');
+}
+
+/** Tick the Accurate boxes when the chosen gallery was enrolled accurate (it identifies so anyway). */
+function syncAccurate() {
+  const g = store.galleries.find((x) => x.name === galleryName());
+  const acc = !!g && g.quality === 'accurate';
+  for (const id of ['#people-accurate', '#people-check-accurate']) {
+    const box = $(id);
+    if (box && g) box.checked = acc;
+  }
 }
 
 function buildCheckCard() {
@@ -155,6 +170,8 @@ function buildCheckCard() {
     h('p', { class: 'muted small' }, 'Who is in a photo? Faces farther than the threshold from everyone enrolled are "unknown".'),
     h('div', { class: 'row gap wrap' },
       h('label', { class: 'field' }, h('span', {}, 'False-accept rate'), far),
+      accurateCheck('people-check-accurate', 'Identify with accurate embeddings: only for a gallery enrolled ' +
+                                             'accurate (a gallery identifies with the preset it was enrolled with).'),
       input, h('label', { for: 'people-check-file', class: 'btn' }, 'Choose a photo')),
     h('div', { id: 'people-check-error', class: 'error', role: 'alert', hidden: true }),
     h('div', { id: 'people-check-result', class: 'report', hidden: true })));
@@ -174,11 +191,12 @@ async function checkPhoto(file) {
   const fd = new FormData();
   fd.append('file', file, file.name);
   fd.append('target_far', $('#people-check-far').value);
+  if ($('#people-check-accurate').checked) fd.append('quality', 'accurate');
   try {
     const res = await api(`/api/galleries/${encodeURIComponent(g)}/identify`, { method: 'POST', body: fd });
     box.textContent = '';
     const faces = res.faces || [];
-    box.append(h('p', { class: 'muted small people-check-decision' }, decisionText(res.threshold, res.far)));
+    box.append(h('p', { class: 'muted small people-check-decision' }, decisionText(res.threshold, res.far, res.quality)));
     if (!faces.length) box.append(h('p', {}, 'No face found in this photo.'));
     box.append(h('ul', { class: 'people-check-faces' }, faces.map((f) => h('li', {},
       h('b', {}, f.label), f.distance === null || f.distance === undefined ? '' : ` — distance ${f.distance.toFixed(2)}`,
@@ -210,6 +228,9 @@ function closePeopleCamera() {
 
 export function initPeople() {
   buildCheckCard();
+  $('#people-enrol').before(accurateCheck('people-accurate', 'Create the gallery with accurate embeddings (each face ' +
+                                          'and its mirror image averaged; ~2x the embedding time). A gallery keeps ' +
+                                          'the preset it was created with.'));
   const gal = $('#people-gallery');
   gal.addEventListener('input', () => {
     clearTimeout(people.loadTimer);

@@ -4,7 +4,7 @@ import { $, ATTRIBUTES, h, PALETTE, show, showError } from './util.js';
 import { api, refreshGalleries, refreshModels } from './api.js';
 import { isImageFile } from './camera.js';
 import { panels } from './tabs.js';
-import { chosen, drawBox, FACE_KEYS, fillGallerySelect, fillModelChecks } from './faces.js';
+import { accurateCheck, chosen, drawBox, FACE_KEYS, fillGallerySelect, fillModelChecks } from './faces.js';
 
 // ----------------------------------------------------------------------------------- Photo
 export const photo = { preselect: null, last: null };
@@ -39,6 +39,7 @@ async function analysePhoto(source) {
   fd.append('attributes', attributes.join(','));
   fd.append('models', models.join(','));
   fd.append('gallery', gallery);
+  fd.append('quality', $('#photo-accurate').checked ? 'accurate' : 'fast');
   $('#photo-status').textContent = 'Analysing…';
   try {
     const res = await api('/api/analyze', { method: 'POST', body: fd });
@@ -120,6 +121,7 @@ export function initPhoto() {
     analysePhoto({ url });
   });
   $('#photo-url').addEventListener('keydown', (ev) => { if (ev.key === 'Enter') $('#photo-url-go').click(); });
+  $('#photo-again').before(accurateCheck('photo-accurate'));
   $('#photo-again').addEventListener('click', () => { if (photo.last) analysePhoto(photo.last); });
   const drop = $('#photo-drop');
   drop.addEventListener('dragover', (ev) => { ev.preventDefault(); drop.classList.add('drag'); });
