@@ -135,6 +135,30 @@ def test_cli_accurate_flag(tmp_path, astronaut):
     assert "--accurate" in r.output
 
 
+def test_api_accurate_gives_the_libraries_accurate_age(tmp_path, astronaut):
+    """The service passes built-in attributes to the analyzer as models: the preset must still reach them."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from conftest import jpeg
+    from faceforge.service import create_app
+
+    photo = jpeg(astronaut)
+    with TestClient(create_app(home=tmp_path, run_jobs=False)) as c:
+        ages = {}
+        for q in ("fast", "accurate"):
+            r = c.post("/api/analyze", files={"file": ("a.jpg", photo, "image/jpeg")},
+                       data={"attributes": "gender,age", "quality": q})
+            assert r.status_code == 200, r.text
+            ages[q] = r.json()["faces"][0]["age"]["value"]
+    from faceforge.sources import load_image
+
+    img = load_image(photo)
+    want = {q: Analyzer(["gender", "age"], quality=q).analyze(img).predictions["age"][0].value for q in ages}
+    assert ages["fast"] != ages["accurate"]
+    assert ages == pytest.approx(want, abs=1e-3)
+
+
 # -- on UTKFace, when the development data is there -------------------------------------------------
 
 def test_accurate_lowers_the_age_error_on_held_out_utkface():

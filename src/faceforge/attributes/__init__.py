@@ -97,22 +97,28 @@ class Analyzer:
 
         self.quality = check_quality(quality)
 
-        self.models: dict[str, FaceModel] = {}
+        #: name -> the model as given (a built-in attribute before its test-time augmentation)
+        self.sources: dict[str, Any] = {}
         for a in attributes:
-            self.models[a] = load_attribute(a)
-            if self.quality == "accurate" and a in AUGMENTED:
-                from faceforge.attributes.tta import AugmentedModel
-
-                self.models[a] = AugmentedModel(self.models[a])
+            self.sources[a] = load_attribute(a)
         items = models.items() if isinstance(models, dict) else [(None, m) for m in models]
         for name, m in items:
             if isinstance(m, (str, os.PathLike)):
                 name = name or Path(m).stem
                 m = load_classifier(m)
-            name = name or Path(getattr(m, "path", "") or f"model{len(self.models)}").stem
-            if name in self.models:
+            name = name or Path(getattr(m, "path", "") or f"model{len(self.sources)}").stem
+            if name in self.sources:
                 raise ParameterError(f"Two models are called {name!r}; pass a dict of names to models.")
-            self.models[name] = m
+            self.sources[name] = m
+        self.models: dict[str, FaceModel] = dict(self.sources)
+        if self.quality == "accurate":
+            from faceforge.attributes.tta import AugmentedModel
+
+            # the built-in attributes, also when given as models (the service passes them so); a
+            # user's own models run as they were trained
+            for a in AUGMENTED:
+                if a in self.sources and self.sources[a] is _LOADED.get(a):
+                    self.models[a] = AugmentedModel(self.sources[a])
         if not self.models:
             raise ParameterError("Nothing to analyse: give attributes and/or models.")
         self.top_k = int(top_k)

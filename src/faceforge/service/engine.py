@@ -105,7 +105,7 @@ class Engine:
         fm = self.face_models(attributes, models, gallery)  # validates and reloads replaced models
         with self._guard:
             an = self._analyzers.get(key)
-            if an is None or any(an.models.get(k) is not v for k, v in fm.items()):
+            if an is None or any(an.sources.get(k) is not v for k, v in fm.items()):
                 if not fm:
                     raise RequestError("Nothing to analyse: give attributes, models or a gallery.", 422)
                 an = Analyzer(attributes=(), models=fm, detector=detector, top_k=top_k, quality=quality)
