@@ -11,7 +11,7 @@ to 97.1%; a gallery of 30 people at 1%: 97.8% to 98.3%) for 1.9x the align + emb
 per face with detection). dlib-style jitter (5 copies) gives the same at 1% for 3.9x; dlib's own
 5-point chip, other paddings and cohort score normalisation did not help on every pair set. So
 the ``"accurate"`` preset keeps flip averaging, with its own calibrated thresholds
-(:data:`faceforge.pipeline.verify.ACCURATE_TABLES`).
+(the registry entry's ``qualities``, read by :func:`faceforge.pipeline.verify.far_table`).
 """
 
 from __future__ import annotations

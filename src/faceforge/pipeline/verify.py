@@ -9,7 +9,7 @@ by ``benchmarks/calibrate_gallery.py`` on development identities; see ``docs/ben
 
 The ``"accurate"`` preset's embeddings (flip averages, :mod:`faceforge.embedders.tta`) lie
 closer together than single ones, for strangers too, so they have their own tables
-(:data:`ACCURATE_TABLES`), fitted the same way on the same identities
+(the registry entry's ``qualities``), fitted the same way on the same identities
 (``benchmarks/bench_accurate_identity.py --calibrate``).
 """
 
@@ -28,23 +28,6 @@ from faceforge.types import Faces
 #: the default target false-accept rate of ``verify`` and galleries
 DEFAULT_TARGET_FAR = 0.01
 
-#: embedder -> the calibration of its ``"accurate"`` embeddings, with the keys of the registry's
-#: ``input`` (``pair_far_thresholds``, ``far_thresholds``, ``far_gallery_size``). Fitted by
-#: ``benchmarks/bench_accurate_identity.py`` with calibrate_gallery.py's procedure and photos (81
-#: development identities; galleries of 30 people x 3 photos), which reproduces the shipped fast
-#: tables exactly (results/accurate_identity.json, "calibration"). Flip averages are closer for
-#: strangers too: the 1% pair threshold is 0.59 (fast 0.60), the gallery one 0.45 (fast 0.46).
-ACCURATE_TABLES: dict[str, dict[str, Any]] = {
-    "dlib-resnet": {
-        "pair_far_thresholds": [[0.001, 0.5], [0.002, 0.52], [0.005, 0.56], [0.01, 0.59], [0.02, 0.62],
-                                [0.05, 0.66], [0.1, 0.69]],
-        "far_thresholds": [[0.001, 0.4], [0.002, 0.4], [0.005, 0.43], [0.01, 0.45], [0.02, 0.47], [0.05, 0.5],
-                           [0.1, 0.54]],
-        "far_gallery_size": 30,
-    },
-}
-
-
 def far_table(embedder: str, kind: str = "pair",
               quality: str = DEFAULT_QUALITY) -> tuple[list[tuple[float, float]], int]:
     """The calibrated ``[(far, threshold), ...]`` of an embedder (FAR ascending) and the gallery
@@ -53,7 +36,8 @@ def far_table(embedder: str, kind: str = "pair",
     Args:
         embedder: registry name of the embedder.
         kind: ``"pair"`` (one-to-one verification) or ``"gallery"`` (nearest face of a gallery).
-        quality: the preset the embeddings were made with (``"accurate"``: :data:`ACCURATE_TABLES`).
+        quality: the preset the embeddings were made with (``"accurate"``: the registry entry's
+            ``qualities["accurate"]`` tables).
 
     Returns:
         ``([], 1)`` when the embedder has no calibration for that preset (its fixed threshold is
@@ -63,13 +47,12 @@ def far_table(embedder: str, kind: str = "pair",
     from faceforge.registry import get_spec
 
     inp: Mapping[str, Any]
-    if check_quality(quality) != DEFAULT_QUALITY:
-        inp = ACCURATE_TABLES.get(embedder, {})
-    else:
-        try:
-            inp = get_spec(embedder).input
-        except ModelNotFoundError:
-            return [], 1
+    try:
+        inp = get_spec(embedder).input
+    except ModelNotFoundError:
+        return [], 1
+    if check_quality(quality) != DEFAULT_QUALITY:  # the preset's own calibration (registry "qualities")
+        inp = (inp.get("qualities") or {}).get(quality, {})
     if kind == "gallery":
         rows, size = inp.get("far_thresholds") or [], int(inp.get("far_gallery_size", 1))
     else:

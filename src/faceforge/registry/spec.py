@@ -43,6 +43,8 @@ class ModelInput(TypedDict, total=False):
         pair_far_thresholds: ``[[far, threshold], ...]``: distance threshold for a target
             false-accept rate of one-to-one verification (identity embedders, calibrated).
         far_thresholds: the same for a gallery of ``far_gallery_size`` people (nearest face).
+        qualities: preset name (``"accurate"``) -> the same calibration keys for that preset's
+            embeddings (:mod:`faceforge._quality`).
         far_gallery_size: people enrolled in the gallery ``far_thresholds`` was fitted for.
     """
 
@@ -69,6 +71,7 @@ class ModelInput(TypedDict, total=False):
     pair_far_thresholds: list[list[float]]
     far_thresholds: list[list[float]]
     far_gallery_size: int
+    qualities: dict[str, dict[str, Any]]
 
 
 @dataclass(frozen=True)
