@@ -269,3 +269,28 @@ def test_every_tab_loads_and_a_photo_is_analysed(page, server, tmp_path, astrona
     assert "female" in table and "happy" in table and "years" in table, table
     errors = [e["message"] for e in d.get_log("browser") if "Uncaught" in e["message"] or ".js" in e["message"]]
     assert not errors, errors
+
+
+def test_the_accurate_box_analyses_with_the_accurate_preset(page, tmp_path, astronaut):
+    """Ticking "Accurate (slower)" on the Photo tab sends quality=accurate: the age shown is the
+    accurate preset's (six views), not the fast one's."""
+    from conftest import jpeg
+    from faceforge.attributes import Analyzer
+    from faceforge.sources import load_image
+
+    photo = jpeg(astronaut)
+    ages = {q: round(Analyzer(["age"], quality=q).analyze(load_image(photo)).predictions["age"][0].value)
+            for q in ("fast", "accurate")}
+    assert ages["fast"] != ages["accurate"]
+    path = tmp_path / "astronaut.jpg"
+    path.write_bytes(photo)
+    d = page
+    tab(d, "photo")
+    for q in ("fast", "accurate"):
+        box = el(d, "#photo-accurate")
+        if box.is_selected() != (q == "accurate"):
+            box.click()
+        d.execute_script("document.querySelector('#photo-status').textContent = ''")
+        el(d, "#photo-file").send_keys(str(path))
+        wait_for(d, lambda d: text(d, "#photo-status") == "1 face found.", 60, f"the {q} analysis")
+        assert f"{ages[q]} years" in text(d, "#photo-table"), (q, ages, text(d, "#photo-table"))
