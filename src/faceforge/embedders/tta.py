@@ -5,7 +5,7 @@ and the face's embedding is the plain mean of the two, as dlib's ``num_jitters``
 jittered copies (no renormalisation: the mean keeps the model's scale, so distances stay on
 the threshold scale the calibration tables are fitted on). It costs twice the model time and
 nothing else. Measured with ``benchmarks/bench_accurate_identity.py`` on the development identities
-(docs/benchmarks.md, "Accurate identity (issue 19)"): for dlib-resnet, flip averaging raises the
+(docs/benchmarks.md, "The accurate preset: identity"): for dlib-resnet, flip averaging raises the
 share of same-person pairs accepted at a 1% false-accept rate from 99.1% to 99.5% (at 0.1%: 96.3%
 to 97.1%; a gallery of 30 people at 1%: 97.8% to 98.3%) for 1.9x the align + embed time (1.35x
 per face with detection). dlib-style jitter (5 copies) gives the same at 1% for 3.9x; dlib's own
