@@ -135,28 +135,54 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _start_head(env: dict[str, str]) -> tuple[subprocess.Popen, int]:
+    """A ``ray start --head --block`` on free ports; up to 3 tries, since a port picked free can be
+    taken before Ray binds it (another suite or a cluster on this machine). Fails with Ray's own log."""
+    ray_cli = Path(sys.executable).with_name("ray")
+    log = ""
+    for _ in range(3):
+        port, agent, agent_grpc, env_agent, metrics = (_free_port() for _ in range(5))
+        temp = tempfile.mkdtemp(prefix="ffray", dir="/tmp")  # short: Ray's socket paths are length-limited
+        out = Path(temp) / "start.log"
+        with out.open("wb") as fh:
+            head = subprocess.Popen(
+                [str(ray_cli), "start", "--head", "--block", f"--port={port}", "--num-cpus=1",
+                 "--include-dashboard=false", f"--temp-dir={temp}", "--node-ip-address=127.0.0.1",
+                 f"--dashboard-agent-listen-port={agent}",
+                 f"--dashboard-agent-grpc-port={agent_grpc}", f"--runtime-env-agent-port={env_agent}",
+                 f"--metrics-export-port={metrics}"],
+                env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while head.poll() is None and time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return head, port
+            except OSError:
+                time.sleep(0.5)
+        _stop_head(head)
+        log = out.read_text(errors="replace")[-3000:]
+    raise AssertionError(f"ray start --head did not come up in 3 tries; its last output:\n{log}")
+
+
+def _stop_head(head: subprocess.Popen) -> None:
+    if head.poll() is not None:
+        return
+    head.send_signal(signal.SIGTERM)  # --block: ends the head node's processes with it
+    try:
+        head.wait(45)
+    except subprocess.TimeoutExpired:
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait(10)
+
+
 def test_autolabel_on_a_ray_cluster(local_ray, photos, local_labels, tmp_path):
     """``ray start --head`` here, then ``--ray-address``: the same files as the local engine."""
     ray.shutdown()  # this process joins the cluster instead of the module's local Ray
     re_._connected = None
-    port = _free_port()
-    temp = tempfile.mkdtemp(prefix="ffray", dir="/tmp")  # short: Ray's socket paths are length-limited
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
            "RAY_USAGE_STATS_ENABLED": "0"}
-    ray_cli = Path(sys.executable).with_name("ray")
-    head = subprocess.Popen([str(ray_cli), "start", "--head", "--block", f"--port={port}", "--num-cpus=1",
-                             "--include-dashboard=false", f"--temp-dir={temp}", "--node-ip-address=127.0.0.1"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    head, port = _start_head(env)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert head.poll() is None, "ray start --head exited"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the Ray head did not come up in 60 s"
-                time.sleep(0.5)
         _autolabel(photos, tmp_path / "cluster", "--ray-address", f"127.0.0.1:{port}")
         assert re_._connected == f"127.0.0.1:{port}"
         assert ray.cluster_resources().get("CPU") == 1.0              # the cluster's one CPU, not this machine's
@@ -164,12 +190,7 @@ def test_autolabel_on_a_ray_cluster(local_ray, photos, local_labels, tmp_path):
     finally:
         ray.shutdown()
         re_._connected = None
-        head.send_signal(signal.SIGTERM)  # --block: ends the head node's processes with it
-        try:
-            head.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait(10)
+        _stop_head(head)
 
 
 def test_train_embeds_on_ray_like_local(local_ray, photos, tmp_path, monkeypatch):
