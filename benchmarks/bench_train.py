@@ -15,6 +15,7 @@ Usage:
     python benchmarks/bench_train.py                       # every set
     python benchmarks/bench_train.py --sets att tv         # some
     python benchmarks/bench_train.py --utk-limit 2000      # smaller UTKFace test set
+    python benchmarks/bench_train.py --qualities fast accurate --no-baseline   # the presets side by side
 """
 
 from __future__ import annotations
@@ -118,6 +119,8 @@ def main() -> None:
                     help="faceforge embedders to run on UTKFace (one row each)")
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--qualities", nargs="+", choices=["fast", "accurate"], default=["fast"],
+                    help="train faceforge with each preset (train --accurate), on the same splits")
     args, info = C.start(ap, "Train and classify: faceforge vs tutorial baseline")
     cache = os.environ.setdefault("FACEFORGE_CACHE", tempfile.mkdtemp(prefix="ff-bench-cache-"))
     print(f"embedding cache: {cache} (cold at the start unless FACEFORGE_CACHE was set)\n")
@@ -158,7 +161,8 @@ def main() -> None:
             plans.append(("fer2013", tr, fer / "public_test", {"embedder": "effnet-lite0"}, {}, 0))
         done_baseline: set[str] = set()
         for name, tr, te, opts, dsopts, folds in plans:
-            methods = [(f"faceforge ({opts['embedder']})", {**FACEFORGE, **opts})]
+            methods = [(f"faceforge ({opts['embedder']}{', accurate' if q == 'accurate' else ''})",
+                        {**FACEFORGE, **opts, **({} if q == "fast" else {"quality": q})}) for q in args.qualities]
             if not args.no_baseline and name not in done_baseline:
                 done_baseline.add(name)
                 methods.append(("baseline", {**BASELINE, **{k: v for k, v in opts.items() if k == "crops"}}))

@@ -126,8 +126,11 @@ def test_dataset_embeddings_are_cached_apart(tmp_path, astronaut, grace):
     assert f2.cache_hits == 4 and a2.cache_hits == 4
     assert np.array_equal(f1.X, f2.X) and np.array_equal(a1.X, a2.X) and not np.allclose(f1.X, a1.X)
     assert "quality" not in face_config() and face_config(quality="accurate")["quality"] == "accurate"
-    with pytest.raises(ParameterError, match="not available for the concatenation"):
-        embed_dataset(ds, embedder="dlib-resnet+expression", cache=db, progress=False, quality="accurate")
+    # a concatenation: each part embedded (and cached) with the preset, then joined
+    pair = embed_dataset(ds, embedder="dlib-resnet+gendernet", cache=db, progress=False, workers=1, quality="accurate")
+    fast_pair = embed_dataset(ds, embedder="dlib-resnet+gendernet", cache=db, progress=False, workers=1)
+    assert pair.X.shape == fast_pair.X.shape and len(pair.X) == 4
+    assert not np.allclose(pair.X, fast_pair.X)
 
 
 # -- galleries ----------------------------------------------------------------------------------

@@ -64,11 +64,11 @@ def models(photos, tmp_path_factory):
                 (two / name / f.name).write_bytes(f.read_bytes())
     cache: dict = {}
 
-    def get(embedder: str, head: str, classes: str = "three"):
-        key = (embedder, head, classes)
+    def get(embedder: str, head: str, classes: str = "three", quality: str = "fast"):
+        key = (embedder, head, classes, quality)
         if key not in cache:
-            path = out / f"{embedder}_{head}_{classes}.ffm"
-            kw = dict(embedder=embedder, val=0.0, learning_curve=False, workers=1, progress=False)
+            path = out / f"{embedder}_{head}_{classes}_{quality}.ffm"
+            kw = dict(embedder=embedder, val=0.0, learning_curve=False, workers=1, progress=False, quality=quality)
             if head == "ridge":
                 train(photos / "ages.csv", path, head="ridge", task="regression", **kw)
             elif classes == "three":
@@ -98,6 +98,8 @@ CASES = [
     ("gendernet+expression", "mlp"),
     # binary heads (scikit-learn's one-column layouts), and "me / not me" (a named rejected label)
     ("gendernet", "mlp", "two"), ("dlib-resnet", "svm", "two"), ("dlib-resnet", "logreg", "me"),
+    # a model trained with the accurate preset: the graph averages each chip with its mirror image
+    ("dlib-resnet", "logreg", "three", "accurate"), ("gendernet+expression", "logreg", "three", "accurate"),
 ]
 
 
@@ -135,6 +137,7 @@ def test_exported_graph_matches_faceforge_on_real_faces(models, people, tmp_path
         assert set(got) == {"probabilities"}
     if embedder.startswith("dlib"):
         assert clf.openset is not None  # identity embedder: the unknown check is exported and tested
+    assert res.sidecar["model"]["quality"] == clf.quality == (case[3] if len(case) > 3 else "fast")
 
 
 def test_sidecar_holds_what_a_reader_needs(models, tmp_path):

@@ -71,7 +71,11 @@ class DetectTask(_Task):
 
     Args:
         detector: detector name (``"photo"``, ``"live"``, ``"yunet"``...).
-        min_score: drop faces scoring below this (0-1). Raising it drops doubtful faces.
+        min_score: drop faces scoring below this (0-1). Raising it drops doubtful faces. ``None``:
+            0.5 with the fast preset, the preset's own threshold with the accurate one.
+        quality: ``"fast"`` or ``"accurate"`` (see :class:`faceforge.pipeline.FaceFinder`).
+        target_fp: instead of ``min_score``: the threshold that gave this many false positives per
+            photo on the development photos (:func:`faceforge.detectors.base.fp_threshold`).
         crops: folder for a crop of every face (``STEM_face0.png``...), or None.
         crop_size: side of the crops in pixels.
         crop_template: ``"arcface112"`` / ``"dlib150"`` (aligned) or ``"margin"`` (the box x1.4).
@@ -81,12 +85,20 @@ class DetectTask(_Task):
 
     _cached = ("_finder",)
 
-    def __init__(self, detector: str = "photo", min_score: float = 0.5, *, crops: PathLike | None = None,
+    def __init__(self, detector: str = "photo", min_score: float | None = None, *, crops: PathLike | None = None,
                  crop_size: int = 112, crop_template: str = "arcface112", annotate: PathLike | None = None,
-                 protect: Sequence[str] = ()) -> None:
+                 protect: Sequence[str] = (), quality: str = "fast", target_fp: float | None = None) -> None:
+        from faceforge._quality import check_quality
         from faceforge.detectors import resolve_detector_name
 
-        self.detector, self.min_score = resolve_detector_name(detector), float(min_score)
+        self.quality = check_quality(quality)
+        self.target_fp = target_fp
+        if target_fp is not None and min_score is not None:
+            raise ParameterError("give min_score or target_fp, not both (target_fp chooses min_score)")
+        if min_score is None and target_fp is None and self.quality == "fast":
+            min_score = 0.5
+        self.detector = resolve_detector_name(detector)
+        self.min_score = None if min_score is None else float(min_score)
         self.crops, self.crop_size, self.crop_template = crops, int(crop_size), crop_template
         self.annotate, self.protect = annotate, list(protect)
         self._finder: Any = None
@@ -97,7 +109,10 @@ class DetectTask(_Task):
         from faceforge.sinks import save_image
 
         if self._finder is None:
-            self._finder = FaceFinder(self.detector, detector_options={"min_score": self.min_score})
+            opts: dict[str, Any] = {} if self.min_score is None else {"min_score": self.min_score}
+            if self.target_fp is not None:
+                opts["target_fp"] = self.target_fp
+            self._finder = FaceFinder(self.detector, detector_options=opts, quality=self.quality)
         t0 = time.perf_counter()
         faces = self._finder.find(image)
         faces = faces.with_meta(**_meta(image, item, t0, detector=self.detector))
@@ -293,18 +308,23 @@ def _progress(progress: str | bool | None, default: str) -> str | None:
     return default if progress is True else (progress or None)
 
 
-def detect_files(paths: Sequence[PathLike], *, detector: str = "photo", min_score: float = 0.5, every: int = 1,
+def detect_files(paths: Sequence[PathLike], *, detector: str = "photo", min_score: float | None = None, every: int = 1,
                  crops: PathLike | None = None, crop_size: int = 112, crop_template: str = "arcface112",
                  annotate: PathLike | None = None, workers: int | None = None, progress: str | bool | None = None,
-                 skipped: Skipped | None = None, engine: Any = None) -> Iterator[Faces]:
+                 skipped: Skipped | None = None, engine: Any = None, quality: str = "fast",
+                 target_fp: float | None = None) -> Iterator[Faces]:
     """Find the faces of many images and video frames (what ``faceforge detect`` runs).
 
     Args:
         paths: files, folders (recursively), archives and videos.
         detector: ``"photo"`` (yunet), ``"live"`` (blazeface.full) or a detector name.
-        min_score: drop faces scoring below this (0-1).
+        min_score: drop faces scoring below this (0-1); ``None``: the preset's (see :class:`DetectTask`).
         every: for videos, keep every n-th frame.
         crops, crop_size, crop_template, annotate: side outputs (see :class:`DetectTask`).
+        quality: ``"fast"`` or ``"accurate"`` (test-time augmented detection, see
+            :class:`faceforge.pipeline.FaceFinder`).
+        target_fp: choose the threshold for this many false positives per photo instead of
+            ``min_score`` (see :class:`DetectTask`).
         workers: processes (default: one per core).
         progress: True or a description for a progress bar on stderr.
         skipped: receives ``(path, reason)`` for unusable files.
@@ -320,12 +340,21 @@ def detect_files(paths: Sequence[PathLike], *, detector: str = "photo", min_scor
         ModelNotFoundError: the detector's package is missing. SourceError: a missing path or no media.
         OutputError: ``crops`` or ``annotate`` is, holds or lies inside an input.
     """
+    from faceforge._quality import check_quality
     from faceforge.detectors import get_detector
 
+    check_quality(quality)
     get_detector(detector)  # fail fast on a bad name or a missing package
+    if target_fp is not None:
+        from faceforge.detectors.base import fp_threshold, resolve_detector_name
+
+        if min_score is not None:
+            raise ParameterError("give min_score or target_fp, not both (target_fp chooses min_score)")
+        fp_threshold(resolve_detector_name(detector), target_fp, quality)  # fail fast: no table, out of range
     check_outputs([(crops, "folder", "face crops folder"), (annotate, "folder", "annotated images folder")], paths)
     return run_files(lambda files: DetectTask(detector, min_score, crops=crops, crop_size=crop_size,
-                                              crop_template=crop_template, annotate=annotate, protect=files),
+                                              crop_template=crop_template, annotate=annotate, protect=files,
+                                              quality=quality, target_fp=target_fp),
                      paths, every=every, workers=workers, progress=_progress(progress, "detect"),
                      skipped=skipped, engine=engine)
 

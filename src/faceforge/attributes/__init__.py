@@ -85,7 +85,8 @@ class Analyzer:
             (:class:`~faceforge.attributes.tta.AugmentedModel`; age MAE on held-out UTKFace 6.03 ->
             5.70 years, about 2.5x the gender + age cost per face). Emotion is the same in both
             (its network already averages the face and its mirror image); your own models always
-            run as trained.
+            run as trained. Faces are found with the finder's accurate detection too
+            (:class:`~faceforge.pipeline.FaceFinder`).
     """
 
     def __init__(self, attributes: Sequence[str] = DEFAULT_ATTRIBUTES,
@@ -123,7 +124,7 @@ class Analyzer:
             raise ParameterError("Nothing to analyse: give attributes and/or models.")
         self.top_k = int(top_k)
         self.crops = crops
-        self.finder = FaceFinder(detector, crops=crops)
+        self.finder = FaceFinder(detector, crops=crops, quality=self.quality)
 
     def analyze(self, image: Any) -> Faces:
         """Every face of ``image`` (path, bytes or RGB array), main face first, with each model's

@@ -35,7 +35,14 @@ def detect(
     detector: str = typer.Option("photo", "--detector", "-d",
                                  help="photo (= yunet), live (= blazeface.full), yunet, blazeface.short, "
                                       "blazeface.full, mtcnn, haar."),
-    min_score: float = typer.Option(0.5, help="Drop faces scoring below this (0-1)."),
+    min_score: Optional[float] = typer.Option(None, help="Drop faces scoring below this (0-1). Default: 0.5, or "
+                                              "with --accurate the preset's threshold (its fused score)."),
+    accurate: bool = typer.Option(False, "--accurate", help="Test-time augmented detection: the photo, its mirror "
+                                  "image and the photo enlarged, fused; more small faces at the fast default's "
+                                  "false-positive rate, for several times the time (photo detector only)."),
+    target_fp: Optional[float] = typer.Option(None, "--target-fp", help="Instead of --min-score: the threshold "
+                                              "that gave this many false positives per photo on the WIDER FACE "
+                                              "development photos (0.1-2; the default threshold gives 0.56)."),
     jsonl: Optional[Path] = typer.Option(None, "--jsonl", help="Write one JSON record per image/frame here."),
     save_crops: Optional[Path] = typer.Option(None, "--save-crops", help="Save a crop of every face in this folder."),
     crop_size: int = typer.Option(112, help="Side of saved crops in pixels."),
@@ -56,7 +63,8 @@ def detect(
     results = detect_files(paths, detector=detector, min_score=min_score, every=every, crops=save_crops,
                            crop_size=crop_size, crop_template=crop_template, annotate=annotate,
                            workers=workers_arg(workers), progress="detect", skipped=skipped,
-                           engine=engine_arg(engine, ray_address, workers))
+                           engine=engine_arg(engine, ray_address, workers), quality="accurate" if accurate else "fast",
+                           target_fp=target_fp)
     write_records(results, lambda f: record(f, "width", "height", "detector", "ms"), jsonl, skipped, protect=paths)
 
 

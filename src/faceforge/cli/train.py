@@ -56,6 +56,9 @@ def train(
                                                   "recognise (the me / not-me rule). Default: every class is an "
                                                   "ordinary class, whatever its name."),
     curve: bool = typer.Option(True, "--curve/--no-curve", help="Plot a learning curve (one extra fit)."),
+    accurate: bool = typer.Option(False, "--accurate", help="Embed every face with the accurate preset (the face "
+                                  "and its mirror image averaged, about twice the embedding time); the model "
+                                  "records it and `classify` embeds its faces the same way."),
     seed: int = typer.Option(0),
     workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
     engine: Optional[str] = engine_option(),
@@ -72,7 +75,7 @@ def train(
                  augment=augment, val=val, folds=folds, target_far=target_far or None, seed=seed,
                  label_column=label_column, path_column=path_column, image_root=image_root,
                  workers=workers_arg(workers), known=known or None,
-                 negatives=negatives or None, learning_curve=curve,
+                 negatives=negatives or None, learning_curve=curve, quality="accurate" if accurate else "fast",
                  engine=engine_arg(engine, ray_address, workers))
     notes = ("negatives_hint", "few_for_folds")  # always shown, however many other problems there are
     for p in res.problems:

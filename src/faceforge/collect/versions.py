@@ -48,7 +48,7 @@ METRICS = {"balanced_accuracy": True, "accuracy": True, "mae": False, "rmse": Fa
 PROMOTE = ("if_better", "always", "never")
 #: Settings of a model that its next version keeps (TrainConfig fields).
 KEPT = ("embedder", "head", "detector", "crops", "alignment", "augment", "seed", "task", "target_far", "negatives",
-        "known", "val", "folds", "repeats", "head_params", "learning_curve")
+        "known", "val", "folds", "repeats", "head_params", "learning_curve", "quality")
 
 
 @dataclass

@@ -189,7 +189,8 @@ def settings_of(manifest: dict[str, Any]) -> dict[str, Any]:
     s: dict[str, Any] = {"embedder": manifest["embedder"], "head": (manifest.get("head") or {}).get("kind"),
                          "detector": manifest.get("detector", "photo"), "crops": manifest.get("crops", "auto"),
                          "alignment": manifest.get("alignment"), "augment": bool(manifest.get("augment", False)),
-                         "seed": int(manifest.get("seed", 0)), "task": manifest.get("task", "auto")}
+                         "seed": int(manifest.get("seed", 0)), "task": manifest.get("task", "auto"),
+                         "quality": manifest.get("quality", "fast")}
     if s["task"] == "classification":
         unknown = (manifest.get("metrics") or {}).get("unknown")
         if unknown is None:

@@ -316,12 +316,9 @@ def embed_dataset(dataset: Dataset, *, embedder: str = "dlib-resnet", detector: 
     if split_name(embedder) is not None:  # "a+b": each part embedded (and cached) alone, then joined
         from faceforge.data.concat import embed_concat
 
-        if quality != "fast":
-            raise ParameterError(f"quality={quality!r} is not available for the concatenation {embedder!r}; embed "
-                                 f"it with quality='fast', or a single embedder with {quality!r}.")
         return embed_concat(dataset, embedder, detector=detector, crops=crops, augment=augment, cache=cache,
                             workers=workers, progress=progress, alignment=alignment, upscale=upscale,
-                            engine=engine)
+                            engine=engine, quality=quality)
     t0 = time.perf_counter()
     augs = ("",) + _augment_ids(augment)
     cfg = face_config(embedder, detector, crops, alignment, upscale, quality)

@@ -5,9 +5,11 @@ from faceforge.detectors.base import (
     DEFAULT_PHOTO_DETECTOR,
     Detector,
     available_detectors,
+    detector_for,
     get_detector,
     resolve_detector_name,
 )
 
-__all__ = ["DEFAULT_LIVE_DETECTOR", "DEFAULT_PHOTO_DETECTOR", "Detector", "available_detectors", "get_detector",
+__all__ = ["DEFAULT_LIVE_DETECTOR", "DEFAULT_PHOTO_DETECTOR", "Detector", "available_detectors", "detector_for",
+           "get_detector",
            "resolve_detector_name"]

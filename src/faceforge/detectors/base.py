@@ -136,6 +136,73 @@ def get_detector(name: str = DEFAULT_PHOTO_DETECTOR, cached: bool = True, **kwar
     return _build(name, kwargs)
 
 
+def detector_for(name: str | Detector, quality: str = "fast", **options: Any) -> Detector:
+    """The detector of quality preset ``quality``: ``get_detector(name)`` for ``"fast"``; for
+    ``"accurate"``, the test-time augmented detector (:class:`faceforge.detectors.tta.AugmentedDetector`)
+    when the registry holds accurate views for it (yunet), else the detector itself.
+
+    ``options`` go to the detector; ``min_score`` is then the fused score's threshold, and
+    ``target_fp`` (false positives per photo) chooses it with :func:`fp_threshold`. An instance
+    comes back unchanged.
+
+    Raises:
+        ParameterError: an unknown name or ``quality``.
+    """
+    from faceforge._quality import check_quality
+
+    if isinstance(name, Detector):
+        return name
+    target_fp = options.pop("target_fp", None)
+    if target_fp is not None:
+        if "min_score" in options:
+            raise ParameterError("give min_score or target_fp, not both (target_fp chooses min_score)")
+        options["min_score"] = fp_threshold(resolve_detector_name(name), target_fp, quality)
+    if check_quality(quality) == "fast":
+        return get_detector(name, **options)
+    from faceforge.detectors.tta import has_accurate_views
+
+    resolved = resolve_detector_name(name)
+    if resolved not in available_detectors() or not has_accurate_views(resolved):
+        return get_detector(name, **options)
+    return _augmented(resolved, tuple(sorted(options.items())))
+
+
+def fp_threshold(detector: str, target_fp: float, quality: str = "fast") -> float:
+    """The score threshold that gave at most ``target_fp`` false positives per photo on the development
+    photos (the registry's ``fp_thresholds`` of ``detector``, or of its ``quality`` preset).
+
+    Raises:
+        ParameterError: the detector has no table, or ``target_fp`` is outside it.
+    """
+    from faceforge._quality import check_quality
+
+    inp: Any
+    try:
+        inp = registry.get_spec(detector).input
+    except Exception as e:  # noqa: BLE001 - not a registry detector
+        raise ParameterError(f"detector {detector!r} has no false-positive calibration; give min_score") from e
+    if check_quality(quality) != "fast":
+        inp = (inp.get("qualities") or {}).get(quality) or {}
+    rows = sorted((float(f), float(t)) for f, t in inp.get("fp_thresholds") or [])
+    if not rows:
+        raise ParameterError(f"detector {detector!r} has no false-positive calibration; give min_score instead")
+    try:
+        fp = float(target_fp)
+    except (TypeError, ValueError):
+        fp = float("nan")
+    if not rows[0][0] <= fp <= rows[-1][0]:
+        raise ParameterError(f"target_fp must lie in [{rows[0][0]}, {rows[-1][0]}] false positives per photo "
+                             f"(what {detector!r} was calibrated for), got {target_fp!r}")
+    return min(t for f, t in rows if f <= fp)  # the loosest threshold still within the rate
+
+
+@functools.lru_cache(maxsize=8)
+def _augmented(name: str, items: tuple) -> Detector:
+    from faceforge.detectors.tta import AugmentedDetector
+
+    return AugmentedDetector(name, **dict(items))
+
+
 def scale_faces(faces: Faces, sx: float, sy: float, dx: float = 0.0, dy: float = 0.0) -> Faces:
     """Map faces detected in a resized/cropped image back: ``x * sx + dx``, ``y * sy + dy``."""
     s4 = np.array([sx, sy, sx, sy], np.float32)

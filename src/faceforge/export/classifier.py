@@ -145,7 +145,10 @@ def build_graph(clf: Any, opset: int = 17) -> tuple[Any, list[dict[str, Any]], d
         size = entry["alignment"]["size"]
         chip = g.add_input(name, TensorProto.UINT8, ["N", size, size, 3])
         for p in ps:
-            embs[p] = embedder_nodes(g, p, chip)
+            if clf.quality == "accurate":  # the accurate preset's flip-averaged embedding, in the graph
+                embs[p] = g.flip_average(chip, lambda c, p=p: embedder_nodes(g, p, c))
+            else:
+                embs[p] = embedder_nodes(g, p, chip)
     if len(parts) == 1:
         x = embs[parts[0]]
     else:  # faceforge.embedders.concat.combine: each part normalised as its heads would, side by side

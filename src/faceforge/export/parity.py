@@ -33,7 +33,10 @@ def reference(clf: Any, chips: dict[str, np.ndarray], inputs: list[dict[str, Any
         for p in entry["embedder"].split("+"):
             by_part[p] = entry["name"]
     parts = embedder_parts(clf.manifest["embedder"])
-    embs = [np.asarray(get_embedder(p).embed(chips[by_part[p]]), np.float32) for p in parts]
+    from faceforge.embedders.tta import tta_for
+
+    tta = tta_for(clf.quality)  # an accurate model: each chip averaged with its mirror image, as it was trained
+    embs = [np.asarray(get_embedder(p).embed(chips[by_part[p]], tta=tta), np.float32) for p in parts]
     if len(parts) == 1:
         X = embs[0]
     else:

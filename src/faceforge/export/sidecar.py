@@ -149,7 +149,9 @@ def build_sidecar(clf: Any, inputs: list[dict[str, Any]], outputs: dict[str, Any
         "format": FORMAT, "format_version": FORMAT_VERSION, "faceforge_version": __version__, "opset": int(opset),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "model": {"name": clf.name, "created": m.get("created"), "faceforge_version": m.get("faceforge_version"),
-                  "embedder": m.get("embedder"), "embedding_dim": m.get("embedding_dim")},
+                  "embedder": m.get("embedder"), "embedding_dim": m.get("embedding_dim"),
+                  # accurate: the graph averages each chip's embedding with its mirror image's itself
+                  "quality": clf.quality},
         "task": clf.task,
         "labels": list(clf.classes),
         "known_labels": clf.known_classes if clf.task == "classification" else [],

@@ -127,6 +127,12 @@ def _check_manifest(m: dict[str, Any], name: str) -> int:
         if v is not None and (not isinstance(v, types) or (isinstance(v, bool) and bool not in types)):
             raise _bad(name, f"manifest.json: {key!r} must be {' or '.join(t.__name__ for t in types)}, "
                              f"but it is {_kind(v)}")
+    from faceforge._quality import QUALITIES
+
+    quality = m.get("quality", "fast")
+    if quality not in QUALITIES:
+        raise _bad(name, f"manifest.json: 'quality' must be one of {list(QUALITIES)}, but it is {_kind(quality)} "
+                         f"{str(quality)[:40]!r}")
     if m.get("embedding_dim") is not None and m["embedding_dim"] != dim:
         raise _bad(name, f"manifest.json: 'embedding_dim' is {m['embedding_dim']!r}, but embedder {emb!r} gives "
                          f"{dim}-D embeddings")

@@ -35,7 +35,8 @@ def identity_embedders(models: Mapping[str, Any]) -> dict[str, IdentityMetric]:
             continue
         if inp.get("threshold") is None:
             continue
-        thr, _ = decision_threshold(name, float(inp["threshold"]), kind="pair")
+        thr, _ = decision_threshold(name, float(inp["threshold"]), kind="pair",
+                                    quality=str(getattr(m, "quality", "fast")))  # the preset's own table
         dist = cosine_distance if inp.get("metric") == "cosine" else euclidean_distance
         out[key] = IdentityMetric(name, float(thr), dist)
     return out

@@ -37,7 +37,8 @@ class FacePipeline:
         upscale: see :class:`~faceforge.pipeline.finder.FaceFinder`.
         finder: a ready :class:`FaceFinder` (then ``detector``, ``min_face``, ``crops`` and
             ``upscale`` are ignored).
-        quality: ``"fast"`` (default: one embedding per chip) or ``"accurate"``: each chip and its
+        quality: ``"fast"`` (default: one embedding per chip) or ``"accurate"``: the finder's
+            accurate detection (see :class:`~faceforge.pipeline.finder.FaceFinder`), and each chip and its
             mirror image are embedded and averaged (:mod:`faceforge.embedders.tta`), about twice
             the embedding time (~1.35x per face with detection), for more same-person pairs
             accepted at a given false-accept rate (docs/benchmarks.md, "Accurate identity
@@ -65,7 +66,7 @@ class FacePipeline:
         if crops is None:
             crops = "auto" if whole_image_fallback else False
         self.finder = finder or FaceFinder(detector, crops=crops, min_face=min_face, upscale=upscale,
-                                           detector_options=detector_options)
+                                           detector_options=detector_options, quality=self.quality)
         self.alignment = {"template": alignment} if isinstance(alignment, str) else dict(alignment or {})
         self._embedder_arg = embedder
 

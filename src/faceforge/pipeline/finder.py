@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from faceforge.detectors import DEFAULT_PHOTO_DETECTOR, Detector, get_detector
+from faceforge._quality import DEFAULT_QUALITY, check_quality
+from faceforge.detectors import DEFAULT_PHOTO_DETECTOR, Detector, detector_for
 from faceforge.errors import ParameterError
 from faceforge.types import Faces
 
@@ -48,6 +49,11 @@ class FaceFinder:
         upscale: images whose shorter side is below this are upscaled to it before detection
             (small face crops are found far more often); None never upscales.
         detector_options: options for :func:`faceforge.detectors.get_detector` (``min_score``...).
+        quality: ``"fast"`` (default) or ``"accurate"``: the photo detector (yunet) runs on the
+            photo, its mirror image and the photo enlarged, fused, with a threshold chosen for the
+            fast default's false-positive rate (:mod:`faceforge.detectors.tta`); more small faces
+            found for several times the detection time. Detectors without accurate views in the
+            registry are used as they are. A detector instance is used as it is.
 
     Example:
         >>> from skimage import data
@@ -58,7 +64,8 @@ class FaceFinder:
 
     def __init__(self, detector: str | Detector = DEFAULT_PHOTO_DETECTOR, *, crops: Any = False,
                  min_face: float = 0.0, upscale: int | None = UPSCALE,
-                 detector_options: dict[str, Any] | None = None) -> None:
+                 detector_options: dict[str, Any] | None = None, quality: str = DEFAULT_QUALITY) -> None:
+        self.quality = check_quality(quality)
         if upscale is not None and (isinstance(upscale, bool) or not isinstance(upscale, int) or upscale < 1):
             raise ParameterError(f"upscale must be a positive number of pixels or None, got {upscale!r}")
         if float(min_face) < 0:
@@ -73,7 +80,7 @@ class FaceFinder:
     def detector(self) -> Detector:
         """The detector (built on first use, shared within the process)."""
         if isinstance(self._detector_arg, str):
-            self._detector_arg = get_detector(self._detector_arg, **self._detector_options)
+            self._detector_arg = detector_for(self._detector_arg, self.quality, **self._detector_options)
         return self._detector_arg
 
     @property
@@ -134,7 +141,8 @@ class FaceFinder:
 
     def __repr__(self) -> str:
         return (f"FaceFinder(detector={self.detector_name!r}, crops={self.crops!r}, min_face={self.min_face}, "
-                f"upscale={self.upscale})")
+                f"upscale={self.upscale}" + ("" if self.quality == DEFAULT_QUALITY else f", quality={self.quality!r}")
+                + ")")
 
 
 def rescale_faces(faces: Faces, scale: float, image_size: tuple[int, int]) -> Faces:

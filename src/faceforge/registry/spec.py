@@ -46,6 +46,12 @@ class ModelInput(TypedDict, total=False):
         qualities: preset name (``"accurate"``) -> the same calibration keys for that preset's
             embeddings (:mod:`faceforge._quality`).
         far_gallery_size: people enrolled in the gallery ``far_thresholds`` was fitted for.
+        fp_thresholds: ``[[false positives per photo, score threshold], ...]`` (detectors, fitted on
+            development photos): the threshold for a stated false-positive rate.
+        views: ``[[scale, mirrored], ...]``: the views the accurate preset detects on (detectors'
+            ``qualities``; :mod:`faceforge.detectors.tta`).
+        floor: the score each view keeps its faces down to before fusion (the same).
+        min_score: the fused score's default threshold (the same).
     """
 
     size: list[int]
@@ -72,6 +78,10 @@ class ModelInput(TypedDict, total=False):
     far_thresholds: list[list[float]]
     far_gallery_size: int
     qualities: dict[str, dict[str, Any]]
+    fp_thresholds: list[list[float]]
+    views: list[list[Any]]
+    floor: float
+    min_score: float
 
 
 @dataclass(frozen=True)

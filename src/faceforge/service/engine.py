@@ -28,8 +28,8 @@ class Engine:
         self._guard = threading.Lock()
 
     # -- pieces --------------------------------------------------------------------------------
-    def detector(self, name: str) -> Any:
-        """The shared face finder (:class:`~faceforge.pipeline.FaceFinder`) for detector ``name``."""
+    def detector(self, name: str, quality: str = "fast") -> Any:
+        """The shared face finder (:class:`~faceforge.pipeline.FaceFinder`) for detector ``name`` at ``quality``."""
         from faceforge.detectors import available_detectors
         from faceforge.pipeline import FaceFinder
 
@@ -37,9 +37,10 @@ class Engine:
         if name not in allowed:
             raise RequestError(f"Unknown detector {name!r}; choose from: {', '.join(sorted(allowed))}.", 422)
         with self._guard:
-            if name not in self._detectors:
-                self._detectors[name] = FaceFinder(name)
-            return self._detectors[name]
+            key = name if quality == "fast" else f"{name}|{quality}"
+            if key not in self._detectors:
+                self._detectors[key] = FaceFinder(name, quality=quality)
+            return self._detectors[key]
 
     def model(self, name: str) -> Any:
         """A model file of the service by name (reloaded when it was replaced)."""

@@ -71,7 +71,8 @@ def train_job(d: Path, params: dict[str, Any], home: str) -> tuple[str, Any]:
                     val=None if params.get("val") is None else float(params["val"]), crops=params.get("crops", "auto"),
                     augment=bool(params.get("augment", False)), workers=workers, engine=engine, progress=False,
                     on_event=on_event, learning_curve=False, known=params.get("known") or None,
-                    negatives=params.get("negatives") or None, task="classification")
+                    negatives=params.get("negatives") or None, task="classification",
+                    quality=params.get("quality", "fast"))
     except FaceforgeError as e:
         return "error", str(e)
     report = res.report

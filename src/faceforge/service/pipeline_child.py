@@ -38,7 +38,7 @@ STEPS: dict[str, dict[str, tuple[str, ...]]] = {
 #: Options of faceforge.train.train a ``train`` / ``retrain`` step may set.
 TRAIN_OPTIONS = ("embedder", "head", "val", "folds", "repeats", "seed", "augment", "crops", "detector", "target_far",
                  "task", "known", "negatives", "learning_curve", "head_params", "label_column", "path_column",
-                 "image_root")
+                 "image_root", "quality")
 #: Keys of a training report kept in a step's report (the rest stays in the model's report file).
 TRAIN_KEEP = ("headline", "accuracy", "balanced_accuracy", "log_loss", "validation", "unknown")
 

@@ -221,6 +221,7 @@ class TrainOptions(BaseModel):
     known: list[str] | None = Field(None, max_length=1000)
     negatives: list[str] | None = Field(None, max_length=1000)
     learning_curve: bool | None = None
+    quality: Quality | None = Field(None, description="`fast` or `accurate` (flip-averaged embeddings)")
     head_params: dict[str, Any] | None = None
     label_column: str | None = Field(None, max_length=200)
     path_column: str | None = Field(None, max_length=200)

@@ -152,7 +152,7 @@ class Home:
             tmp.unlink(missing_ok=True)
         info = {"task": clf.task, "classes": clf.classes, "embedder": m.get("embedder"),
                 "head": (m.get("head") or {}).get("kind"), "metrics": _summary_metrics(m.get("metrics") or {}),
-                "size": path.stat().st_size}
+                "size": path.stat().st_size, **({} if clf.quality == "fast" else {"quality": clf.quality})}
         old = None
         try:
             with self._tx() as db:

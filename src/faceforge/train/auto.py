@@ -160,7 +160,7 @@ def choose(loaded: Any, cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any]]:
         done += 1
         ed = embed_dataset(sub, embedder=name, detector=cfg.detector, crops=cfg.crops, augment=False,
                            cache=cache, workers=cfg.workers, progress=cfg.progress, alignment=cfg.alignment,
-                           engine=cfg.engine)
+                           engine=cfg.engine, quality=cfg.quality)
         X, y, paths = ed.X, np.asarray(ed.y), np.asarray(ed.paths)
         if dup is None:
             dup = list(check_duplicates(sub, cache=cache))

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from faceforge.errors import BundleError, ModelNotFoundError, ParameterError
-from faceforge.types import UNKNOWN, Faces, Prediction, embedding_key
+from faceforge.types import UNKNOWN, Faces, Prediction
 
 class FaceClassifier:
     """A model file (``.ffm``) ready to classify faces.
@@ -50,13 +50,21 @@ class FaceClassifier:
             m = self.manifest
             self._pipeline = FacePipeline(m.get("detector", "photo"), m["embedder"],
                                           alignment=m.get("alignment") or None,
-                                          crops=crops_mode(m.get("crops", "auto")), upscale=m.get("upscale", UPSCALE))
+                                          crops=crops_mode(m.get("crops", "auto")), upscale=m.get("upscale", UPSCALE),
+                                          quality=self.quality)
         return self._pipeline
 
     @property
     def embedding_key(self) -> str:
         """Which embedding the model reads (see :func:`faceforge.types.embedding_key`)."""
-        return embedding_key(self.manifest["embedder"], self.manifest.get("alignment"))
+        from faceforge.pipeline.core import quality_key
+
+        return quality_key(self.manifest["embedder"], self.manifest.get("alignment"), self.quality)
+
+    @property
+    def quality(self) -> str:
+        """The preset the model was trained with (``"fast"`` or ``"accurate"``); its faces are embedded so."""
+        return str(self.manifest.get("quality", "fast"))
 
     # -- prediction on embeddings -------------------------------------------------------------
     def predict_embeddings(self, X: np.ndarray, top_k: int = 3) -> list[Prediction]:

@@ -63,6 +63,11 @@ class TrainConfig:
         engine: where the photos are embedded: None (default: ``$FACEFORGE_ENGINE``, else worker
             processes here), ``"local"``, ``"ray"`` or an engine (see
             :func:`faceforge.runner.get_engine`); the embedding cache is written here either way.
+        quality: ``"fast"`` (default) or ``"accurate"``: every photo's face is embedded with the
+            accurate preset (the chip and its mirror image averaged, :mod:`faceforge.embedders.tta`;
+            about twice the embedding time), and the model records it, so ``classify`` embeds
+            its faces the same way. docs/benchmarks.md, "The accurate preset: training", has
+            what it changes per data set.
         negatives: the class (or classes) of "anyone else's faces" (e.g. ``"not_me"``): the other
             classes are people to recognise, and a face is one of them only when it is close
             enough to their photos, else the negatives' label. Default ``None`` (with ``known``
@@ -93,6 +98,7 @@ class TrainConfig:
     learning_curve: bool = True
     known: Sequence[str] | None = None
     negatives: str | Sequence[str] | None = None
+    quality: str = "fast"
     engine: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -133,6 +139,9 @@ class TrainConfig:
         if self.target_far is not None and not 0.0 < float(self.target_far) < 0.5:
             raise ParameterError(f"target_far must lie in (0, 0.5) or be None, got {self.target_far}")
         crops_name(self.crops)
+        from faceforge._quality import check_quality
+
+        check_quality(self.quality)
         if self.task not in TASKS:
             raise ParameterError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
         if self.head is not None and self.head not in HEADS + REGRESSORS + ("auto",):

@@ -108,7 +108,7 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike, *, crops: str | 
     ds = load_dataset(data, task=m["task"], min_per_class=1, **dataset_options)
     ed = embed_dataset(ds, embedder=m["embedder"], detector=m.get("detector", "photo"),
                        crops=crops_mode(m.get("crops", "auto")) if crops is None else crops,
-                       alignment=m.get("alignment"),
+                       alignment=m.get("alignment"), quality=m.get("quality", "fast"),
                        cache=EmbeddingCache(), workers=workers, progress=progress, engine=engine)
     X = ed.X[~np.asarray(ed.augmented, bool)]
     y = ed.y[~np.asarray(ed.augmented, bool)]

@@ -205,7 +205,7 @@ def embed(loaded: Loaded, cfg: TrainConfig) -> Embedded:
     t0 = time.perf_counter()
     ed = embed_dataset(ds, embedder=cfg.embedder, detector=cfg.detector, crops=cfg.crops, augment=cfg.augment,
                        cache=cache, workers=cfg.workers, progress=cfg.progress, alignment=cfg.alignment,
-                       engine=cfg.engine)
+                       engine=cfg.engine, quality=cfg.quality)
     seconds = time.perf_counter() - t0
     problems = list(loaded.problems)
     problems += [p for p in ed.problems if p not in problems]
@@ -392,6 +392,7 @@ def save(output: str | os.PathLike, loaded: Loaded, emb: Embedded, plan: Plan, f
         "crops": crops_name(cfg.crops),
         "upscale": ed.config.get("upscale"),
         "alignment": cfg.alignment,
+        **({} if cfg.quality == "fast" else {"quality": cfg.quality}),  # fast: the manifest of old
         "head": {"kind": plan.head, **head_params_json},
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "faceforge_version": __version__,

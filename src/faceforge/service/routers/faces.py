@@ -18,10 +18,13 @@ AttributesField = Annotated[str, Form(description="comma-separated: gender, age,
 
 @router.post("/detect", response_model=Detected, response_model_exclude_unset=True)
 async def detect(settings: SettingsDep, engine: EngineDep, file: FileField = None, url: UrlField = None,
-                 detector: Annotated[str, Form()] = "photo") -> dict[str, Any]:
+                 detector: Annotated[str, Form()] = "photo",
+                 quality: Annotated[Quality, Form(description="fast, or accurate (the photo, its mirror image "
+                                                              "and the photo enlarged, fused: more small faces, "
+                                                              "several times the time)")] = "fast") -> dict[str, Any]:
     """Every face with its box, 5 landmarks and score."""
     img, _, size = await image_input(file, url, settings)
-    det = engine.detector(detector)
+    det = engine.detector(detector, quality)
     faces = in_original(await run_in_threadpool(infer, engine, det, img), img, size)
     return {"width": size[0], "height": size[1], "detector": det.name, "faces": faces.to_dicts()}
 

@@ -17,7 +17,7 @@
  *               #train-record ("Hold to record": a photo every 150 ms while pressed), #train-capture,
  *               #train-camera-close.
  *               #train-model-name, #train-embedder (auto (default) | dlib-resnet | agegender | expression |
- *               effnet-lite0), #train-embedder-help, #train-head ("" = chosen), #train-augment,
+ *               effnet-lite0), #train-embedder-help, #train-head ("" = chosen), #train-augment, #train-accurate,
  *               #train-replace, #train-start, #train-progress (bar), #train-status, #train-error,
  *               #train-result (shown when done): #train-accuracy and #train-balanced (what users get:
  *               after the unknown check, validated fold by fold), #train-headline (that sentence, with

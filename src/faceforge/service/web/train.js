@@ -248,6 +248,7 @@ async function startTraining() {
   const negatives = used.filter((c) => c.others.checked).map((c) => c.name());
   if (negatives.length) fd.append('negatives', negatives.join(','));
   fd.append('augment', $('#train-augment').checked ? 'true' : 'false');
+  if ($('#train-accurate').checked) fd.append('quality', 'accurate');
   fd.append('replace', $('#train-replace').checked ? 'true' : 'false');
 
   train.busy = true;
