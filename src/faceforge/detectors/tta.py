@@ -66,7 +66,7 @@ def view_faces(detector: Detector, image: np.ndarray, scale: float = 1.0, flip: 
 
 
 def fuse(parts: Sequence[Faces], iou: float = 0.5, method: str = "wbf", scales: Sequence[float] | None = None,
-         min_size: float = 0.0) -> Faces:
+         min_size: float = 0.0, anchor: int | None = None) -> Faces:
     """Fuse the faces of several views of one photo into one set.
 
     Faces are taken best score first; each joins the first cluster whose fused box it overlaps by
@@ -84,6 +84,9 @@ def fuse(parts: Sequence[Faces], iou: float = 0.5, method: str = "wbf", scales: 
             small for the detector at the photo's own size is not held against the enlarged view
             that found it.
         min_size: the detector's smallest face in pixels (0: every view counts for every face).
+        anchor: a view (index) whose box and landmarks a face keeps when that view found it (only
+            the score is fused): faces the plain photo's view finds are then cut exactly as
+            without augmentation, so thresholds calibrated on those faces stay valid.
 
     Returns:
         The fused faces, best score first.
@@ -117,9 +120,14 @@ def fuse(parts: Sequence[Faces], iou: float = 0.5, method: str = "wbf", scales: 
     view_scales = np.asarray(scales if scales is not None else np.ones(n_views), np.float32)
     if len(view_scales) != n_views:
         raise ParameterError(f"scales has {len(view_scales)} values for {n_views} views")
-    for box, m in zip(boxes, members):
+    for c, (box, m) in enumerate(zip(boxes, members)):
         w = np.array([x[0] for x in m], np.float32)
-        lms.append((np.stack([x[3] for x in m]) * w[:, None, None]).sum(0) / w.sum())
+        own = [x for x in m if x[1] == anchor] if anchor is not None else []
+        if own:
+            boxes[c] = box = np.asarray(own[0][2], np.float32)
+            lms.append(np.asarray(own[0][3], np.float32))
+        else:
+            lms.append((np.stack([x[3] for x in m]) * w[:, None, None]).sum(0) / w.sum())
         if method == "max":
             scores.append(w.max())
             continue
