@@ -20,21 +20,27 @@ def _faces(boxes, scores):
     return Faces(boxes, np.asarray(scores, np.float32), lm)
 
 
-@pytest.fixture(scope="module")
-def crowd(astronaut):
-    """A 1024x768 grey photo with 12 copies of the astronaut whose faces are 9 to 14 px tall (yunet's
-    smallest at this size: it misses the 9 px ones) and 4 copies at 40 px (easy)."""
-    canvas = np.full((768, 1024, 3), 120, np.uint8)
-    tiny, easy = [], []
-    for i, px in enumerate([9, 10, 11, 12, 13, 14] * 2 + [40] * 4):
+def _crowd(astronaut, size, sizes):
+    """A grey photo of ``size`` (w, h) with a copy of the astronaut per face height in ``sizes``, in
+    rows of six; returns the photo and the face boxes."""
+    canvas = np.full((size[1], size[0], 3), 120, np.uint8)
+    boxes = []
+    for i, px in enumerate(sizes):
         s = px / 90  # the astronaut's face is about 90 px tall in the 512 px photo
         small = cv2.resize(astronaut, (round(512 * s), round(512 * s)), interpolation=cv2.INTER_AREA)
         x, y = (60 + 160 * (i % 6), 60 + 240 * (i // 6))
         canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
         # the face box in this copy: the astronaut's box (about x 175-270, y 60-180 of 512) scaled
-        box = np.array([175, 60, 270, 180]) * s + [x, y, x, y]
-        (easy if px == 40 else tiny).append(box)
-    return canvas, np.array(tiny, np.float32), np.array(easy, np.float32)
+        boxes.append(np.array([175, 60, 270, 180]) * s + [x, y, x, y])
+    return canvas, np.array(boxes, np.float32)
+
+
+@pytest.fixture(scope="module")
+def crowd(astronaut):
+    """A 1024x768 grey photo with 12 copies of the astronaut whose faces are 9 to 14 px tall (yunet's
+    smallest at this size: it misses the 9 px ones) and 4 copies at 40 px (easy)."""
+    canvas, boxes = _crowd(astronaut, (1024, 768), [9, 10, 11, 12, 13, 14] * 2 + [40] * 4)
+    return canvas, boxes[:12], boxes[12:]
 
 
 def test_a_mirrored_view_maps_back_onto_the_photo(astronaut):
@@ -96,6 +102,21 @@ def test_the_accurate_detector_finds_faces_too_small_for_the_fast_one(crowd):
     assert found(acc, tiny) == len(tiny) and found(fast, tiny) <= len(tiny) - 2  # the enlarged views
     assert len(acc) - found(acc, tiny) - found(acc, easy) <= 1  # no more than one false face on a plain photo
     assert acc.detector == "yunet" and acc.landmarks.shape == (len(acc), 5, 2)
+
+
+def test_enlarged_views_enlarge_photos_over_the_detectors_max_size(astronaut):
+    """A 2560 px photo: yunet shrinks it to 1280 px, where its faces are 8-13 px; the 2x views must see
+    it at 2560 px, not be shrunk back to 1280 by the detector."""
+    from faceforge.detectors import detector_for, get_detector
+
+    canvas, boxes = _crowd(astronaut, (1280, 960), [8, 9, 10, 11, 12, 13] * 2)
+    big, boxes = cv2.resize(canvas, (2560, 1920), interpolation=cv2.INTER_LINEAR), boxes * 2
+
+    def found(faces):
+        return int((iou_matrix(boxes, faces.xyxy).max(axis=1) >= 0.3).sum()) if len(faces) else 0
+
+    n_fast, n_acc = found(get_detector("yunet")(big)), found(detector_for("yunet", "accurate")(big))
+    assert n_fast <= len(boxes) - 2 and n_acc >= n_fast + 2
 
 
 def test_the_switch_reaches_the_finder_and_leaves_other_detectors_alone(astronaut):

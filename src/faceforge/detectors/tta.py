@@ -66,7 +66,7 @@ def view_faces(detector: Detector, image: np.ndarray, scale: float = 1.0, flip: 
 
 
 def fuse(parts: Sequence[Faces], iou: float = 0.5, method: str = "wbf", scales: Sequence[float] | None = None,
-         min_size: float = 0.0, anchor: int | None = None) -> Faces:
+         min_size: float = 0.0) -> Faces:
     """Fuse the faces of several views of one photo into one set.
 
     Faces are taken best score first; each joins the first cluster whose fused box it overlaps by
@@ -84,9 +84,6 @@ def fuse(parts: Sequence[Faces], iou: float = 0.5, method: str = "wbf", scales: 
             small for the detector at the photo's own size is not held against the enlarged view
             that found it.
         min_size: the detector's smallest face in pixels (0: every view counts for every face).
-        anchor: a view (index) whose box and landmarks a face keeps when that view found it (only
-            the score is fused): faces the plain photo's view finds are then cut exactly as
-            without augmentation, so thresholds calibrated on those faces stay valid.
 
     Returns:
         The fused faces, best score first.
@@ -120,14 +117,9 @@ def fuse(parts: Sequence[Faces], iou: float = 0.5, method: str = "wbf", scales: 
     view_scales = np.asarray(scales if scales is not None else np.ones(n_views), np.float32)
     if len(view_scales) != n_views:
         raise ParameterError(f"scales has {len(view_scales)} values for {n_views} views")
-    for c, (box, m) in enumerate(zip(boxes, members)):
+    for box, m in zip(boxes, members):
         w = np.array([x[0] for x in m], np.float32)
-        own = [x for x in m if x[1] == anchor] if anchor is not None else []
-        if own:
-            boxes[c] = box = np.asarray(own[0][2], np.float32)
-            lms.append(np.asarray(own[0][3], np.float32))
-        else:
-            lms.append((np.stack([x[3] for x in m]) * w[:, None, None]).sum(0) / w.sum())
+        lms.append((np.stack([x[3] for x in m]) * w[:, None, None]).sum(0) / w.sum())
         if method == "max":
             scores.append(w.max())
             continue
@@ -150,7 +142,8 @@ class AugmentedDetector(Detector):
         iou: the overlap that makes two views' faces one face.
         method: ``"wbf"`` or ``"max"`` (see :func:`fuse`).
         max_side: an enlarged view is made smaller than asked when its longer side would exceed
-            this many pixels (time and memory grow with the pixels).
+            this many pixels (time and memory grow with the pixels). Scales apply to the photo as
+            the detector would see it: after its own ``max_size`` shrink (yunet: 1280 px).
         min_size: the detector's smallest face in pixels, for the fusion's count of the views
             that could see a face (see :func:`fuse`); default: the registry's.
 
@@ -184,12 +177,18 @@ class AugmentedDetector(Detector):
             if detector_options:
                 raise ParameterError("detector options go with a detector name, not with a detector instance")
             self.base = detector
+            self._max_size = None  # an instance keeps its own max_size, applied to every view
         else:
             opts: dict[str, Any] = {**detector_options, "min_score": floor}
             refine = name == "yunet" and opts.get("landmarks", "onet") == "onet"
             if name == "yunet":  # O-Net refines the fused faces once, not every view's
                 opts["landmarks"] = "raw"
             self.base = get_detector(name, cached=False, **opts)
+            # the views do the detector's own shrink (its max_size) and then their scaling; left to
+            # the detector, an enlarged view of a photo over max_size / scale would be shrunk back
+            self._max_size = getattr(self.base, "max_size", None)
+            if self._max_size is not None:
+                self.base.max_size = None  # type: ignore[attr-defined]
             if refine:
                 from faceforge.registry import is_installed
 
@@ -197,7 +196,6 @@ class AugmentedDetector(Detector):
                     from faceforge.detectors.mtcnn import OnetLandmarks
 
                     self._refine = OnetLandmarks()
-        self._max_size = getattr(self.base, "max_size", None)
 
     def _detect(self, image: np.ndarray) -> Faces:
         h, w = image.shape[:2]
