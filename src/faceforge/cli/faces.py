@@ -37,9 +37,9 @@ def detect(
                                       "blazeface.full, mtcnn, haar."),
     min_score: Optional[float] = typer.Option(None, help="Drop faces scoring below this (0-1). Default: 0.5, or "
                                               "with --accurate the preset's threshold (its fused score)."),
-    accurate: bool = typer.Option(False, "--accurate", help="Test-time augmented detection: the photo, its mirror "
-                                  "image and the photo enlarged, fused; more small faces at the fast default's "
-                                  "false-positive rate, for several times the time (photo detector only)."),
+    accurate: bool = typer.Option(False, "--accurate", help="Test-time augmented detection: the photo and the photo "
+                                  "enlarged 1.5x, fused; more small faces at the fast default's false-positive "
+                                  "rate, for about 4x the time (photo detector only)."),
     target_fp: Optional[float] = typer.Option(None, "--target-fp", help="Instead of --min-score: the threshold "
                                               "that gave this many false positives per photo on the WIDER FACE "
                                               "development photos (0.1-2; the default threshold gives 0.56)."),

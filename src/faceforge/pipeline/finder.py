@@ -50,7 +50,7 @@ class FaceFinder:
             (small face crops are found far more often); None never upscales.
         detector_options: options for :func:`faceforge.detectors.get_detector` (``min_score``...).
         quality: ``"fast"`` (default) or ``"accurate"``: the photo detector (yunet) runs on the
-            photo, its mirror image and the photo enlarged, fused, with a threshold chosen for the
+            photo and the photo enlarged (the registry's views), fused, with a threshold chosen for the
             fast default's false-positive rate (:mod:`faceforge.detectors.tta`); more small faces
             found for several times the detection time. Detectors without accurate views in the
             registry are used as they are. A detector instance is used as it is.

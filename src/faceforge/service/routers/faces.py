@@ -19,9 +19,9 @@ AttributesField = Annotated[str, Form(description="comma-separated: gender, age,
 @router.post("/detect", response_model=Detected, response_model_exclude_unset=True)
 async def detect(settings: SettingsDep, engine: EngineDep, file: FileField = None, url: UrlField = None,
                  detector: Annotated[str, Form()] = "photo",
-                 quality: Annotated[Quality, Form(description="fast, or accurate (the photo, its mirror image "
-                                                              "and the photo enlarged, fused: more small faces, "
-                                                              "several times the time)")] = "fast") -> dict[str, Any]:
+                 quality: Annotated[Quality, Form(description="fast, or accurate (the photo and the photo "
+                                                              "enlarged 1.5x, fused: more small faces, about 4x "
+                                                              "the time)")] = "fast") -> dict[str, Any]:
     """Every face with its box, 5 landmarks and score."""
     img, _, size = await image_input(file, url, settings)
     det = engine.detector(detector, quality)
