@@ -128,6 +128,9 @@ def test_the_switch_reaches_the_finder_and_leaves_other_detectors_alone(astronau
     assert detector_for("haar", "accurate") is get_detector("haar")  # no accurate views in the registry
     cfg = accurate_config("yunet")
     assert cfg["views"] and 0 < cfg["floor"] <= cfg["min_score"] < 1
+    assert detector_for("photo", "accurate") is detector_for("yunet", "accurate")  # one per process
+    own = detector_for("yunet", "accurate", views=[[1, False], [1, True]])  # a list option: built afresh
+    assert own.views == ((1.0, False), (1.0, True)) and own is not detector_for("yunet", "accurate")
     assert isinstance(FaceFinder("photo", quality="accurate").detector, AugmentedDetector)
     assert isinstance(FacePipeline(quality="accurate").detector, AugmentedDetector)
     assert not isinstance(FacePipeline().detector, AugmentedDetector)

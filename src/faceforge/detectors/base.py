@@ -164,7 +164,13 @@ def detector_for(name: str | Detector, quality: str = "fast", **options: Any) ->
     resolved = resolve_detector_name(name)
     if resolved not in available_detectors() or not has_accurate_views(resolved):
         return get_detector(name, **options)
-    return _augmented(resolved, tuple(sorted(options.items())))
+    items = tuple(sorted(options.items()))
+    try:
+        return _augmented(resolved, items)  # one instance per (name, options) in the process
+    except TypeError:  # an unhashable option (a list of views): built afresh
+        from faceforge.detectors.tta import AugmentedDetector
+
+        return AugmentedDetector(resolved, **options)
 
 
 def fp_threshold(detector: str, target_fp: float, quality: str = "fast") -> float:
@@ -176,10 +182,12 @@ def fp_threshold(detector: str, target_fp: float, quality: str = "fast") -> floa
     """
     from faceforge._quality import check_quality
 
+    from faceforge.errors import FaceforgeError
+
     inp: Any
     try:
         inp = registry.get_spec(detector).input
-    except Exception as e:  # noqa: BLE001 - not a registry detector
+    except FaceforgeError as e:  # not a registry detector
         raise ParameterError(f"detector {detector!r} has no false-positive calibration; give min_score") from e
     if check_quality(quality) != "fast":
         inp = (inp.get("qualities") or {}).get(quality) or {}
