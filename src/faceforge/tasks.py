@@ -92,12 +92,15 @@ class DetectTask(_Task):
         from faceforge.detectors import resolve_detector_name
 
         self.quality = check_quality(quality)
-        self.target_fp = target_fp
-        if target_fp is not None and min_score is not None:
-            raise ParameterError("give min_score or target_fp, not both (target_fp chooses min_score)")
-        if min_score is None and target_fp is None and self.quality == "fast":
-            min_score = 0.5
         self.detector = resolve_detector_name(detector)
+        if target_fp is not None:  # the stated false-positive rate picks the threshold, here once
+            from faceforge.detectors.base import fp_threshold
+
+            if min_score is not None:
+                raise ParameterError("give min_score or target_fp, not both (target_fp chooses min_score)")
+            min_score = fp_threshold(self.detector, target_fp, self.quality)
+        elif min_score is None and self.quality == "fast":
+            min_score = 0.5
         self.min_score = None if min_score is None else float(min_score)
         self.crops, self.crop_size, self.crop_template = crops, int(crop_size), crop_template
         self.annotate, self.protect = annotate, list(protect)
@@ -109,9 +112,7 @@ class DetectTask(_Task):
         from faceforge.sinks import save_image
 
         if self._finder is None:
-            opts: dict[str, Any] = {} if self.min_score is None else {"min_score": self.min_score}
-            if self.target_fp is not None:
-                opts["target_fp"] = self.target_fp
+            opts = {} if self.min_score is None else {"min_score": self.min_score}
             self._finder = FaceFinder(self.detector, detector_options=opts, quality=self.quality)
         t0 = time.perf_counter()
         faces = self._finder.find(image)
@@ -340,17 +341,11 @@ def detect_files(paths: Sequence[PathLike], *, detector: str = "photo", min_scor
         ModelNotFoundError: the detector's package is missing. SourceError: a missing path or no media.
         OutputError: ``crops`` or ``annotate`` is, holds or lies inside an input.
     """
-    from faceforge._quality import check_quality
     from faceforge.detectors import get_detector
 
-    check_quality(quality)
     get_detector(detector)  # fail fast on a bad name or a missing package
-    if target_fp is not None:
-        from faceforge.detectors.base import fp_threshold, resolve_detector_name
-
-        if min_score is not None:
-            raise ParameterError("give min_score or target_fp, not both (target_fp chooses min_score)")
-        fp_threshold(resolve_detector_name(detector), target_fp, quality)  # fail fast: no table, out of range
+    # fail fast on a bad quality or target_fp (no calibration, out of range); loads no model
+    DetectTask(detector, min_score, quality=quality, target_fp=target_fp)
     check_outputs([(crops, "folder", "face crops folder"), (annotate, "folder", "annotated images folder")], paths)
     return run_files(lambda files: DetectTask(detector, min_score, crops=crops, crop_size=crop_size,
                                               crop_template=crop_template, annotate=annotate, protect=files,

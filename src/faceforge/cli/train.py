@@ -56,9 +56,9 @@ def train(
                                                   "recognise (the me / not-me rule). Default: every class is an "
                                                   "ordinary class, whatever its name."),
     curve: bool = typer.Option(True, "--curve/--no-curve", help="Plot a learning curve (one extra fit)."),
-    accurate: bool = typer.Option(False, "--accurate", help="Embed every face with the accurate preset (the face "
-                                  "and its mirror image averaged, about twice the embedding time); the model "
-                                  "records it and `classify` embeds its faces the same way."),
+    accurate: bool = typer.Option(False, "--accurate", help="The accurate preset: faces found by the two-view "
+                                  "detector and embedded averaged with their mirror image (slower); the model "
+                                  "records it and `classify` finds and embeds its faces the same way."),
     seed: int = typer.Option(0),
     workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
     engine: Optional[str] = engine_option(),

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from faceforge import registry
-from faceforge.errors import ParameterError
+from faceforge.errors import FaceforgeError, ParameterError
 from faceforge.types import Faces
 
 #: name -> "module:Class": a live view of the registry's detectors (for code that reads the
@@ -181,8 +181,6 @@ def fp_threshold(detector: str, target_fp: float, quality: str = "fast") -> floa
         ParameterError: the detector has no table, or ``target_fp`` is outside it.
     """
     from faceforge._quality import check_quality
-
-    from faceforge.errors import FaceforgeError
 
     inp: Any
     try:

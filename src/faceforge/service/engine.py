@@ -24,7 +24,7 @@ class Engine:
         self._models: dict[str, tuple[str, Any]] = {}
         self._galleries: dict[str, Any] = {}
         self._analyzers: dict[tuple, Any] = {}
-        self._detectors: dict[str, Any] = {}
+        self._detectors: dict[tuple[str, str], Any] = {}
         self._guard = threading.Lock()
 
     # -- pieces --------------------------------------------------------------------------------
@@ -37,10 +37,9 @@ class Engine:
         if name not in allowed:
             raise RequestError(f"Unknown detector {name!r}; choose from: {', '.join(sorted(allowed))}.", 422)
         with self._guard:
-            key = name if quality == "fast" else f"{name}|{quality}"
-            if key not in self._detectors:
-                self._detectors[key] = FaceFinder(name, quality=quality)
-            return self._detectors[key]
+            if (name, quality) not in self._detectors:
+                self._detectors[name, quality] = FaceFinder(name, quality=quality)
+            return self._detectors[name, quality]
 
     def model(self, name: str) -> Any:
         """A model file of the service by name (reloaded when it was replaced)."""

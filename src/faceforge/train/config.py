@@ -63,11 +63,11 @@ class TrainConfig:
         engine: where the photos are embedded: None (default: ``$FACEFORGE_ENGINE``, else worker
             processes here), ``"local"``, ``"ray"`` or an engine (see
             :func:`faceforge.runner.get_engine`); the embedding cache is written here either way.
-        quality: ``"fast"`` (default) or ``"accurate"``: every photo's face is embedded with the
-            accurate preset (the chip and its mirror image averaged, :mod:`faceforge.embedders.tta`;
-            about twice the embedding time), and the model records it, so ``classify`` embeds
-            its faces the same way. docs/benchmarks.md, "The accurate preset: training", has
-            what it changes per data set.
+        quality: ``"fast"`` (default) or ``"accurate"``: every photo's face is found by the accurate
+            detector (:mod:`faceforge.detectors.tta`) and embedded averaged with its mirror image
+            (:mod:`faceforge.embedders.tta`): about 2x the embedding time, up to 4x the detection
+            time. The model records it, so ``classify`` finds and embeds its faces the same way.
+            docs/benchmarks.md, "The accurate preset: training", has what it changes per data set.
         negatives: the class (or classes) of "anyone else's faces" (e.g. ``"not_me"``): the other
             classes are people to recognise, and a face is one of them only when it is close
             enough to their photos, else the negatives' label. Default ``None`` (with ``known``

@@ -37,9 +37,9 @@ async def create_training(
         negatives: Annotated[str, Form(description="comma-separated classes of other people's faces (me / not-me "
                                                    "models); default none: every class is ordinary")] = "",
         augment: Annotated[bool, Form()] = False, replace: Annotated[bool, Form()] = False,
-        quality: Annotated[Quality, Form(description="fast, or accurate: every face embedded with its mirror image "
-                                                     "averaged (about twice the embedding time); the model "
-                                                     "classifies the same way")] = "fast") -> dict[str, Any]:
+        quality: Annotated[Quality, Form(description="fast, or accurate: faces found by the two-view detector "
+                                                     "and embedded averaged with their mirror image (slower); "
+                                                     "the model classifies the same way")] = "fast") -> dict[str, Any]:
     """Queue a training job on uploaded photos; poll ``GET /api/jobs/{id}``."""
     from faceforge.embedders import available_embedders
     from faceforge.embedders.base import embedder_class
